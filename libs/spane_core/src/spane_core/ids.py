@@ -1,0 +1,36 @@
+"""Typed identifiers and the (impure) generators the edges use to mint them."""
+
+from __future__ import annotations
+
+import os
+import time
+import zlib
+from typing import NewType
+
+WorkflowId = NewType("WorkflowId", str)
+ExecutionId = NewType("ExecutionId", str)
+NodeId = NewType("NodeId", str)
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_ulid(now_ms: int | None = None) -> str:
+    """A ULID: 48 bits of milliseconds then 80 random bits, Crockford base32; sorts by creation time."""
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def new_execution_id(now_ms: int | None = None) -> ExecutionId:
+    return ExecutionId(new_ulid(now_ms))
+
+
+def partition_of(execution_id: str, partitions: int) -> int:
+    """The partition an execution lives in; every key of the execution carries it as a hash tag."""
+    if partitions <= 1:
+        return 0
+    return zlib.crc32(execution_id.encode()) % partitions
