@@ -74,6 +74,7 @@ class Graph:
     children: Mapping[NodeId, tuple[NodeId, ...]]
     entries: tuple[NodeId, ...]
     terminals: tuple[NodeId, ...]
+    order: tuple[NodeId, ...]  # topological (Kahn, stable in definition order); cyclic nodes left out
 
 
 def build_graph(definition: WorkflowDefinition) -> Graph:
@@ -97,12 +98,20 @@ def build_graph(definition: WorkflowDefinition) -> Graph:
     else:
         entries = tuple(n for n in nodes if not parents[n])
     terminals = tuple(n for n in nodes if not children[n])
+    indegree = {n: len(parents[n]) for n in nodes}
+    order = [n for n in nodes if indegree[n] == 0]
+    for node in order:  # grows while iterating: a breadth-first Kahn sort
+        for child in children[node]:
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                order.append(child)
     return Graph(
         nodes=nodes,
         parents={k: tuple(v) for k, v in parents.items()},
         children={k: tuple(v) for k, v in children.items()},
         entries=entries,
         terminals=terminals,
+        order=tuple(order),
     )
 
 

@@ -1,0 +1,88 @@
+"""Encoding of everything SPANE stores or sends: msgpack inside Redis, JSON at the edges."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from spane_core.effects import Task
+from spane_core.events import SCHEMA_VERSION, Envelope
+from spane_core.state import ExecutionState
+from spane_core.workflow_events import WorkflowEvent
+
+_enc = msgspec.msgpack.Encoder()
+_state_dec = msgspec.msgpack.Decoder(ExecutionState)
+_batch_dec = msgspec.msgpack.Decoder(list[Envelope])
+_task_dec = msgspec.msgpack.Decoder(Task)
+_wf_dec = msgspec.msgpack.Decoder(WorkflowEvent)
+_raw_dec = msgspec.msgpack.Decoder()
+_json_enc = msgspec.json.Encoder()
+
+
+def encode(value: Any) -> bytes:
+    return _enc.encode(value)
+
+
+def decode_state(data: bytes) -> ExecutionState:
+    return _state_dec.decode(data)
+
+
+def decode_task(data: bytes) -> Task:
+    return _task_dec.decode(data)
+
+
+def decode_workflow_event(data: bytes) -> WorkflowEvent:
+    return _wf_dec.decode(data)
+
+
+def decode_envelopes(data: bytes) -> list[Envelope]:
+    """A commit's envelopes. Older schema versions are upcast from their raw form first."""
+    try:
+        return _batch_dec.decode(data)
+    except msgspec.ValidationError:
+        raw = _raw_dec.decode(data)
+        return [msgspec.convert(upcast(item), Envelope) for item in raw]
+
+
+def decode_envelope(data: bytes) -> Envelope:
+    return decode_envelopes(b"\x91" + data)[0]  # a one-element msgpack array around the stored item
+
+
+def upcast(raw: dict[str, Any]) -> dict[str, Any]:
+    """Bring a raw envelope of an older schema version up to ``SCHEMA_VERSION``; none exist yet."""
+    if raw.get("schemaVersion", 1) > SCHEMA_VERSION:
+        raise ValueError(f"event schema version {raw['schemaVersion']} is newer than this SPANE understands")
+    return raw
+
+
+def to_json(value: Any) -> bytes:
+    return _json_enc.encode(value)
+
+
+def envelope_to_dict(envelope: Envelope) -> dict[str, Any]:
+    """The flat JSON shape of an event in the API, the SSE stream and the history."""
+    payload = msgspec.to_builtins(envelope.event)
+    out: dict[str, Any] = {
+        "seq": envelope.seq,
+        "type": payload.pop("type"),
+        "at": iso_ms(envelope.at),
+        "executionId": envelope.execution_id,
+        "workflowId": envelope.workflow_id,
+    }
+    payload.pop("executionId", None)
+    payload.pop("workflowId", None)
+    if "retryAt" in payload and payload["retryAt"] is not None:
+        payload["retryAt"] = iso_ms(payload["retryAt"])
+    if "until" in payload and payload["until"] is not None:
+        payload["until"] = iso_ms(payload["until"])
+    out.update(payload)
+    return out
+
+
+def iso_ms(epoch_ms: int) -> str:
+    """ISO 8601 UTC with milliseconds, e.g. ``2026-11-25T12:00:00.123Z``."""
+    import datetime as _dt
+
+    moment = _dt.datetime.fromtimestamp(epoch_ms / 1000, tz=_dt.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"

@@ -1,0 +1,96 @@
+"""What can be asked of an execution. ``decide`` turns a command into events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from spane_core.events import ErrorInfo
+from spane_core.ids import ExecutionId, NodeId
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Everything impure that a decision needs, passed in so that ``decide`` stays a pure function."""
+
+    now: int  # epoch ms
+    lease: str = ""  # a fresh token, used when a node starts
+    jitter: float = 0.5  # a random fraction in [0, 1) for retry backoff jitter
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    execution_id: ExecutionId
+    input: Any = None
+    parent_execution_id: ExecutionId | None = None
+    parent_node_id: NodeId | None = None
+    depth: int = 0
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MarkStarted:
+    """A worker took the task that ``node.queued`` (at ``queued_seq``) asked for."""
+
+    node_id: NodeId
+    queued_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Complete:
+    node_id: NodeId
+    lease: str
+    output: Any = None
+    next_nodes: list[NodeId] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fail:
+    node_id: NodeId
+    lease: str
+    error: ErrorInfo
+    retryable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class FireTimer:
+    """A retry backoff or a delay that was set for ``attempt`` of the node is due."""
+
+    node_id: NodeId
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChildFinished:
+    """A sub-workflow execution started by ``node_id`` reached a final state."""
+
+    node_id: NodeId
+    child_execution_id: ExecutionId
+    completed: bool
+    output: Any = None
+    error: ErrorInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryDeadLetter:
+    node_id: NodeId
+    input: Any = None
+    has_input: bool = False
+
+
+Command = Start | MarkStarted | Complete | Fail | FireTimer | Pause | Resume | Cancel | ChildFinished | RetryDeadLetter

@@ -1,0 +1,269 @@
+"""``decide``: the rules of an execution, as a pure function from (state, command) to events.
+
+Each decision evolves a working copy of the state as it emits, so that one command can cascade (a node completes,
+its children become ready, some are skipped, the execution completes) into one atomic list of events.
+"""
+
+from __future__ import annotations
+
+from typing import Any, assert_never
+
+from spane_core.commands import (
+    Cancel,
+    ChildFinished,
+    Command,
+    Complete,
+    Context,
+    Fail,
+    FireTimer,
+    MarkStarted,
+    Pause,
+    Resume,
+    RetryDeadLetter,
+    Start,
+)
+from spane_core.definition import NodeDef, Workflow
+from spane_core.errors import StateConflict
+from spane_core.events import (
+    ErrorInfo,
+    Event,
+    ExecutionCancelled,
+    ExecutionCompleted,
+    ExecutionFailed,
+    ExecutionPaused,
+    ExecutionResumed,
+    ExecutionStarted,
+    NodeCancelled,
+    NodeCompleted,
+    NodeDeadLettered,
+    NodeFailed,
+    NodeQueued,
+    NodeSkipped,
+    NodeStarted,
+    NodeWaiting,
+)
+from spane_core.ids import NodeId
+from spane_core.payloads import delay_until, execution_output, node_input
+from spane_core.retry import backoff_ms
+from spane_core.state import (
+    ACTIVE,
+    RESOLVED,
+    UNFINISHED,
+    ExecutionState,
+    ExecutionStatus,
+    NodeStatus,
+    evolve,
+)
+
+# Node types that the engine itself carries out, without a worker.
+ENGINE_NODE_TYPES = frozenset({"delay"})
+
+
+class _Decision:
+    def __init__(self, state: ExecutionState | None, workflow: Workflow, ctx: Context) -> None:
+        self.state = state
+        self.workflow = workflow
+        self.ctx = ctx
+        self.events: list[Event] = []
+
+    @property
+    def s(self) -> ExecutionState:
+        assert self.state is not None
+        return self.state
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+        self.state = evolve(self.state, event, self.ctx.now)
+
+    def advance(self) -> None:
+        """Start what has become ready, skip what can no longer run, and complete the execution when all is done."""
+        if self.s.status is not ExecutionStatus.RUNNING:
+            return
+        graph = self.workflow.graph
+        ready: list[NodeId] = []
+        for node_id in graph.order:
+            if self.s.node(node_id).status is not NodeStatus.PENDING:
+                continue
+            parents = graph.parents[node_id]
+            if not parents:
+                ready.append(node_id)
+                continue
+            if not all(self.s.node(p).status in RESOLVED for p in parents):
+                continue
+            if any(self._edge_taken(p, node_id) for p in parents):
+                ready.append(node_id)
+            else:
+                self.emit(NodeSkipped(node_id=node_id))
+        limit = self.workflow.definition.max_concurrency
+        active = sum(1 for n in self.s.nodes.values() if n.status in ACTIVE)
+        for node_id in ready:
+            node = graph.nodes[node_id]
+            if node.type in ENGINE_NODE_TYPES:
+                self._run_in_engine(node)
+                continue
+            if limit is not None and active >= limit:
+                continue
+            self.emit(NodeQueued(node_id=node_id, attempt=self.s.node(node_id).attempt + 1))
+            active += 1
+        if all(self.s.node(n).status in RESOLVED for n in graph.nodes):
+            self.emit(ExecutionCompleted(output=execution_output(self.s, self.workflow)))
+
+    def _edge_taken(self, parent: NodeId, child: NodeId) -> bool:
+        p = self.s.node(parent)
+        if p.status is NodeStatus.SKIPPED:
+            return False
+        return p.next_nodes is None or child in p.next_nodes
+
+    def _run_in_engine(self, node: NodeDef) -> None:
+        if node.type == "delay":
+            until = delay_until(node.config, node_input(self.s, self.workflow, node.id), self.ctx.now)
+            self.emit(NodeStarted(node_id=node.id, attempt=1, lease=""))
+            self.emit(NodeWaiting(node_id=node.id, reason="delay", until=until))
+
+    def fail_node(self, node_id: NodeId, error: ErrorInfo, retryable: bool) -> None:
+        node = self.workflow.node(node_id)
+        policy = node.retry
+        attempt = self.s.node(node_id).attempt
+        if retryable and attempt < policy.max_attempts:
+            retry_at = self.ctx.now + backoff_ms(policy.backoff, attempt, self.ctx.jitter)
+            self.emit(NodeFailed(node_id=node_id, attempt=attempt, error=error, will_retry=True, retry_at=retry_at))
+            return
+        if policy.continue_on_fail:
+            self.emit(NodeFailed(node_id=node_id, attempt=attempt, error=error, continued_on_fail=True))
+            self.advance()
+            return
+        self.emit(NodeFailed(node_id=node_id, attempt=attempt, error=error))
+        self.emit(
+            NodeDeadLettered(
+                node_id=node_id, attempt=attempt, error=error, input=node_input(self.s, self.workflow, node_id)
+            )
+        )
+        if self.s.status not in (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED):
+            message = f"node {node_id!r} failed after {attempt} attempt(s): {error.message}"
+            self.emit(ExecutionFailed(error=ErrorInfo(message=message, type=error.type), node_id=node_id))
+
+
+def decide(state: ExecutionState | None, workflow: Workflow, command: Command, ctx: Context) -> list[Event]:
+    """The events that ``command`` causes; ``[]`` when it changes nothing (a stale or repeated result).
+
+    Raises ``StateConflict`` when a user's command is not allowed in the current state.
+    """
+    d = _Decision(state, workflow, ctx)
+    if isinstance(command, Start):
+        if state is not None:
+            return []  # started already: starting is idempotent
+        d.emit(
+            ExecutionStarted(
+                execution_id=command.execution_id,
+                workflow_id=workflow.id,
+                workflow_version=workflow.version,
+                input=command.input,
+                parent_execution_id=command.parent_execution_id,
+                parent_node_id=command.parent_node_id,
+                depth=command.depth,
+                idempotency_key=command.idempotency_key,
+            )
+        )
+        d.advance()
+        return d.events
+    if state is None:
+        raise StateConflict("the execution has not started")
+    _decide_on(d, state, command)
+    return d.events
+
+
+def _decide_on(d: _Decision, state: ExecutionState, command: Command) -> None:
+    status = state.status
+    match command:
+        case Start():
+            pass
+        case MarkStarted(node_id=node_id, queued_seq=queued_seq):
+            node = state.node(node_id)
+            # Only the task of the latest node.queued may start the node; a reclaimed task may restart it.
+            if status is not ExecutionStatus.RUNNING or node.queued_seq != queued_seq:
+                return
+            if node.status in (NodeStatus.QUEUED, NodeStatus.RUNNING):
+                d.emit(NodeStarted(node_id=node_id, attempt=node.attempt, lease=d.ctx.lease))
+        case Complete(node_id=node_id, lease=lease, output=output, next_nodes=next_nodes):
+            if not _holds_lease(state, node_id, lease):
+                return
+            children = d.workflow.graph.children[node_id]
+            chosen = None if next_nodes is None else [c for c in children if c in next_nodes]
+            d.emit(
+                NodeCompleted(node_id=node_id, attempt=state.node(node_id).attempt, output=output, next_nodes=chosen)
+            )
+            d.advance()
+        case Fail(node_id=node_id, lease=lease, error=error, retryable=retryable):
+            if not _holds_lease(state, node_id, lease):
+                return
+            d.fail_node(node_id, error, retryable)
+        case FireTimer(node_id=node_id, attempt=attempt):
+            node = state.node(node_id)
+            if status is not ExecutionStatus.RUNNING or node.attempt != attempt:
+                return  # paused: resume runs what is due; otherwise the timer is stale
+            if node.status is NodeStatus.RETRYING:
+                d.emit(NodeQueued(node_id=node_id, attempt=attempt + 1))
+            elif node.status is NodeStatus.WAITING and node.child_execution_id is None:
+                d.emit(NodeCompleted(node_id=node_id, attempt=attempt, output=node_input(state, d.workflow, node_id)))
+                d.advance()
+        case Pause():
+            if status is not ExecutionStatus.RUNNING:
+                raise StateConflict(f"cannot pause an execution that is {status}")
+            d.emit(ExecutionPaused())
+        case Resume():
+            if status is not ExecutionStatus.PAUSED:
+                raise StateConflict(f"cannot resume an execution that is {status}")
+            d.emit(ExecutionResumed())
+            _run_due(d)
+            d.advance()
+        case Cancel(reason=reason):
+            if status not in (ExecutionStatus.RUNNING, ExecutionStatus.PAUSED):
+                raise StateConflict(f"cannot cancel an execution that is {status}")
+            d.emit(ExecutionCancelled(reason=reason))
+            for node_id in d.workflow.graph.nodes:
+                if state.node(node_id).status in UNFINISHED:
+                    d.emit(NodeCancelled(node_id=node_id))
+        case ChildFinished(node_id=node_id, child_execution_id=child, completed=completed):
+            node = state.node(node_id)
+            if node.status is not NodeStatus.WAITING or node.child_execution_id != child:
+                return
+            if completed:
+                d.emit(NodeCompleted(node_id=node_id, attempt=node.attempt, output=command.output))
+                d.advance()
+            else:
+                d.fail_node(node_id, command.error or ErrorInfo(message="sub-workflow failed"), retryable=False)
+        case RetryDeadLetter(node_id=node_id):
+            if state.node(node_id).status is not NodeStatus.DEAD_LETTERED:
+                raise StateConflict(f"node {node_id!r} is not dead-lettered")
+            if status is ExecutionStatus.CANCELLED:
+                raise StateConflict("the execution was cancelled")
+            if status is ExecutionStatus.FAILED:
+                d.emit(ExecutionResumed())
+            override: dict[str, Any] = (
+                {"input_override": command.input, "has_input_override": True} if command.has_input else {}
+            )
+            d.emit(NodeQueued(node_id=node_id, attempt=state.node(node_id).attempt + 1, **override))
+            d.advance()
+        case _:
+            assert_never(command)
+
+
+def _holds_lease(state: ExecutionState, node_id: NodeId, lease: str) -> bool:
+    node = state.node(node_id)
+    return (
+        state.status not in (ExecutionStatus.CANCELLED, ExecutionStatus.COMPLETED)
+        and node.status is NodeStatus.RUNNING
+        and node.lease == lease
+    )
+
+
+def _run_due(d: _Decision) -> None:
+    """On resume: queue again what was queued but not started, and run the timers that fell due meanwhile."""
+    now = d.ctx.now
+    for node_id, node in list(d.s.nodes.items()):
+        if node.status is NodeStatus.QUEUED:
+            d.emit(NodeQueued(node_id=node_id, attempt=node.attempt))
+        elif node.status is NodeStatus.RETRYING and node.retry_at is not None and node.retry_at <= now:
+            d.emit(NodeQueued(node_id=node_id, attempt=node.attempt + 1))
+        elif node.status is NodeStatus.WAITING and node.wait_until is not None and node.wait_until <= now:
+            d.emit(NodeCompleted(node_id=node_id, attempt=node.attempt, output=node_input(d.s, d.workflow, node_id)))

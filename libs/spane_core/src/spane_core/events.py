@@ -1,0 +1,145 @@
+"""The event types of an execution's log and the envelope that stores them.
+
+Events are facts, frozen and keyword-only, each with a stable explicit tag. Only add fields with defaults; an old
+schema version is upcast from its raw dict before decoding (see ``codec.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from spane_core.ids import ExecutionId, NodeId, WorkflowId
+
+SCHEMA_VERSION = 1
+
+
+class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    message: str
+    type: str = "Error"
+
+
+class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", rename="camel", omit_defaults=True):
+    pass
+
+
+class ExecutionStarted(_Event, tag="execution.started"):
+    execution_id: ExecutionId
+    workflow_id: WorkflowId
+    workflow_version: int
+    input: Any = None
+    parent_execution_id: ExecutionId | None = None
+    parent_node_id: NodeId | None = None
+    depth: int = 0
+    idempotency_key: str | None = None
+
+
+class ExecutionPaused(_Event, tag="execution.paused"):
+    pass
+
+
+class ExecutionResumed(_Event, tag="execution.resumed"):
+    pass
+
+
+class ExecutionCancelled(_Event, tag="execution.cancelled"):
+    reason: str | None = None
+
+
+class ExecutionCompleted(_Event, tag="execution.completed"):
+    output: Any = None
+
+
+class ExecutionFailed(_Event, tag="execution.failed"):
+    error: ErrorInfo
+    node_id: NodeId | None = None
+
+
+class NodeQueued(_Event, tag="node.queued"):
+    node_id: NodeId
+    attempt: int
+    # A dead-lettered node retried with edited input runs on that input instead of its parents' outputs.
+    input_override: Any = None
+    has_input_override: bool = False
+
+
+class NodeStarted(_Event, tag="node.started"):
+    node_id: NodeId
+    attempt: int
+    # Fences a task that was reclaimed from a dead worker: only the latest lease may record a result.
+    lease: str = ""
+
+
+class NodeCompleted(_Event, tag="node.completed"):
+    node_id: NodeId
+    attempt: int
+    output: Any = None
+    next_nodes: list[NodeId] | None = None
+
+
+class NodeFailed(_Event, tag="node.failed"):
+    node_id: NodeId
+    attempt: int
+    error: ErrorInfo
+    will_retry: bool = False
+    retry_at: int | None = None  # epoch ms
+    continued_on_fail: bool = False
+
+
+class NodeSkipped(_Event, tag="node.skipped"):
+    node_id: NodeId
+
+
+class NodeWaiting(_Event, tag="node.waiting"):
+    node_id: NodeId
+    reason: str  # "delay" | "sub-workflow"
+    until: int | None = None  # epoch ms, for delays
+    child_execution_id: ExecutionId | None = None
+
+
+class NodeCancelled(_Event, tag="node.cancelled"):
+    node_id: NodeId
+
+
+class NodeDeadLettered(_Event, tag="node.dead_lettered"):
+    node_id: NodeId
+    attempt: int
+    error: ErrorInfo
+    input: Any = None
+
+
+Event = (
+    ExecutionStarted
+    | ExecutionPaused
+    | ExecutionResumed
+    | ExecutionCancelled
+    | ExecutionCompleted
+    | ExecutionFailed
+    | NodeQueued
+    | NodeStarted
+    | NodeCompleted
+    | NodeFailed
+    | NodeSkipped
+    | NodeWaiting
+    | NodeCancelled
+    | NodeDeadLettered
+)
+
+TERMINAL_EXECUTION_EVENTS = (ExecutionCompleted, ExecutionFailed, ExecutionCancelled)
+
+
+class Envelope(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
+    """A stored event: where it sits in its execution's log, when, and the payload."""
+
+    execution_id: ExecutionId
+    workflow_id: WorkflowId
+    seq: int
+    at: int  # epoch ms
+    event: Event
+    schema_version: int = SCHEMA_VERSION
+    traceparent: str | None = None
+
+    @property
+    def type(self) -> str:
+        return type(self.event).__struct_config__.tag  # type: ignore[return-value]

@@ -1,0 +1,69 @@
+"""Every Redis key SPANE uses, in one place.
+
+Keys of an execution carry its partition as a hash tag (``spane:{p}:...``) so that each commit script touches one
+slot: the same code runs on one Redis, Sentinel or Cluster. Workflow registry keys share the ``{w}`` slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from spane_core.ids import partition_of
+
+PREFIX = "spane"
+WORKER_GROUP = "workers"
+PROJECTOR_GROUP = "projector"
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionKeys:
+    partition: int
+
+    @property
+    def tag(self) -> str:
+        return f"{PREFIX}:{{{self.partition}}}"
+
+    @property
+    def tasks(self) -> str:
+        """Stream of node tasks; consumer group ``workers``."""
+        return f"{self.tag}:tasks"
+
+    @property
+    def events(self) -> str:
+        """Stream with one entry per commit (field ``b``: the commit's envelopes); consumer group ``projector``."""
+        return f"{self.tag}:events"
+
+    @property
+    def timers(self) -> str:
+        """Sorted set of timer members scored by due time (epoch ms)."""
+        return f"{self.tag}:timers"
+
+    def snapshot(self, execution_id: str) -> str:
+        """Hash: ``v`` the seq of the last event, ``s`` the encoded state, ``w`` workflow id, ``n`` its version."""
+        return f"{self.tag}:exec:{execution_id}"
+
+    def log(self, execution_id: str) -> str:
+        """List of the execution's encoded envelopes; element i has seq i + 1."""
+        return f"{self.tag}:log:{execution_id}"
+
+
+def for_execution(execution_id: str, partitions: int) -> PartitionKeys:
+    return PartitionKeys(partition_of(execution_id, partitions))
+
+
+def all_partitions(partitions: int) -> list[PartitionKeys]:
+    return [PartitionKeys(p) for p in range(max(1, partitions))]
+
+
+class WorkflowKeys:
+    TAG = f"{PREFIX}:{{w}}"
+    definitions = f"{TAG}:defs"  # hash "<id>@<version>" -> canonical definition JSON
+    latest = f"{TAG}:latest"  # hash id -> latest version
+    digests = f"{TAG}:digest"  # hash id -> sha256 of the latest version's canonical JSON
+    deleted = f"{TAG}:deleted"  # set of deleted workflow ids
+    webhooks = f"{TAG}:webhooks"  # hash "<METHOD> <path>" or path -> workflow id
+    events = f"{TAG}:events"  # stream of workflow events (field ``b``); consumer group ``projector``
+
+    @staticmethod
+    def idempotency(workflow_id: str, key: str) -> str:
+        return f"{PREFIX}:{{i}}:idem:{workflow_id}:{key}"

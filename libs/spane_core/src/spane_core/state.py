@@ -1,0 +1,197 @@
+"""What an execution is at a point of its log, and ``evolve``, the one function that applies an event."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import Any, assert_never
+
+import msgspec
+
+from spane_core.events import (
+    Envelope,
+    ErrorInfo,
+    Event,
+    ExecutionCancelled,
+    ExecutionCompleted,
+    ExecutionFailed,
+    ExecutionPaused,
+    ExecutionResumed,
+    ExecutionStarted,
+    NodeCancelled,
+    NodeCompleted,
+    NodeDeadLettered,
+    NodeFailed,
+    NodeQueued,
+    NodeSkipped,
+    NodeStarted,
+    NodeWaiting,
+)
+from spane_core.ids import ExecutionId, NodeId, WorkflowId
+
+
+class ExecutionStatus(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINISHED_EXECUTION = frozenset({ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED})
+
+
+class NodeStatus(StrEnum):
+    PENDING = "pending"
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"  # a try failed; the next one waits for its backoff timer
+    WAITING = "waiting"  # a delay or a sub-workflow
+    COMPLETED = "completed"
+    FAILED = "failed"  # failed for good, with continueOnFail: resolved, its children run
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+    DEAD_LETTERED = "dead_lettered"
+
+
+RESOLVED = frozenset({NodeStatus.COMPLETED, NodeStatus.FAILED, NodeStatus.SKIPPED})
+ACTIVE = frozenset({NodeStatus.QUEUED, NodeStatus.RUNNING})
+UNFINISHED = frozenset(
+    {NodeStatus.PENDING, NodeStatus.QUEUED, NodeStatus.RUNNING, NodeStatus.RETRYING, NodeStatus.WAITING}
+)
+
+
+class NodeState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    status: NodeStatus = NodeStatus.PENDING
+    attempt: int = 0
+    queued_seq: int = 0  # the seq of the node.queued event whose task may start this node
+    lease: str = ""
+    started_at: int | None = None
+    finished_at: int | None = None
+    output: Any = None
+    error: ErrorInfo | None = None
+    next_nodes: list[NodeId] | None = None
+    retry_at: int | None = None
+    wait_until: int | None = None
+    child_execution_id: ExecutionId | None = None
+    input_override: Any = None
+    has_input_override: bool = False
+
+
+PENDING_NODE = NodeState()
+
+
+class ExecutionState(msgspec.Struct, kw_only=True, omit_defaults=True):
+    execution_id: ExecutionId
+    workflow_id: WorkflowId
+    workflow_version: int
+    status: ExecutionStatus = ExecutionStatus.RUNNING
+    seq: int = 0  # the seq of the last event applied
+    input: Any = None
+    output: Any = None
+    error: ErrorInfo | None = None
+    parent_execution_id: ExecutionId | None = None
+    parent_node_id: NodeId | None = None
+    depth: int = 0
+    idempotency_key: str | None = None
+    started_at: int = 0
+    finished_at: int | None = None
+    nodes: dict[NodeId, NodeState] = msgspec.field(default_factory=dict)
+
+    def node(self, node_id: NodeId) -> NodeState:
+        return self.nodes.get(node_id, PENDING_NODE)
+
+
+def _with_node(state: ExecutionState, node_id: NodeId, **changes: Any) -> ExecutionState:
+    nodes = dict(state.nodes)
+    nodes[node_id] = msgspec.structs.replace(state.node(node_id), **changes)
+    return msgspec.structs.replace(state, nodes=nodes, seq=state.seq + 1)
+
+
+def _with(state: ExecutionState, **changes: Any) -> ExecutionState:
+    return msgspec.structs.replace(state, seq=state.seq + 1, **changes)
+
+
+def evolve(state: ExecutionState | None, event: Event, at: int) -> ExecutionState:
+    """The state after ``event``, which happened at ``at`` (epoch ms). Never mutates ``state``."""
+    if state is None:
+        if not isinstance(event, ExecutionStarted):
+            raise ValueError(f"an execution's log must begin with execution.started, not {event!r}")
+        return ExecutionState(
+            execution_id=event.execution_id,
+            workflow_id=event.workflow_id,
+            workflow_version=event.workflow_version,
+            seq=1,
+            input=event.input,
+            parent_execution_id=event.parent_execution_id,
+            parent_node_id=event.parent_node_id,
+            depth=event.depth,
+            idempotency_key=event.idempotency_key,
+            started_at=at,
+        )
+    match event:
+        case ExecutionStarted():
+            raise ValueError("execution.started may only begin a log")
+        case ExecutionPaused():
+            return _with(state, status=ExecutionStatus.PAUSED)
+        case ExecutionResumed():
+            return _with(state, status=ExecutionStatus.RUNNING, error=None, finished_at=None)
+        case ExecutionCancelled():
+            return _with(state, status=ExecutionStatus.CANCELLED, finished_at=at)
+        case ExecutionCompleted(output=output):
+            return _with(state, status=ExecutionStatus.COMPLETED, output=output, finished_at=at)
+        case ExecutionFailed(error=error):
+            return _with(state, status=ExecutionStatus.FAILED, error=error, finished_at=at)
+        case NodeQueued(node_id=node_id, attempt=attempt, has_input_override=has_override):
+            override = event.input_override if has_override else state.node(node_id).input_override
+            return _with_node(
+                state, node_id, status=NodeStatus.QUEUED, attempt=attempt, queued_seq=state.seq + 1,
+                retry_at=None, error=None, finished_at=None,
+                input_override=override, has_input_override=has_override or state.node(node_id).has_input_override,
+            )  # fmt: skip
+        case NodeStarted(node_id=node_id, attempt=attempt, lease=lease):
+            started = state.node(node_id).started_at if state.node(node_id).status is NodeStatus.RUNNING else None
+            return _with_node(
+                state, node_id, status=NodeStatus.RUNNING, attempt=attempt, lease=lease,
+                started_at=started or at, finished_at=None,
+            )  # fmt: skip
+        case NodeCompleted(node_id=node_id, output=output, next_nodes=next_nodes):
+            return _with_node(
+                state, node_id, status=NodeStatus.COMPLETED, output=output, next_nodes=next_nodes,
+                finished_at=at, error=None, wait_until=None, lease="",
+            )  # fmt: skip
+        case NodeFailed(node_id=node_id, attempt=attempt, error=error, will_retry=True, retry_at=retry_at):
+            return _with_node(
+                state, node_id, status=NodeStatus.RETRYING, error=error, retry_at=retry_at, lease=""
+            )
+        case NodeFailed(node_id=node_id, attempt=attempt, error=error, continued_on_fail=True):
+            output = {
+                "error": {"message": error.message, "type": error.type},
+                "_metadata": {"continuedOnFail": True, "attempts": attempt},
+            }
+            return _with_node(
+                state, node_id, status=NodeStatus.FAILED, error=error, output=output, finished_at=at, lease=""
+            )
+        case NodeFailed(node_id=node_id, error=error):
+            # The last try failed without continueOnFail; node.dead_lettered follows in the same commit.
+            return _with_node(state, node_id, error=error, lease="")
+        case NodeSkipped(node_id=node_id):
+            return _with_node(state, node_id, status=NodeStatus.SKIPPED, finished_at=at)
+        case NodeWaiting(node_id=node_id, until=until, child_execution_id=child):
+            return _with_node(
+                state, node_id, status=NodeStatus.WAITING, wait_until=until, child_execution_id=child,
+                started_at=state.node(node_id).started_at or at, attempt=max(1, state.node(node_id).attempt),
+            )  # fmt: skip
+        case NodeCancelled(node_id=node_id):
+            return _with_node(state, node_id, status=NodeStatus.CANCELLED, finished_at=at, lease="")
+        case NodeDeadLettered(node_id=node_id, error=error):
+            return _with_node(state, node_id, status=NodeStatus.DEAD_LETTERED, error=error, finished_at=at)
+        case _:
+            assert_never(event)
+
+
+def fold(envelopes: Iterable[Envelope], state: ExecutionState | None = None) -> ExecutionState | None:
+    """Replay a log (or its tail after a snapshot)."""
+    for envelope in envelopes:
+        state = evolve(state, envelope.event, envelope.at)
+    return state
