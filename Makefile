@@ -1,0 +1,47 @@
+# The one task runner: people and CI (.ci/run) call the same targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+
+# Use the machine's Python, never a downloaded one; pip --user puts uv in ~/.local/bin.
+export UV_PYTHON_DOWNLOADS := never
+export PATH := $(HOME)/.local/bin:$(PATH)
+UV_RUN := uv run --frozen
+
+.PHONY: setup deps-test test dev lint fmt bench
+
+setup:
+	@if ! command -v uv >/dev/null 2>&1; then \
+		python3 -m pip install --quiet uv || python3 -m pip install --quiet --user --break-system-packages uv; \
+	fi
+	uv sync --frozen
+
+# Servers the integration tests start themselves (spane.embedded); only their binaries are installed here.
+deps-test:
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || missing="redis-server"; \
+	if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then \
+		missing="$$missing postgresql"; \
+	fi; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" -ne 0 ]; then \
+			echo "missing:$$missing; install it as root (apt-get install -y $$missing)" >&2; exit 1; \
+		fi; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	fi
+
+test: setup deps-test
+	$(UV_RUN) pytest -q
+
+dev: setup
+	$(UV_RUN) spane dev --port 8000
+
+lint:
+	$(UV_RUN) ruff check . && $(UV_RUN) ruff format --check . && $(UV_RUN) mypy
+
+fmt:
+	$(UV_RUN) ruff format . && $(UV_RUN) ruff check --fix .
+
+# TODO: the bench package (bench/__main__.py) does not exist yet; this target is its placeholder.
+bench: setup
+	$(UV_RUN) python -m bench
