@@ -15,7 +15,7 @@ from spane_core.ids import ExecutionId, NodeId, WorkflowId
 SCHEMA_VERSION = 1
 
 
-class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
     message: str
     type: str = "Error"
 

@@ -61,7 +61,8 @@ class WorkflowKeys:
     latest = f"{TAG}:latest"  # hash id -> latest version
     digests = f"{TAG}:digest"  # hash id -> sha256 of the latest version's canonical JSON
     deleted = f"{TAG}:deleted"  # set of deleted workflow ids
-    webhooks = f"{TAG}:webhooks"  # hash "<METHOD> <path>" or path -> workflow id
+    webhooks = f"{TAG}:webhooks"  # hash webhook path -> workflow id
+    hook_paths = f"{TAG}:hook-paths"  # hash workflow id -> its webhook paths, newline-separated
     events = f"{TAG}:events"  # stream of workflow events (field ``b``); consumer group ``projector``
 
     @staticmethod

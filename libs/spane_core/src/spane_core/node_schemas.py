@@ -1,0 +1,181 @@
+"""Config schemas of node types: how a node type says which ``config`` it accepts.
+
+A node type is registered with a ``NodeTypeSpec``, or ``None`` to accept any config object:
+
+- a ``msgspec.Struct`` subclass: the config must convert to it (``msgspec.convert``, strict JSON types; msgspec
+  reports the first problem only);
+- a ``ConfigCheck``: a function ``(config, ctx) -> Iterable[FieldError]`` that returns every problem, each with a
+  path relative to the config (``"url"``, ``"headers.Accept"``, ``"branches[0]"``; ``""`` for the config itself).
+  ``FieldReader(config, "", errors)`` from ``spane_core.fields`` does the usual typed reads.
+
+The node-level keys ``retryPolicy``, ``circuitBreaker``, ``rateLimit`` and ``timeoutMs`` are taken out of the
+config before its check runs, so no schema needs to know them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeAlias
+from urllib.parse import urlsplit
+
+import jmespath  # type: ignore[import-untyped]
+import msgspec
+from jmespath import exceptions as jmespath_errors
+
+from spane_core.errors import FieldError
+from spane_core.fields import WORKFLOW_ID_RULE, FieldReader, is_workflow_id, join_path, json_type, show
+from spane_core.ids import NodeId
+
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+DELAY_KEYS = ("ms", "seconds", "until")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeContext:
+    """What a config check may know of the node besides its config: its id and its children in the graph."""
+
+    node_id: NodeId
+    children: tuple[NodeId, ...]
+
+
+ConfigCheck: TypeAlias = Callable[[Mapping[str, Any], NodeContext], Iterable[FieldError]]
+NodeTypeSpec: TypeAlias = type[msgspec.Struct] | ConfigCheck
+
+
+def check_config(spec: NodeTypeSpec | None, config: Mapping[str, Any], ctx: NodeContext) -> list[FieldError]:
+    """Every problem ``spec`` finds in ``config``, with paths relative to the config."""
+    if spec is None:
+        return []
+    if isinstance(spec, type) and issubclass(spec, msgspec.Struct):
+        return _check_struct(spec, config)
+    return list(spec(config, ctx))
+
+
+def _check_struct(spec: type[msgspec.Struct], config: Mapping[str, Any]) -> list[FieldError]:
+    try:
+        msgspec.convert(config, type=spec)
+    except msgspec.ValidationError as e:
+        # msgspec says "Expected `int`, got `str` - at `$.timeoutMs`"; the part after " - at " is the path.
+        message, _, where = str(e).partition(" - at `")
+        path = where.removesuffix("`").removeprefix("$").removeprefix(".")
+        return [FieldError(path, message)]
+    return []
+
+
+def jmespath_problem(expression: str) -> str | None:
+    """Why ``expression`` is not valid JMESPath, or None when it compiles."""
+    try:
+        jmespath.compile(expression)
+    except jmespath_errors.JMESPathError as e:
+        match e:
+            case jmespath_errors.EmptyExpressionError():
+                return "the expression is empty"
+            case jmespath_errors.IncompleteExpressionError():
+                return "the expression ends too early"
+            case jmespath_errors.LexerError():
+                return f"{e.message} at character {e.lexer_position + 1}"
+            case jmespath_errors.ParseError() if isinstance(e.lex_position, int):
+                return f"{e.msg} at character {e.lex_position + 1}"
+            case _:
+                return str(e).splitlines()[0]
+    return None
+
+
+def _expression(reader: FieldReader, key: str, *, required: bool) -> None:
+    expression = reader.string(key, required=required)
+    if expression is not None and (problem := jmespath_problem(expression)) is not None:
+        reader.error(key, f"{key} is not a valid JMESPath expression: {problem}")
+
+
+def check_transform(config: Mapping[str, Any], ctx: NodeContext) -> list[FieldError]:
+    errors: list[FieldError] = []
+    reader = FieldReader(config, "", errors)
+    _expression(reader, "expression", required=False)
+    reader.mapping("set")
+    return errors
+
+
+def check_condition(config: Mapping[str, Any], ctx: NodeContext) -> list[FieldError]:
+    errors: list[FieldError] = []
+    reader = FieldReader(config, "", errors)
+    _expression(reader, "expression", required=True)
+    children = ", ".join(ctx.children) or "none"
+    for key in ("trueBranch", "falseBranch"):
+        match config.get(key):
+            case None:
+                targets: list[tuple[str, object]] = []
+            case str() as target:
+                targets = [(key, target)]
+            case list() as items:
+                targets = [(join_path(key, i), item) for i, item in enumerate(items)]
+            case other:
+                reader.error(key, f"{key} must be a child node id or a list of them, got {json_type(other)}")
+                continue
+        for path, target in targets:
+            if not isinstance(target, str):
+                errors.append(FieldError(path, f"{key} must name nodes by id, got {json_type(target)}"))
+            elif target not in ctx.children:
+                message = f"{key} names {show(target)}, which is not a child of node {show(ctx.node_id)}"
+                errors.append(FieldError(path, f"{message} (its children: {children})"))
+    return errors
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def check_http(config: Mapping[str, Any], ctx: NodeContext) -> list[FieldError]:
+    errors: list[FieldError] = []
+    reader = FieldReader(config, "", errors)
+    url = reader.string("url", required=True, non_empty=True)
+    if url is not None and not _is_http_url(url):
+        reader.error("url", f"url must be an absolute http:// or https:// URL, got {show(url)}")
+    reader.choice("method", HTTP_METHODS)
+    reader.string_map("headers")
+    reader.mapping("query")
+    return errors
+
+
+def check_delay(config: Mapping[str, Any], ctx: NodeContext) -> list[FieldError]:
+    errors: list[FieldError] = []
+    given = [key for key in DELAY_KEYS if config.get(key) is not None]
+    if len(given) != 1:
+        got = f"got {' and '.join(given)}" if given else "got none"
+        errors.append(FieldError("", f"a delay needs exactly one of ms, seconds or until; {got}"))
+    reader = FieldReader(config, "", errors)
+    reader.integer("ms", minimum=0)
+    reader.number("seconds", minimum=0)
+    until = reader.string("until")
+    if until is not None:
+        try:
+            datetime.fromisoformat(until)
+        except ValueError:
+            reader.error("until", f"until must be an ISO 8601 date-time, got {show(until)}")
+    return errors
+
+
+def check_sub_workflow(config: Mapping[str, Any], ctx: NodeContext) -> list[FieldError]:
+    errors: list[FieldError] = []
+    reader = FieldReader(config, "", errors)
+    workflow_id = reader.string("workflowId", required=True)
+    if workflow_id is not None and not is_workflow_id(workflow_id):
+        reader.error("workflowId", f"workflowId must be {WORKFLOW_ID_RULE}, got {show(workflow_id)}")
+    reader.integer("version", minimum=1)
+    reader.string_map("inputMapping")
+    reader.string_map("outputMapping")
+    return errors
+
+
+BUILTIN_NODE_TYPES: dict[str, NodeTypeSpec] = {
+    "transform": check_transform,
+    "condition": check_condition,
+    "http": check_http,
+    "delay": check_delay,
+    "sub-workflow": check_sub_workflow,
+}

@@ -1,0 +1,44 @@
+"""Every setting, read once from ``SPANE_*`` environment variables into one typed object."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from typing import Annotated
+
+from pydantic import BeforeValidator, Field, SecretStr
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _comma_list(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _default_consumer() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SPANE_", extra="ignore")
+
+    redis_url: str | None = None  # unset: `spane dev` starts an embedded Redis under data_dir
+    database_url: str | None = None  # unset: `spane dev` starts an embedded Postgres under data_dir
+    data_dir: str = ".spane"
+    partitions: int = Field(default=1, ge=1, le=1024)
+    api_token: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    plugins: Annotated[list[str], NoDecode, BeforeValidator(_comma_list)] = Field(default_factory=list)
+    consumer_name: str = Field(default_factory=_default_consumer)
+    # A task whose worker has been silent this long is reclaimed by another worker.
+    task_visibility_timeout_ms: int = Field(default=30_000, ge=100)
+    worker_concurrency: int = Field(default=200, ge=1)
+    worker_batch: int = Field(default=500, ge=1)
+    scheduler_interval_ms: int = Field(default=100, ge=5)
+    payload_inline_max: int = 51_200
+    max_depth: int = 32
+    max_body_bytes: int = 10 * 1024 * 1024
+    log_level: str = "INFO"

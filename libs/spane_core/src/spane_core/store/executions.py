@@ -1,0 +1,181 @@
+"""The execution store: load a snapshot, decide, and commit the events with their effects in one atomic step.
+
+Many transitions are decided and committed together, in one pipelined round trip per phase, because the worker
+moves hundreds of tasks at a time. A version conflict (a sibling node committed first) reloads and decides again.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+from spane_core import codec
+from spane_core.commands import Command, Context
+from spane_core.decide import decide
+from spane_core.definition import Workflow
+from spane_core.effects import effects
+from spane_core.errors import ConcurrencyError, NotFound, SpaneError
+from spane_core.events import Envelope
+from spane_core.ids import ExecutionId, WorkflowId
+from spane_core.keys import WORKER_GROUP, PartitionKeys, for_execution
+from spane_core.state import ExecutionState, evolve
+from spane_core.store.scripts import LuaScript, run_pipelined
+
+MAX_ROUNDS = 64
+
+
+class WorkflowSource(Protocol):
+    async def get(self, workflow_id: WorkflowId, version: int | None = None) -> Workflow: ...
+
+
+@dataclass
+class Transition:
+    """Commands for one execution, decided in order and committed as one transition."""
+
+    execution_id: ExecutionId
+    commands: Sequence[Command]
+    workflow: Workflow | None = None  # needed to start an execution; otherwise read from its snapshot
+    ack: Sequence[str] = ()  # task stream entries to acknowledge in the same commit
+    drop_timers: Sequence[str] = ()
+    traceparent: str | None = None
+
+
+@dataclass
+class Outcome:
+    execution_id: ExecutionId
+    state: ExecutionState | None = None  # after the transition
+    events: list[Envelope] = field(default_factory=list)
+    error: SpaneError | None = None
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class ExecutionStore:
+    def __init__(self, redis: Redis, workflows: WorkflowSource, partitions: int = 1) -> None:
+        self.redis = redis
+        self.workflows = workflows
+        self.partitions = partitions
+        self._commit = LuaScript("commit")
+
+    def keys(self, execution_id: str) -> PartitionKeys:
+        return for_execution(execution_id, self.partitions)
+
+    async def load(self, execution_id: str) -> ExecutionState | None:
+        data = await self.redis.hget(self.keys(execution_id).snapshot(execution_id), "s")  # type: ignore[misc]
+        return None if data is None else codec.decode_state(data)
+
+    async def load_many(self, execution_ids: Sequence[str]) -> list[ExecutionState | None]:
+        pipe = self.redis.pipeline(transaction=False)
+        for eid in execution_ids:
+            pipe.hget(self.keys(eid).snapshot(eid), "s")
+        return [None if d is None else codec.decode_state(d) for d in await pipe.execute()]
+
+    async def read_log(self, execution_id: str, after_seq: int = 0) -> list[Envelope]:
+        raw = await self.redis.lrange(self.keys(execution_id).log(execution_id), after_seq, -1)  # type: ignore[misc]
+        return [codec.decode_envelope(item) for item in raw]
+
+    async def apply(self, transition: Transition) -> Outcome:
+        (outcome,) = await self.transact([transition])
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome
+
+    async def transact(self, transitions: Sequence[Transition]) -> list[Outcome]:
+        outcomes: dict[int, Outcome] = {}
+        pending = list(range(len(transitions)))
+        for _ in range(MAX_ROUNDS):
+            if not pending:
+                break
+            states = await self.load_many([transitions[i].execution_id for i in pending])
+            calls = []
+            in_flight = []
+            for i, state in zip(pending, states, strict=True):
+                t = transitions[i]
+                outcome, call = await self._prepare(t, state)
+                outcomes[i] = outcome
+                if call is not None:
+                    calls.append(call)
+                    in_flight.append(i)
+            results = await run_pipelined(self.redis, self._commit, calls) if calls else []
+            pending = [i for i, r in zip(in_flight, results, strict=True) if int(r[0]) == 0]
+        for i in pending:
+            outcomes[i] = Outcome(transitions[i].execution_id, error=ConcurrencyError("too many conflicts"))
+        return [outcomes[i] for i in range(len(transitions))]
+
+    async def _prepare(
+        self, t: Transition, state: ExecutionState | None
+    ) -> tuple[Outcome, tuple[list[str], list[object]] | None]:
+        outcome = Outcome(t.execution_id, state=state)
+        try:
+            workflow = t.workflow
+            if workflow is None:
+                if state is None:
+                    raise NotFound(f"execution {t.execution_id!r} not found")
+                workflow = await self.workflows.get(state.workflow_id, state.workflow_version)
+            now = now_ms()
+            ctx = Context(now=now, lease=secrets.token_hex(8), jitter=random.random())
+            after = state
+            events = []
+            for command in t.commands:
+                for event in decide(after, workflow, command, ctx):
+                    after = evolve(after, event, now)
+                    events.append(event)
+        except SpaneError as e:
+            outcome.error = e
+            events = []
+        if not events and not t.ack and not t.drop_timers:
+            return outcome, None
+        keys = self.keys(t.execution_id)
+        key_list = [keys.snapshot(t.execution_id), keys.log(t.execution_id), keys.events, keys.tasks, keys.timers]
+        if not events:
+            args: list[object] = [0, 0, b"", "", 0, b"", WORKER_GROUP, 0, 0, 0]
+            args += [len(t.drop_timers), *t.drop_timers, len(t.ack), *t.ack]
+            return outcome, (key_list, args)
+        assert after is not None
+        base = state.seq if state is not None else 0
+        envelopes = [
+            Envelope(
+                execution_id=t.execution_id,
+                workflow_id=after.workflow_id,
+                seq=base + n,
+                at=now,
+                event=event,
+                traceparent=t.traceparent,
+            )
+            for n, event in enumerate(events, start=1)
+        ]
+        eff = effects(workflow, state, after, events, t.traceparent)
+        encoded = [codec.encode(e) for e in envelopes]
+        timer_args: list[object] = []
+        for timer in eff.timers:
+            timer_args += [timer.due, timer.member]
+        args = [base, after.seq, codec.encode(after), after.workflow_id, after.workflow_version]
+        args += [b"\x90" if not encoded else _msgpack_array(encoded), WORKER_GROUP]
+        args += [len(encoded), *encoded]
+        args += [len(eff.tasks), *(codec.encode(task) for task in eff.tasks)]
+        args += [len(timer_args), *timer_args]
+        args += [len(t.drop_timers) + len(eff.dropped_timers), *t.drop_timers, *eff.dropped_timers]
+        args += [len(t.ack), *t.ack]
+        outcome.state = after
+        outcome.events = envelopes
+        return outcome, (key_list, args)
+
+
+def _msgpack_array(items: list[bytes]) -> bytes:
+    """A msgpack array of already-encoded items, without decoding and re-encoding them."""
+    n = len(items)
+    if n < 16:
+        header = bytes([0x90 | n])
+    elif n < 65536:
+        header = b"\xdc" + n.to_bytes(2, "big")
+    else:
+        header = b"\xdd" + n.to_bytes(4, "big")
+    return header + b"".join(items)

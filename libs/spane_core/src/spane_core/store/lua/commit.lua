@@ -1,0 +1,37 @@
+-- One atomic transition of one execution (all keys share the execution's partition slot).
+-- KEYS: 1 snapshot hash, 2 log list, 3 events stream, 4 tasks stream, 5 timers zset
+-- ARGV: 1 expected seq, 2 new seq, 3 state, 4 workflow id, 5 workflow version, 6 commit batch (events stream),
+--       7 worker group name, then counted lists: envelopes, tasks, timers (due, member), dropped timers, acks.
+-- Returns {1, seq} when committed, {0, current seq} on a version conflict (nothing written).
+local i = 8
+local function take()
+  local n = tonumber(ARGV[i]); local first = i + 1; i = i + 1 + n; return first, n
+end
+local env_first, n_env = take()
+local task_first, n_task = take()
+local timer_first, n_timer_args = take()
+local drop_first, n_drop = take()
+local ack_first, n_ack = take()
+
+if n_env > 0 then
+  local current = redis.call('HGET', KEYS[1], 'v') or '0'
+  if current ~= ARGV[1] then
+    return {0, tonumber(current)}
+  end
+  redis.call('HSET', KEYS[1], 'v', ARGV[2], 's', ARGV[3], 'w', ARGV[4], 'n', ARGV[5])
+  redis.call('RPUSH', KEYS[2], unpack(ARGV, env_first, env_first + n_env - 1))
+  redis.call('XADD', KEYS[3], '*', 'b', ARGV[6])
+  for t = task_first, task_first + n_task - 1 do
+    redis.call('XADD', KEYS[4], '*', 't', ARGV[t])
+  end
+  if n_timer_args > 0 then
+    redis.call('ZADD', KEYS[5], unpack(ARGV, timer_first, timer_first + n_timer_args - 1))
+  end
+end
+if n_drop > 0 then
+  redis.call('ZREM', KEYS[5], unpack(ARGV, drop_first, drop_first + n_drop - 1))
+end
+if n_ack > 0 then
+  redis.call('XACK', KEYS[4], ARGV[7], unpack(ARGV, ack_first, ack_first + n_ack - 1))
+end
+return {1, tonumber(ARGV[2])}

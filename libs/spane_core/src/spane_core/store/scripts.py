@@ -1,0 +1,45 @@
+"""Lua scripts run with EVALSHA (no Redis Functions, so Redis 6.2+ works), loaded on first NOSCRIPT."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError
+
+
+class LuaScript:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.source = resources.files("spane_core.store").joinpath(f"lua/{name}.lua").read_text()
+        self.sha = hashlib.sha1(self.source.encode()).hexdigest()
+
+    async def __call__(self, redis: Redis, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return await redis.evalsha(self.sha, len(keys), *keys, *args)  # type: ignore[misc]
+        except NoScriptError:
+            await redis.script_load(self.source)  # type: ignore[no-untyped-call]
+            return await redis.evalsha(self.sha, len(keys), *keys, *args)  # type: ignore[misc]
+
+    def queue(self, pipe: Pipeline, keys: Sequence[str], args: Sequence[Any]) -> None:
+        pipe.evalsha(self.sha, len(keys), *keys, *args)  # type: ignore[misc]
+
+
+async def run_pipelined(redis: Redis, script: LuaScript, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
+    """Run many calls of one script in one round trip; load the script once if the server lacks it."""
+    for _ in range(2):
+        pipe = redis.pipeline(transaction=False)
+        for keys, args in calls:
+            script.queue(pipe, keys, args)
+        results = await pipe.execute(raise_on_error=False)
+        if not any(isinstance(r, NoScriptError) for r in results):
+            for r in results:
+                if isinstance(r, Exception):
+                    raise r
+            return list(results)
+        await redis.script_load(script.source)  # type: ignore[no-untyped-call]
+    raise RuntimeError(f"script {script.name} could not be loaded")

@@ -1,0 +1,100 @@
+"""The workflow registry in Redis: immutable versions of definitions, webhook paths, and registry events."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+
+from spane_core import codec
+from spane_core.definition import Workflow, WorkflowDefinition
+from spane_core.errors import ConcurrencyError, FieldError, InvalidInput, NotFound
+from spane_core.ids import WorkflowId
+from spane_core.keys import WorkflowKeys as K
+from spane_core.store.scripts import LuaScript
+from spane_core.workflow_events import WorkflowDeleted, WorkflowRegistered
+
+
+def canonical(definition: WorkflowDefinition) -> bytes:
+    return msgspec.json.encode(msgspec.to_builtins(definition), order="sorted")
+
+
+def webhook_paths(definition: WorkflowDefinition) -> list[str]:
+    return [normalize_path(str(t.config.get("path", ""))) for t in definition.triggers if t.type == "webhook"]
+
+
+def normalize_path(path: str) -> str:
+    return path.strip("/")
+
+
+class WorkflowRegistry:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._register = LuaScript("register")
+        self._delete = LuaScript("delete")
+        self._cache: dict[tuple[str, int], Workflow] = {}
+
+    async def register(self, definition: WorkflowDefinition, now: int) -> tuple[int, bool]:
+        """Store ``definition`` as a new version; returns (version, created). Identical to the latest: not created."""
+        body = canonical(definition)
+        digest = hashlib.sha256(body).hexdigest()
+        paths = webhook_paths(definition)
+        for _ in range(32):
+            latest = int(await self.redis.hget(K.latest, definition.id) or 0)  # type: ignore[misc]
+            event = WorkflowRegistered(
+                workflow_id=definition.id,
+                version=latest + 1,
+                name=definition.name,
+                definition=msgspec.json.decode(body),
+                at=now,
+            )
+            keys = [K.definitions, K.latest, K.digests, K.deleted, K.webhooks, K.events, K.hook_paths]
+            args: list[Any] = [definition.id, latest, digest, body, codec.encode(event), len(paths), *paths]
+            status, value = await self._register(self.redis, keys, args)
+            match int(status):
+                case 1:
+                    return int(value), True
+                case 2:
+                    return int(value), False
+                case -1:
+                    path = value.decode() if isinstance(value, bytes) else str(value)
+                    index = next(i for i, t in enumerate(definition.triggers) if t.type == "webhook"
+                                 and normalize_path(str(t.config.get("path", ""))) == path)  # fmt: skip
+                    raise InvalidInput(
+                        "the definition is invalid",
+                        [FieldError(f"triggers[{index}].config.path", f"webhook path {path!r} is used by another workflow")],
+                    )
+        raise ConcurrencyError(f"workflow {definition.id!r} is being registered concurrently; try again")
+
+    async def latest_version(self, workflow_id: str) -> int | None:
+        if await self.redis.sismember(K.deleted, workflow_id):  # type: ignore[misc]
+            return None
+        value = await self.redis.hget(K.latest, workflow_id)  # type: ignore[misc]
+        return None if value is None else int(value)
+
+    async def get(self, workflow_id: WorkflowId, version: int | None = None) -> Workflow:
+        """A version of a workflow (the latest when ``version`` is None). Deleted workflows keep their versions."""
+        if version is None:
+            version = await self.latest_version(workflow_id)
+            if version is None:
+                raise NotFound(f"workflow {workflow_id!r} not found")
+        cached = self._cache.get((workflow_id, version))
+        if cached is not None:
+            return cached
+        body = await self.redis.hget(K.definitions, f"{workflow_id}@{version}")  # type: ignore[misc]
+        if body is None:
+            raise NotFound(f"workflow {workflow_id!r} has no version {version}")
+        workflow = Workflow(msgspec.json.decode(body, type=WorkflowDefinition), version)
+        self._cache[(workflow_id, version)] = workflow
+        return workflow
+
+    async def delete(self, workflow_id: str, now: int) -> bool:
+        event = WorkflowDeleted(workflow_id=WorkflowId(workflow_id), at=now)
+        keys = [K.latest, K.deleted, K.webhooks, K.events, K.hook_paths]
+        return int(await self._delete(self.redis, keys, [workflow_id, codec.encode(event)])) == 1
+
+    async def webhook_owner(self, path: str) -> WorkflowId | None:
+        owner = await self.redis.hget(K.webhooks, normalize_path(path))  # type: ignore[misc]
+        return None if owner is None else WorkflowId(owner.decode())
