@@ -1,2 +1,106 @@
+"""The `spane` command: `spane dev` runs everything in one process; `spane api|worker|projector|scheduler` one each."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import Annotated
+
+import typer
+from spane_core.errors import SpaneError
+from spane_core.settings import Settings
+
+from spane.runtime import SERVICES, require_servers, run_services, start_embedded
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="SPANE workflow engine.")
+
+Port = Annotated[int | None, typer.Option(help="HTTP port of the API (default: SPANE_PORT or 8000).")]
+Host = Annotated[str | None, typer.Option(help="Interface the API binds (default: SPANE_HOST or 127.0.0.1).")]
+
+
+def _settings(port: int | None = None, host: str | None = None) -> Settings:
+    settings = Settings()
+    if port is not None:
+        settings.port = port
+    if host is not None:
+        settings.host = host
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return settings
+
+
+def _run(settings: Settings, names: tuple[str, ...]) -> None:
+    try:
+        asyncio.run(run_services(settings, names))
+    except SpaneError as e:
+        typer.echo(f"spane: {e}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def dev(port: Port = None, host: Host = None) -> None:
+    """Run the API, a worker, the projector and the scheduler in one process.
+
+    Without SPANE_REDIS_URL / SPANE_DATABASE_URL, starts an embedded Redis and Postgres with data under .spane/.
+    """
+    settings = _settings(port, host)
+    try:
+        stop_embedded = start_embedded(settings)
+    except SpaneError as e:
+        typer.echo(f"spane: {e}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"SPANE is up: http://{settings.host}:{settings.port}  (API docs at /schema)", err=True)
+    try:
+        _run(settings, SERVICES)
+    finally:
+        stop_embedded()
+
+
+def _single(name: str) -> None:
+    settings = _settings()
+    try:
+        require_servers(settings)
+    except SpaneError as e:
+        typer.echo(f"spane: {e}", err=True)
+        raise typer.Exit(2) from None
+    _run(settings, (name,))
+
+
+@app.command()
+def api(port: Port = None, host: Host = None) -> None:
+    """Run the HTTP API (REST, OpenAPI, health, metrics)."""
+    settings = _settings(port, host)
+    try:
+        require_servers(settings)
+    except SpaneError as e:
+        typer.echo(f"spane: {e}", err=True)
+        raise typer.Exit(2) from None
+    _run(settings, ("api",))
+
+
+@app.command()
+def worker() -> None:
+    """Run a node worker."""
+    _single("worker")
+
+
+@app.command()
+def projector() -> None:
+    """Run the projector (event log -> Postgres read models)."""
+    _single("projector")
+
+
+@app.command()
+def scheduler() -> None:
+    """Run the scheduler (timers: delays and retry backoff)."""
+    _single("scheduler")
+
+
 def main() -> None:
-    raise SystemExit("not yet")
+    app()

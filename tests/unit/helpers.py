@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-
 from spane_core.commands import Command, Context, MarkStarted
 from spane_core.decide import decide
 from spane_core.definition import Workflow, WorkflowDefinition

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from spane_core.commands import (
     Cancel,
     Complete,
@@ -219,7 +218,13 @@ def test_cancel_resolves_every_unfinished_node_and_discards_late_results() -> No
     d.send(Start(execution_id=E))
     lease = d.start_node("s")
     events = d.send(Cancel())
-    assert tags(events) == ["execution.cancelled", "node.cancelled:s", "node.cancelled:a", "node.cancelled:b", "node.cancelled:j"]
+    assert tags(events) == [
+        "execution.cancelled",
+        "node.cancelled:s",
+        "node.cancelled:a",
+        "node.cancelled:b",
+        "node.cancelled:j",
+    ]
     assert d.send(Complete(node_id=n("s"), lease=lease, output=1)) == []
     with pytest.raises(StateConflict):
         d.send(Resume())
@@ -236,7 +241,12 @@ def test_max_concurrency_limits_the_nodes_queued_at_once() -> None:
 
 def test_a_delay_waits_on_a_timer_without_a_worker() -> None:
     d = Driver(
-        workflow([{"id": "wait", "type": "delay", "config": {"ms": 250}, "outputs": ["b"]}, {"id": "b", "type": "transform"}])
+        workflow(
+            [
+                {"id": "wait", "type": "delay", "config": {"ms": 250}, "outputs": ["b"]},
+                {"id": "b", "type": "transform"},
+            ]
+        )
     )
     events = d.send(Start(execution_id=E, input={"x": 1}))
     assert tags(events) == ["execution.started", "node.started:wait", "node.waiting:wait"]

@@ -7,8 +7,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from spane_core.commands import Complete, Fail, FireTimer, MarkStarted, Pause, Resume, Start
+from spane_core.commands import Complete, Fail, FireTimer, Pause, Resume, Start
 from spane_core.events import ErrorInfo, NodeCompleted
 from spane_core.ids import ExecutionId, NodeId
 from spane_core.state import ExecutionStatus, NodeStatus, fold
@@ -22,7 +21,11 @@ def dags(draw: st.DrawFn) -> list[dict[str, Any]]:
     nodes = []
     for i in range(size):
         parents = [f"n{j}" for j in range(i) if draw(st.booleans())] if i else []
-        retry = {"maxAttempts": 2, "backoff": {"type": "fixed", "delay": 10}, "continueOnFail": draw(st.booleans())}
+        retry = {
+            "maxAttempts": 2,
+            "backoff": {"type": "fixed", "delay": 10},
+            "continueOnFail": draw(st.booleans()),
+        }
         nodes.append({"id": f"n{i}", "type": "transform", "inputs": parents, "retryPolicy": retry})
     return nodes
 
@@ -61,7 +64,11 @@ def test_live_state_equals_replayed_state(nodes: list[dict[str, Any]], data: st.
                 d.send(Fail(node_id=node, lease=lease, error=ErrorInfo(message="flaky")))
             else:
                 children = list(wf.graph.children[node])
-                chosen = data.draw(st.none() | st.lists(st.sampled_from(children), unique=True)) if children else None
+                chosen = (
+                    data.draw(st.none() | st.lists(st.sampled_from(children), unique=True))
+                    if children
+                    else None
+                )
                 d.send(Complete(node_id=node, lease=lease, output={"from": node}, next_nodes=chosen))
         if d.s.status is ExecutionStatus.PAUSED and not running and data.draw(st.booleans()):
             d.send(Resume())

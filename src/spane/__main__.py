@@ -1,0 +1,3 @@
+from spane.cli import main
+
+main()

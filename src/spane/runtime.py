@@ -1,0 +1,120 @@
+"""Running services: each on its own (`spane worker`, ...) or all four in one process (`spane dev`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from spane_core.errors import SpaneError
+from spane_core.settings import Settings
+
+log = logging.getLogger("spane")
+
+SERVICES = ("api", "worker", "projector", "scheduler")
+ServiceMain = Callable[[Settings, asyncio.Event], Awaitable[None]]
+
+
+class SettingsError(SpaneError):
+    """A setting is missing or wrong; the message says which and how to set it."""
+
+
+def require_servers(settings: Settings) -> None:
+    missing = [name for name, value in (("SPANE_REDIS_URL", settings.redis_url),
+                                        ("SPANE_DATABASE_URL", settings.database_url)) if not value]  # fmt: skip
+    if missing:
+        raise SettingsError(
+            f"{' and '.join(missing)} must be set to run a single service; "
+            "`spane dev` starts embedded servers when they are unset"
+        )
+
+
+async def run_api(settings: Settings, stop: asyncio.Event) -> None:
+    import uvicorn
+    from spane_api.app import create_app
+
+    config = uvicorn.Config(
+        create_app(settings), host=settings.host, port=settings.port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    # uvicorn handles its own signals only when it runs the loop; here the stop event drives it.
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    serving = asyncio.create_task(server.serve())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    await serving
+    stop.set()
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    from spane_worker.service import run_worker as main
+
+    await main(settings, stop)
+
+
+async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
+    from spane_projector.service import run_projector as main
+
+    await main(settings, stop)
+
+
+async def run_scheduler(settings: Settings, stop: asyncio.Event) -> None:
+    from spane_scheduler.service import run_scheduler as main
+
+    await main(settings, stop)
+
+
+MAINS: dict[str, ServiceMain] = {
+    "api": run_api,
+    "worker": run_worker,
+    "projector": run_projector,
+    "scheduler": run_scheduler,
+}
+
+
+async def run_services(settings: Settings, names: Sequence[str], stop: asyncio.Event | None = None) -> None:
+    """Run the named services until SIGINT/SIGTERM or until one of them stops; a crash stops the others."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    tasks = {asyncio.create_task(MAINS[name](settings, stop), name=name) for name in names}
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    for task, result in zip(tasks, results, strict=True):
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            log.error("service %s stopped with an error", task.get_name(), exc_info=result)
+    errors = [r for r in results if isinstance(r, Exception)]
+    if errors:
+        raise errors[0]
+
+
+def start_embedded(settings: Settings) -> Callable[[], None]:
+    """Start the embedded Redis and Postgres that the settings do not point elsewhere; returns their stopper."""
+    from spane.embedded import PostgresServer, RedisServer
+
+    data = Path(settings.data_dir).resolve()
+    stoppers: list[Callable[[], None]] = []
+    if not settings.redis_url:
+        redis = RedisServer(data / "redis").start()
+        settings.redis_url = redis.url
+        stoppers.append(redis.stop)
+        log.info("embedded Redis at %s (data in %s)", redis.url, data / "redis")
+    if not settings.database_url:
+        postgres = PostgresServer(data / "postgres").start()
+        settings.database_url = postgres.url
+        stoppers.append(postgres.stop)
+        log.info("embedded Postgres at %s (data in %s)", postgres.url, data / "postgres")
+
+    def stop() -> None:
+        for stopper in reversed(stoppers):
+            with contextlib.suppress(Exception):
+                stopper()
+
+    return stop

@@ -1,0 +1,20 @@
+"""Custom node types that the e2e system's worker loads through SPANE_PLUGINS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spane_core.sdk import NodeContext, NonRetryableError, executor
+
+
+@executor("flaky")
+async def flaky(ctx: NodeContext) -> Any:
+    """Fails until the try named by config.succeedOn (default 2)."""
+    if ctx.attempt < int(ctx.config.get("succeedOn", 2)):
+        raise RuntimeError(f"try {ctx.attempt} failed on purpose")
+    return {"attempt": ctx.attempt, "input": ctx.input}
+
+
+@executor("always-fails")
+async def always_fails(ctx: NodeContext) -> Any:
+    raise NonRetryableError("this node always fails")

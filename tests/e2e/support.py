@@ -1,0 +1,46 @@
+"""Helpers for the e2e tests: post a workflow, run it, wait for it to finish."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+FINAL = {"completed", "failed", "cancelled"}
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def post_workflow(api: httpx.Client, definition: dict[str, Any]) -> int:
+    response = api.post("/api/workflows", json=definition)
+    assert response.status_code == 201, response.text
+    version: int = response.json()["version"]
+    return version
+
+
+def execute(api: httpx.Client, workflow_id: str, input: Any = None, **extra: Any) -> str:
+    response = api.post(f"/api/workflows/{workflow_id}/execute", json={"input": input, **extra})
+    assert response.status_code == 202, response.text
+    execution_id: str = response.json()["executionId"]
+    return execution_id
+
+
+def wait_final(api: httpx.Client, execution_id: str, timeout: float = 30.0) -> dict[str, Any]:
+    """Poll GET /api/executions/{id} until the execution is final in the read model."""
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        response = api.get(f"/api/executions/{execution_id}")
+        if response.status_code == 200:
+            body = response.json()
+            if body["status"] in FINAL and all(
+                n["status"] in ("completed", "failed", "skipped", "cancelled", "dead_lettered")
+                for n in body["nodes"].values()
+            ):
+                return body
+        time.sleep(0.05)
+    raise AssertionError(f"execution {execution_id} did not finish in {timeout} s; last seen: {body}")
