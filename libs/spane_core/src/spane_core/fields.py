@@ -148,9 +148,7 @@ class FieldReader:
             return None
         return value  # type: ignore[no-any-return]
 
-    def number(
-        self, key: str, *, minimum: float | None = None, maximum: float | None = None
-    ) -> float | None:
+    def number(self, key: str, *, minimum: float | None = None, maximum: float | None = None) -> float | None:
         value = self._get(key, False)
         if value is None:
             return None
@@ -206,7 +204,7 @@ class FieldReader:
         for index, item in enumerate(items):
             if not isinstance(item, str):
                 where = join_path(self.path(key), index)
-                self.errors.append(FieldError(where, f"{key} entries must be strings, got {json_type(item)}"))
+                self.errors.append(FieldError(where, f"each entry of {key} must be a string, got {json_type(item)}"))
                 ok = False
         return items if ok else None
 
@@ -219,6 +217,6 @@ class FieldReader:
         for name, value in obj.items():
             if not isinstance(value, str):
                 where = join_path(self.path(key), name)
-                self.errors.append(FieldError(where, f"{key} values must be strings, got {json_type(value)}"))
+                self.errors.append(FieldError(where, f"each value of {key} must be a string, got {json_type(value)}"))
                 ok = False
         return obj if ok else None

@@ -2,14 +2,14 @@
 
 A node type is registered with a ``NodeTypeSpec``, or ``None`` to accept any config object:
 
-- a ``msgspec.Struct`` subclass: the config must convert to it (``msgspec.convert``, strict JSON types; msgspec
-  reports the first problem only);
-- a ``ConfigCheck``: a function ``(config, ctx) -> Iterable[FieldError]`` that returns every problem, each with a
-  path relative to the config (``"url"``, ``"headers.Accept"``, ``"branches[0]"``; ``""`` for the config itself).
-  ``FieldReader(config, "", errors)`` from ``spane_core.fields`` does the usual typed reads.
+- a ``msgspec.Struct`` subclass: the config must convert to it (``msgspec.convert``, strict JSON types;
+  msgspec reports the first problem only);
+- a ``ConfigCheck``: a function ``(config, ctx) -> Iterable[FieldError]`` that returns every problem, each
+  with a path relative to the config (``"url"``, ``"headers.Accept"``, ``"items[0]"``; ``""`` for the config
+  itself). ``FieldReader(config, "", errors)`` from ``spane_core.fields`` does the usual typed reads.
 
-The node-level keys ``retryPolicy``, ``circuitBreaker``, ``rateLimit`` and ``timeoutMs`` are taken out of the
-config before its check runs, so no schema needs to know them.
+The node-level keys ``retryPolicy``, ``circuitBreaker``, ``rateLimit`` and ``timeoutMs`` are checked apart and
+left out of the config a check sees, so no schema needs to know them.
 """
 
 from __future__ import annotations
@@ -33,24 +33,24 @@ DELAY_KEYS = ("ms", "seconds", "until")
 
 
 @dataclass(frozen=True, slots=True)
-class NodeContext:
+class ConfigContext:
     """What a config check may know of the node besides its config: its id and its children in the graph."""
 
     node_id: NodeId
     children: tuple[NodeId, ...]
 
 
-ConfigCheck: TypeAlias = Callable[[Mapping[str, Any], NodeContext], Iterable[FieldError]]
+ConfigCheck: TypeAlias = Callable[[Mapping[str, Any], ConfigContext], Iterable[FieldError]]
 NodeTypeSpec: TypeAlias = type[msgspec.Struct] | ConfigCheck
 
 
-def check_config(spec: NodeTypeSpec | None, config: Mapping[str, Any], ctx: NodeContext) -> list[FieldError]:
+def check_config(spec: NodeTypeSpec | None, config: Mapping[str, Any], ctx: ConfigContext) -> list[FieldError]:
     """Every problem ``spec`` finds in ``config``, with paths relative to the config."""
     if spec is None:
         return []
-    if isinstance(spec, type) and issubclass(spec, msgspec.Struct):
-        return _check_struct(spec, config)
-    return list(spec(config, ctx))
+    if not isinstance(spec, type):
+        return list(spec(config, ctx))
+    return _check_struct(spec, config)
 
 
 def _check_struct(spec: type[msgspec.Struct], config: Mapping[str, Any]) -> list[FieldError]:
@@ -89,7 +89,7 @@ def _expression(reader: FieldReader, key: str, *, required: bool) -> None:
         reader.error(key, f"{key} is not a valid JMESPath expression: {problem}")
 
 
-def check_transform(config: Mapping[str, Any], ctx: NodeContext) -> list[FieldError]:
+def check_transform(config: Mapping[str, Any], ctx: ConfigContext) -> list[FieldError]:
     errors: list[FieldError] = []
     reader = FieldReader(config, "", errors)
     _expression(reader, "expression", required=False)
@@ -97,7 +97,7 @@ def check_transform(config: Mapping[str, Any], ctx: NodeContext) -> list[FieldEr
     return errors
 
 
-def check_condition(config: Mapping[str, Any], ctx: NodeContext) -> list[FieldError]:
+def check_condition(config: Mapping[str, Any], ctx: ConfigContext) -> list[FieldError]:
     errors: list[FieldError] = []
     reader = FieldReader(config, "", errors)
     _expression(reader, "expression", required=True)
@@ -106,8 +106,8 @@ def check_condition(config: Mapping[str, Any], ctx: NodeContext) -> list[FieldEr
         match config.get(key):
             case None:
                 targets: list[tuple[str, object]] = []
-            case str() as target:
-                targets = [(key, target)]
+            case str() as single:
+                targets = [(key, single)]
             case list() as items:
                 targets = [(join_path(key, i), item) for i, item in enumerate(items)]
             case other:
@@ -130,7 +130,7 @@ def _is_http_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-def check_http(config: Mapping[str, Any], ctx: NodeContext) -> list[FieldError]:
+def check_http(config: Mapping[str, Any], ctx: ConfigContext) -> list[FieldError]:
     errors: list[FieldError] = []
     reader = FieldReader(config, "", errors)
     url = reader.string("url", required=True, non_empty=True)
@@ -142,7 +142,7 @@ def check_http(config: Mapping[str, Any], ctx: NodeContext) -> list[FieldError]:
     return errors
 
 
-def check_delay(config: Mapping[str, Any], ctx: NodeContext) -> list[FieldError]:
+def check_delay(config: Mapping[str, Any], ctx: ConfigContext) -> list[FieldError]:
     errors: list[FieldError] = []
     given = [key for key in DELAY_KEYS if config.get(key) is not None]
     if len(given) != 1:
@@ -160,7 +160,7 @@ def check_delay(config: Mapping[str, Any], ctx: NodeContext) -> list[FieldError]
     return errors
 
 
-def check_sub_workflow(config: Mapping[str, Any], ctx: NodeContext) -> list[FieldError]:
+def check_sub_workflow(config: Mapping[str, Any], ctx: ConfigContext) -> list[FieldError]:
     errors: list[FieldError] = []
     reader = FieldReader(config, "", errors)
     workflow_id = reader.string("workflowId", required=True)

@@ -1,0 +1,90 @@
+"""The rules of a workflow's triggers: a webhook (a URL path) or a schedule (a cron expression)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import CroniterBadTypeRangeError, CroniterError, croniter  # type: ignore[import-untyped]
+
+from spane_core.definition import TriggerDef
+from spane_core.errors import FieldError
+from spane_core.fields import FieldReader, join_path, show
+
+WEBHOOK_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+_URL_SAFE_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+\Z")
+_CRON_FIELDS = (5, 6, 7)  # minute hour day month weekday, then optional seconds and year
+
+
+def check_trigger(kind: str, config: dict[str, Any], path: str, errors: list[FieldError]) -> TriggerDef | None:
+    """The typed trigger at ``path``, or None when its type is unknown; broken rules go to ``errors``."""
+    reader = FieldReader(config, join_path(path, "config"), errors)
+    match kind:
+        case "webhook":
+            _check_webhook(reader)
+            return TriggerDef(type="webhook", config=config)
+        case "schedule":
+            _check_schedule(reader)
+            return TriggerDef(type="schedule", config=config)
+        case _:
+            message = f"unknown trigger type {show(kind)} (known types: schedule, webhook)"
+            errors.append(FieldError(join_path(path, "type"), message))
+            return None
+
+
+def _check_webhook(reader: FieldReader) -> None:
+    path = reader.string("path", required=True, non_empty=True)
+    if path is not None and not is_webhook_path(path):
+        rule = "segments of letters, digits, '-', '_', '.' and '~' joined by '/', with no '/' at either end"
+        reader.error("path", f"path must be {rule}, got {show(path)}")
+    reader.choice("method", WEBHOOK_METHODS)
+    reader.string("secret", non_empty=True)
+
+
+def is_webhook_path(path: str) -> bool:
+    return all(
+        _URL_SAFE_SEGMENT.match(segment) is not None and segment not in (".", "..") for segment in path.split("/")
+    )
+
+
+def _check_schedule(reader: FieldReader) -> None:
+    cron = reader.string("cron", required=True, non_empty=True)
+    if cron is not None and (problem := cron_problem(cron)) is not None:
+        reader.error("cron", f"cron {show(cron)} is not a valid cron expression: {problem}")
+    timezone = reader.string("timezone", non_empty=True)
+    if timezone is not None and not _is_time_zone(timezone):
+        reader.error("timezone", f"timezone {show(timezone)} is not an IANA time zone such as 'Europe/Paris'")
+
+
+def cron_problem(expression: str) -> str | None:
+    """Why ``expression`` is not a cron expression ``croniter`` accepts, or None when it is one.
+
+    Strict: an expression that can never fire (``0 0 30 2 *``) is rejected too.
+    """
+    count = len(expression.split())
+    if not expression.strip().startswith("@") and count not in _CRON_FIELDS:
+        return f"expected 5 fields (minute hour day-of-month month day-of-week), got {count}"
+    try:
+        croniter.expand(expression, strict=True)
+    except (CroniterError, CroniterBadTypeRangeError) as e:
+        # croniter says "[61 * * * *] is not acceptable, out of range"; keep the part that says why.
+        detail = str(e).removeprefix(f"[{expression}]").strip(" .")
+        if not detail.startswith("is not acceptable"):
+            return detail
+        match detail.removeprefix("is not acceptable").strip(" ,."):
+            case "":
+                return "a field has an unrecognized value"
+            case "out of range":
+                return "a field is out of range"
+            case reason:
+                return reason
+    return None
+
+
+def _is_time_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
