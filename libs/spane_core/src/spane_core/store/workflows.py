@@ -14,11 +14,8 @@ from spane_core.errors import ConcurrencyError, FieldError, InvalidInput, NotFou
 from spane_core.ids import WorkflowId
 from spane_core.keys import WorkflowKeys as K
 from spane_core.store.scripts import LuaScript
+from spane_core.validation import canonical_json
 from spane_core.workflow_events import WorkflowDeleted, WorkflowRegistered
-
-
-def canonical(definition: WorkflowDefinition) -> bytes:
-    return msgspec.json.encode(msgspec.to_builtins(definition), order="sorted")
 
 
 def webhook_paths(definition: WorkflowDefinition) -> list[str]:
@@ -38,7 +35,7 @@ class WorkflowRegistry:
 
     async def register(self, definition: WorkflowDefinition, now: int) -> tuple[int, bool]:
         """Store ``definition`` as a new version; returns (version, created). Identical to the latest: not created."""
-        body = canonical(definition)
+        body = canonical_json(definition)
         digest = hashlib.sha256(body).hexdigest()
         paths = webhook_paths(definition)
         for _ in range(32):
