@@ -33,7 +33,8 @@ def decode_task(data: bytes) -> Task:
 
 
 def decode_workflow_event(data: bytes) -> WorkflowEvent:
-    return _wf_dec.decode(data)
+    event: WorkflowEvent = _wf_dec.decode(data)
+    return event
 
 
 def decode_envelopes(data: bytes) -> list[Envelope]:

@@ -100,8 +100,8 @@ def build_graph(definition: WorkflowDefinition) -> Graph:
     terminals = tuple(n for n in nodes if not children[n])
     indegree = {n: len(parents[n]) for n in nodes}
     order = [n for n in nodes if indegree[n] == 0]
-    for node in order:  # grows while iterating: a breadth-first Kahn sort
-        for child in children[node]:
+    for ready in order:  # grows while iterating: a breadth-first Kahn sort
+        for child in children[ready]:
             indegree[child] -= 1
             if indegree[child] == 0:
                 order.append(child)

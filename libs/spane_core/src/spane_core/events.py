@@ -24,7 +24,7 @@ class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", rename
     pass
 
 
-class ExecutionStarted(_Event, tag="execution.started"):
+class ExecutionStarted(_Event, tag="execution.started", frozen=True):
     execution_id: ExecutionId
     workflow_id: WorkflowId
     workflow_version: int
@@ -35,28 +35,28 @@ class ExecutionStarted(_Event, tag="execution.started"):
     idempotency_key: str | None = None
 
 
-class ExecutionPaused(_Event, tag="execution.paused"):
+class ExecutionPaused(_Event, tag="execution.paused", frozen=True):
     pass
 
 
-class ExecutionResumed(_Event, tag="execution.resumed"):
+class ExecutionResumed(_Event, tag="execution.resumed", frozen=True):
     pass
 
 
-class ExecutionCancelled(_Event, tag="execution.cancelled"):
+class ExecutionCancelled(_Event, tag="execution.cancelled", frozen=True):
     reason: str | None = None
 
 
-class ExecutionCompleted(_Event, tag="execution.completed"):
+class ExecutionCompleted(_Event, tag="execution.completed", frozen=True):
     output: Any = None
 
 
-class ExecutionFailed(_Event, tag="execution.failed"):
+class ExecutionFailed(_Event, tag="execution.failed", frozen=True):
     error: ErrorInfo
     node_id: NodeId | None = None
 
 
-class NodeQueued(_Event, tag="node.queued"):
+class NodeQueued(_Event, tag="node.queued", frozen=True):
     node_id: NodeId
     attempt: int
     # A dead-lettered node retried with edited input runs on that input instead of its parents' outputs.
@@ -64,21 +64,21 @@ class NodeQueued(_Event, tag="node.queued"):
     has_input_override: bool = False
 
 
-class NodeStarted(_Event, tag="node.started"):
+class NodeStarted(_Event, tag="node.started", frozen=True):
     node_id: NodeId
     attempt: int
     # Fences a task that was reclaimed from a dead worker: only the latest lease may record a result.
     lease: str = ""
 
 
-class NodeCompleted(_Event, tag="node.completed"):
+class NodeCompleted(_Event, tag="node.completed", frozen=True):
     node_id: NodeId
     attempt: int
     output: Any = None
     next_nodes: list[NodeId] | None = None
 
 
-class NodeFailed(_Event, tag="node.failed"):
+class NodeFailed(_Event, tag="node.failed", frozen=True):
     node_id: NodeId
     attempt: int
     error: ErrorInfo
@@ -87,22 +87,22 @@ class NodeFailed(_Event, tag="node.failed"):
     continued_on_fail: bool = False
 
 
-class NodeSkipped(_Event, tag="node.skipped"):
+class NodeSkipped(_Event, tag="node.skipped", frozen=True):
     node_id: NodeId
 
 
-class NodeWaiting(_Event, tag="node.waiting"):
+class NodeWaiting(_Event, tag="node.waiting", frozen=True):
     node_id: NodeId
     reason: str  # "delay" | "sub-workflow"
     until: int | None = None  # epoch ms, for delays
     child_execution_id: ExecutionId | None = None
 
 
-class NodeCancelled(_Event, tag="node.cancelled"):
+class NodeCancelled(_Event, tag="node.cancelled", frozen=True):
     node_id: NodeId
 
 
-class NodeDeadLettered(_Event, tag="node.dead_lettered"):
+class NodeDeadLettered(_Event, tag="node.dead_lettered", frozen=True):
     node_id: NodeId
     attempt: int
     error: ErrorInfo
