@@ -1,0 +1,119 @@
+"""Every error the API answers with, as an RFC 9457 problem (``application/problem+json``), mapped in one table.
+
+SPANE's own errors map by class; Litestar's (routing 404/405, query validation, body too large, auth) by status.
+Anything else is a bug and answers a bare 500 without internals, after logging the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.types import ExceptionHandlersMap
+from spane_core.errors import (
+    ConcurrencyError,
+    InvalidInput,
+    MalformedInput,
+    NotFound,
+    SpaneError,
+    StateConflict,
+    StorageError,
+)
+
+from spane_api.schemas import FieldProblem, Problem
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+# The one table: error class -> (HTTP status, problem type slug). A subclass maps as its nearest listed base.
+SPANE_ERRORS: dict[type[SpaneError], tuple[int, str]] = {
+    MalformedInput: (400, "malformed-input"),
+    InvalidInput: (422, "invalid-input"),
+    NotFound: (404, "not-found"),
+    StateConflict: (409, "state-conflict"),
+    ConcurrencyError: (409, "concurrent-update"),
+    StorageError: (503, "storage-unavailable"),
+}
+
+# Litestar's own errors, by status: problem type slug and the detail shown when Litestar gives none worth showing.
+HTTP_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("malformed-input", "the request is malformed"),
+    401: ("unauthorized", "a valid 'Authorization: Bearer <token>' header is required"),
+    404: ("not-found", "no such resource"),
+    405: ("method-not-allowed", "this method is not allowed on this resource"),
+    413: ("body-too-large", "the request body is too large"),
+}
+
+
+def problem_type(slug: str) -> str:
+    return f"urn:spane:problem:{slug}"
+
+
+def problem_response(
+    status: int, slug: str, detail: str, errors: list[FieldProblem] | None = None, headers: dict[str, str] | None = None
+) -> Response[Problem]:
+    body = Problem(
+        type=problem_type(slug), title=HTTPStatus(status).phrase, status=status, detail=detail, errors=errors or []
+    )
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _spane_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    mapped = next((v for cls, v in SPANE_ERRORS.items() if isinstance(exc, cls)), None)
+    if mapped is None:
+        return _unexpected(request, exc)
+    status, slug = mapped
+    if status >= 500:
+        log.warning("answering %s: %s", status, exc)
+    errors = exc.errors if isinstance(exc, InvalidInput | MalformedInput) else []
+    problems = [FieldProblem(path=e.path, message=e.message) for e in errors]
+    return problem_response(status, slug, str(exc), problems)
+
+
+def _http_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code
+    if status >= 500:
+        return _unexpected(request, exc)
+    slug, default_detail = HTTP_ERRORS.get(status, ("client-error", HTTPStatus(status).phrase))
+    problems = _litestar_field_problems(exc.extra)
+    detail = default_detail if status in (401, 404, 405, 413) or not exc.detail else exc.detail
+    headers = dict(exc.headers or {})
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", "Bearer")
+    return problem_response(status, slug, detail, problems, headers)
+
+
+def _litestar_field_problems(extra: Any) -> list[FieldProblem]:
+    """Litestar's validation errors (``[{"key", "message", "source"}]``) as field problems."""
+    if not isinstance(extra, list):
+        return []
+    problems = []
+    for item in extra:
+        if isinstance(item, dict) and "message" in item:
+            problems.append(FieldProblem(path=str(item.get("key", "")), message=str(item["message"])))
+    return problems
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(500, "internal-error", "an unexpected error occurred; it has been logged")
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the problems a route may answer with."""
+    return {
+        status: ResponseSpec(
+            Problem, description=HTTPStatus(status).phrase, media_type=PROBLEM_JSON, generate_examples=False
+        )
+        for status in statuses
+    }
+
+
+def exception_handlers() -> ExceptionHandlersMap:
+    return {SpaneError: _spane_error, HTTPException: _http_error, Exception: _unexpected}

@@ -1,0 +1,138 @@
+"""The JSON shapes of the API's answers (camelCase), as msgspec Structs so that the OpenAPI schema documents them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+
+class _Shape(msgspec.Struct, kw_only=True, rename="camel"):
+    pass
+
+
+class FieldProblem(_Shape):
+    path: str
+    message: str
+
+
+class Problem(_Shape):
+    """An RFC 9457 problem detail, served as ``application/problem+json``."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldProblem] = msgspec.field(default_factory=list)
+
+
+class ExecuteRequest(_Shape):
+    """The body of ``POST /api/workflows/{id}/execute``; ``initialData`` is the original SPANE's name for ``input``."""
+
+    input: Any = msgspec.UNSET
+    initial_data: Any = msgspec.UNSET
+    version: int | None = None
+    idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+
+
+class WorkflowSaved(_Shape):
+    workflow_id: str
+    version: int
+
+
+class WorkflowSummary(_Shape):
+    workflow_id: str
+    name: str
+    version: int
+    updated_at: str
+    triggers: list[dict[str, Any]]
+
+
+class WorkflowList(_Shape):
+    items: list[WorkflowSummary]
+
+
+class WorkflowVersionView(_Shape):
+    workflow_id: str
+    version: int
+    definition: dict[str, Any]
+
+
+class VersionInfo(_Shape):
+    version: int
+    created_at: str | None
+
+
+class VersionList(_Shape):
+    items: list[VersionInfo]
+
+
+class ExecutionAccepted(_Shape):
+    execution_id: str
+    workflow_id: str
+    version: int
+    status: str
+
+
+class ErrorView(_Shape):
+    message: str
+    type: str
+
+
+class NodeView(_Shape):
+    status: str
+    attempts: int
+    started_at: str | None
+    finished_at: str | None
+    output: Any
+    error: ErrorView | None
+
+
+class ExecutionView(_Shape):
+    execution_id: str
+    workflow_id: str
+    version: int
+    status: str
+    input: Any
+    output: Any
+    error: ErrorView | None
+    parent_execution_id: str | None
+    depth: int
+    started_at: str
+    finished_at: str | None
+    nodes: dict[str, NodeView]
+
+
+class ExecutionSummary(_Shape):
+    execution_id: str
+    workflow_id: str
+    version: int
+    status: str
+    error: ErrorView | None
+    parent_execution_id: str | None
+    depth: int
+    started_at: str
+    finished_at: str | None
+
+
+class ExecutionPage(_Shape):
+    items: list[ExecutionSummary]
+    next_cursor: str | None
+
+
+class History(_Shape):
+    events: list[dict[str, Any]]
+
+
+class CommandAccepted(_Shape):
+    execution_id: str
+    status: str
+
+
+class Health(_Shape):
+    status: str
+
+
+class Readiness(_Shape):
+    status: str
+    checks: dict[str, str]
