@@ -1,0 +1,100 @@
+"""``http``: one HTTP request through the worker's shared ``httpx.AsyncClient``.
+
+Config: ``url``, ``method`` (GET), ``headers``, ``query``, ``body`` (default: the node input for POST, PUT and
+PATCH; a string is sent as is, anything else as JSON), ``timeoutMs``. Output: ``{"status", "headers", "body"}``,
+the body parsed when the response is JSON. A 4xx answer other than 408 and 429 is final (``NonRetryableError``);
+5xx, 408, 429 and network errors raise retryable errors, so the node's retry policy applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from spane_core.sdk import Executor, NodeContext, NonRetryableError
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+RETRYABLE_4XX = frozenset({408, 429})
+
+
+class HttpStatusError(Exception):
+    """A retryable HTTP answer (5xx, 408, 429)."""
+
+
+class HttpClientError(NonRetryableError):
+    """A 4xx answer that a retry would not change."""
+
+
+def build_request(client: httpx.AsyncClient, config: Mapping[str, Any], data: Any) -> httpx.Request:
+    method = str(config.get("method") or "GET").upper()
+    url = config.get("url")
+    if not isinstance(url, str) or not url:
+        raise NonRetryableError("http.url is required")
+    body = config.get("body", data if method in BODY_METHODS else None)
+    content: str | None = None
+    json_body: Any = None
+    if isinstance(body, str):
+        content = body
+    elif body is not None:
+        json_body = body
+    timeout_ms = config.get("timeoutMs")
+    extensions = {}
+    if isinstance(timeout_ms, int | float) and timeout_ms > 0:
+        extensions["timeout"] = httpx.Timeout(timeout_ms / 1000).as_dict()
+    return client.build_request(
+        method,
+        url,
+        headers={str(k): str(v) for k, v in (config.get("headers") or {}).items()},
+        params={str(k): _query_value(v) for k, v in (config.get("query") or {}).items()},
+        content=content,
+        json=json_body,
+        extensions=extensions,
+    )
+
+
+def _query_value(value: Any) -> str | list[str]:
+    if isinstance(value, list):
+        return [_scalar(v) for v in value]
+    return _scalar(value)
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def read_response(response: httpx.Response) -> dict[str, Any]:
+    content_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    body: Any = response.text
+    if content_type == "application/json" or content_type.endswith("+json"):
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text  # declared JSON but is not: keep the text rather than fail the node
+    headers: dict[str, str] = {}
+    for key, value in response.headers.multi_items():
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return {"status": response.status_code, "headers": headers, "body": body}
+
+
+def check_status(response: httpx.Response, request: httpx.Request) -> None:
+    status = response.status_code
+    where = f"{request.method} {request.url}"
+    if 400 <= status < 500 and status not in RETRYABLE_4XX:
+        raise HttpClientError(f"HTTP {status} from {where}")
+    if status >= 500 or status in RETRYABLE_4XX:
+        raise HttpStatusError(f"HTTP {status} from {where}")
+
+
+def http_executor(client: httpx.AsyncClient) -> Executor:
+    """The ``http`` executor bound to the worker's shared client."""
+
+    async def http(ctx: NodeContext) -> dict[str, Any]:
+        request = build_request(client, ctx.config, ctx.input)
+        response = await client.send(request)
+        check_status(response, request)
+        return read_response(response)
+
+    return http
