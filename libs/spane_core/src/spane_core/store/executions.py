@@ -42,6 +42,10 @@ class Transition:
     commands: Sequence[Command]
     workflow: Workflow | None = None  # needed to start an execution; otherwise read from its snapshot
     ack: Sequence[str] = ()  # task stream entries to acknowledge in the same commit
+    # Per command (same order as ``commands``): a task entry to acknowledge only if that command records events.
+    # A worker's result uses it: a stale result (its lease was taken over by a reclaim) must not acknowledge the
+    # task that the new lease holder is still running, or that task could never be reclaimed again.
+    ack_if_recorded: Sequence[str | None] = ()
     drop_timers: Sequence[str] = ()
     traceparent: str | None = None
 
@@ -124,20 +128,25 @@ class ExecutionStore:
             ctx = Context(now=now, lease=secrets.token_hex(8), jitter=random.random())
             after = state
             events = []
-            for command in t.commands:
-                for event in decide(after, workflow, command, ctx):
+            acks = list(t.ack)
+            for n, command in enumerate(t.commands):
+                decided = decide(after, workflow, command, ctx)
+                for event in decided:
                     after = evolve(after, event, now)
                     events.append(event)
+                if decided and n < len(t.ack_if_recorded) and (entry := t.ack_if_recorded[n]) is not None:
+                    acks.append(entry)
         except SpaneError as e:
             outcome.error = e
             events = []
-        if not events and not t.ack and not t.drop_timers:
+            acks = list(t.ack)
+        if not events and not acks and not t.drop_timers:
             return outcome, None
         keys = self.keys(t.execution_id)
         key_list = [keys.snapshot(t.execution_id), keys.log(t.execution_id), keys.events, keys.tasks, keys.timers]
         if not events:
             args: list[object] = [0, 0, b"", "", 0, b"", WORKER_GROUP, 0, 0, 0]
-            args += [len(t.drop_timers), *t.drop_timers, len(t.ack), *t.ack]
+            args += [len(t.drop_timers), *t.drop_timers, len(acks), *acks]
             return outcome, (key_list, args)
         assert after is not None
         base = state.seq if state is not None else 0
@@ -163,7 +172,7 @@ class ExecutionStore:
         args += [len(eff.tasks), *(codec.encode(task) for task in eff.tasks)]
         args += [len(timer_args), *timer_args]
         args += [len(t.drop_timers) + len(eff.dropped_timers), *t.drop_timers, *eff.dropped_timers]
-        args += [len(t.ack), *t.ack]
+        args += [len(acks), *acks]
         outcome.state = after
         outcome.events = envelopes
         return outcome, (key_list, args)
