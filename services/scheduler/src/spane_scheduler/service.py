@@ -1,0 +1,32 @@
+"""Wiring of the scheduler service: timers today; cron triggers join here as a second loop (see ``loops``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from redis.asyncio import Redis
+from spane_core.errors import SpaneError
+from spane_core.settings import Settings
+from spane_core.store.executions import ExecutionStore
+from spane_core.store.workflows import WorkflowRegistry
+
+from spane_scheduler.timers import TimerLoop
+
+log = logging.getLogger("spane.scheduler")
+
+
+async def run_scheduler(settings: Settings, stop: asyncio.Event) -> None:
+    """Fire due timers until ``stop`` is set. Any number of schedulers may run side by side."""
+    if not settings.redis_url:
+        raise SpaneError("the scheduler needs SPANE_REDIS_URL (only `spane dev` starts an embedded Redis)")
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        store = ExecutionStore(redis, WorkflowRegistry(redis), settings.partitions)
+        timers = TimerLoop(redis, store, settings.partitions, settings.scheduler_interval_ms)
+        # The seam for cron triggers: a CronLoop(redis, registry, store).run(stop) is added to this list.
+        loops = [timers.run(stop)]
+        log.info("scheduler: %d partition(s), every %d ms", settings.partitions, settings.scheduler_interval_ms)
+        await asyncio.gather(*loops)
+    finally:
+        await redis.aclose()

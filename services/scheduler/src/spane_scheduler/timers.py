@@ -1,0 +1,73 @@
+"""Due timers (retry backoff, delays) become ``FireTimer`` commands.
+
+Each tick reads the due members of every partition's timers zset and commits, per execution, the ``FireTimer``
+commands together with the ZREM of their members (``drop_timers``) in the same atomic commit. Any number of
+schedulers may run: when two race on one timer, the loser's decide sees the new state and emits nothing, so each
+timer fires once. A timer of a paused execution is dropped without effect; resume runs what fell due meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+
+from redis.asyncio import Redis
+from spane_core.commands import FireTimer
+from spane_core.effects import parse_timer_member
+from spane_core.ids import ExecutionId
+from spane_core.keys import PartitionKeys, all_partitions
+from spane_core.store.executions import ExecutionStore, Transition, now_ms
+
+log = logging.getLogger("spane.scheduler")
+
+BATCH = 500
+
+
+class TimerLoop:
+    def __init__(self, redis: Redis, store: ExecutionStore, partitions: int, interval_ms: int) -> None:
+        self.redis = redis
+        self.store = store
+        self.partitions = all_partitions(partitions)
+        self.interval_s = interval_ms / 1000
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            busy = False
+            try:
+                for p in self.partitions:
+                    busy |= await self.fire_due(p) >= BATCH
+            except Exception:
+                log.exception("firing timers failed")
+            if not busy:  # a full batch means more are due: go on at once
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.interval_s)
+
+    async def fire_due(self, p: PartitionKeys, now: int | None = None) -> int:
+        """Fire up to ``BATCH`` due timers of partition ``p``; returns how many were read."""
+        due = now if now is not None else now_ms()
+        members = await self.redis.zrangebyscore(p.timers, "-inf", due, start=0, num=BATCH)
+        if not members:
+            return 0
+        by_execution: dict[ExecutionId, list[str]] = defaultdict(list)
+        commands: dict[ExecutionId, list[FireTimer]] = defaultdict(list)
+        for raw in members:
+            member = _text(raw)
+            try:
+                execution_id, node_id, attempt = parse_timer_member(member)
+            except ValueError:
+                log.error("dropping unreadable timer %r from %s", member, p.timers)
+                await self.redis.zrem(p.timers, member)
+                continue
+            by_execution[execution_id].append(member)
+            commands[execution_id].append(FireTimer(node_id=node_id, attempt=attempt))
+        transitions = [Transition(eid, commands[eid], drop_timers=dropped) for eid, dropped in by_execution.items()]
+        for outcome in await self.store.transact(transitions):
+            if outcome.error is not None:  # a missing execution still has its timer dropped by the commit
+                log.warning("timers of %s: %s", outcome.execution_id, outcome.error)
+        return len(members)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
