@@ -1,0 +1,29 @@
+"""Wiring of the projector service: its Redis client and Postgres pool from the settings, run until stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from redis.asyncio import Redis
+from spane_core.errors import SpaneError
+from spane_core.settings import Settings
+
+from spane_projector.projector import Projector
+
+log = logging.getLogger("spane.projector")
+
+
+async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
+    """Project the log into Postgres until ``stop`` is set (the schema is migrated first)."""
+    if not settings.redis_url or not settings.database_url:
+        raise SpaneError("the projector needs SPANE_REDIS_URL and SPANE_DATABASE_URL (only `spane dev` embeds them)")
+    redis = Redis.from_url(settings.redis_url)  # bytes replies: the entries are msgpack
+    try:
+        projector = Projector(
+            redis, settings.database_url, consumer=settings.consumer_name, partitions=settings.partitions
+        )
+        log.info("projector %s: %d partition(s)", settings.consumer_name, settings.partitions)
+        await projector.run(stop)
+    finally:
+        await redis.aclose()

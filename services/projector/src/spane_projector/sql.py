@@ -1,0 +1,117 @@
+"""The projector's SQL. Batches travel as one array per column and are ``unnest``-ed: one round trip per table.
+
+JSON goes in as text cast to jsonb and comes out as text, whatever codecs the connection has.
+"""
+
+from __future__ import annotations
+
+# The keys arrive sorted, so that two transactions never wait on each other's locks in opposite orders.
+LOCK_EXECUTIONS = """
+SELECT pg_advisory_xact_lock($1::int, k) FROM unnest($2::int[]) WITH ORDINALITY AS u(k, i) ORDER BY i
+"""
+
+INSERT_EVENTS = """
+INSERT INTO events (execution_id, seq, workflow_id, type, at, node_id, body)
+SELECT e, s, w, t, a, n, b::jsonb
+FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[])
+    AS u(e, s, w, t, a, n, b)
+ON CONFLICT DO NOTHING
+"""
+
+SELECT_EXECUTIONS = """
+SELECT execution_id, workflow_id, workflow_version, status, output::text, error::text, parent_execution_id,
+       parent_node_id, depth, idempotency_key, started_at, finished_at, updated_at, last_seq
+FROM executions WHERE execution_id = ANY($1::text[])
+"""
+
+# Executions with archived events after the given seq (a batch that fills a gap folds those too).
+SELECT_HAS_LATER = """
+SELECT u.e FROM unnest($1::text[], $2::int[]) AS u(e, s)
+WHERE EXISTS (SELECT 1 FROM events v WHERE v.execution_id = u.e AND v.seq > u.s)
+"""
+
+SELECT_EVENTS_AFTER = """
+SELECT v.body::text FROM unnest($1::text[], $2::int[]) AS u(e, s)
+JOIN events v ON v.execution_id = u.e AND v.seq > u.s
+ORDER BY v.execution_id, v.seq
+"""
+
+SELECT_NODE_RUNS = """
+SELECT n.execution_id, n.node_id, n.status, n.attempts, n.started_at, n.finished_at, n.output::text, n.error::text,
+       n.last_seq
+FROM unnest($1::text[], $2::text[]) AS u(e, n)
+JOIN node_runs n ON n.execution_id = u.e AND n.node_id = u.n
+"""
+
+# Rows are folded from the stored state, so an update writes every column an event can change; the columns
+# execution.started sets are written once, by the insert. The guard makes a replay a no-op.
+UPSERT_EXECUTIONS = """
+INSERT INTO executions AS x (
+    execution_id, workflow_id, workflow_version, status, input, output, error, parent_execution_id,
+    parent_node_id, depth, idempotency_key, started_at, finished_at, updated_at, last_seq)
+SELECT e, w, v, st, i::jsonb, o::jsonb, er::jsonb, pe, pn, d, k, sa, fa, ua, ls
+FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+            $9::text[], $10::int[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::timestamptz[],
+            $15::int[])
+    AS u(e, w, v, st, i, o, er, pe, pn, d, k, sa, fa, ua, ls)
+ON CONFLICT (execution_id) DO UPDATE SET
+    status = EXCLUDED.status, output = EXCLUDED.output, error = EXCLUDED.error,
+    finished_at = EXCLUDED.finished_at, updated_at = EXCLUDED.updated_at, last_seq = EXCLUDED.last_seq
+WHERE x.last_seq < EXCLUDED.last_seq
+"""
+
+UPSERT_NODE_RUNS = """
+INSERT INTO node_runs AS n (
+    execution_id, node_id, status, attempts, started_at, finished_at, output, error, last_seq)
+SELECT e, nd, st, a, sa, fa, o::jsonb, er::jsonb, ls
+FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::timestamptz[], $6::timestamptz[], $7::text[],
+            $8::text[], $9::int[])
+    AS u(e, nd, st, a, sa, fa, o, er, ls)
+ON CONFLICT (execution_id, node_id) DO UPDATE SET
+    status = EXCLUDED.status, attempts = EXCLUDED.attempts, started_at = EXCLUDED.started_at,
+    finished_at = EXCLUDED.finished_at, output = EXCLUDED.output, error = EXCLUDED.error,
+    last_seq = EXCLUDED.last_seq
+WHERE n.last_seq < EXCLUDED.last_seq
+"""
+
+INSERT_DEAD_LETTERS = """
+INSERT INTO dead_letters (id, execution_id, workflow_id, node_id, attempt, error, input, failed_at, resolved_at)
+SELECT i, e, w, n, a, er::jsonb, inp::jsonb, fa, ra
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[],
+            $8::timestamptz[], $9::timestamptz[])
+    AS u(i, e, w, n, a, er, inp, fa, ra)
+ON CONFLICT (id) DO NOTHING
+"""
+
+# A node queued again resolves its dead letters of earlier attempts (one requeue per node and batch: the first).
+RESOLVE_DEAD_LETTERS = """
+UPDATE dead_letters d SET resolved_at = u.a
+FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[]) AS u(e, n, att, a)
+WHERE d.execution_id = u.e AND d.node_id = u.n AND d.attempt < u.att AND d.resolved_at IS NULL
+"""
+
+INSERT_WORKFLOW_VERSIONS = """
+INSERT INTO workflow_versions (workflow_id, version, definition, created_at)
+SELECT w, v, d::jsonb, c FROM unnest($1::text[], $2::int[], $3::text[], $4::timestamptz[]) AS u(w, v, d, c)
+ON CONFLICT DO NOTHING
+"""
+
+# Commutative, so that registry batches may be applied in any order and twice: name and triggers follow the
+# newest version, deleted_at and updated_at the newest stream position.
+UPSERT_WORKFLOWS = """
+INSERT INTO workflows AS w (
+    workflow_id, name, latest_version, triggers, created_at, updated_at, deleted_at, last_pos)
+SELECT i, nm, v, coalesce(tr::jsonb, '[]'), c, ua, da, pos
+FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::timestamptz[], $6::timestamptz[],
+            $7::timestamptz[], $8::bigint[])
+    AS u(i, nm, v, tr, c, ua, da, pos)
+ON CONFLICT (workflow_id) DO UPDATE SET
+    name = CASE WHEN EXCLUDED.latest_version > coalesce(w.latest_version, 0) THEN EXCLUDED.name ELSE w.name END,
+    triggers = CASE WHEN EXCLUDED.latest_version > coalesce(w.latest_version, 0)
+                    THEN EXCLUDED.triggers ELSE w.triggers END,
+    latest_version = greatest(w.latest_version, EXCLUDED.latest_version),
+    created_at = least(w.created_at, EXCLUDED.created_at),
+    updated_at = CASE WHEN EXCLUDED.last_pos > w.last_pos THEN EXCLUDED.updated_at ELSE w.updated_at END,
+    deleted_at = CASE WHEN EXCLUDED.last_pos > w.last_pos THEN EXCLUDED.deleted_at ELSE w.deleted_at END,
+    last_pos = greatest(w.last_pos, EXCLUDED.last_pos)
+"""

@@ -1,0 +1,219 @@
+"""Writes a batch of log entries into the read models, in one transaction, idempotently and in any order.
+
+Each execution's events are archived (``ON CONFLICT DO NOTHING``) and then folded onto its stored rows in seq
+order, from ``last_seq + 1`` on, only while the seqs are contiguous. Batches may come out of order (several
+projectors share a stream; entries of a dead projector are reclaimed late): a later batch whose earlier events have
+not arrived yet is only archived, and the batch that fills the gap folds every archived event after it. A replayed
+batch folds nothing. A per-execution advisory lock makes concurrent batches of one execution take turns.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+from spane_core.events import Envelope
+from spane_core.workflow_events import WorkflowEvent
+
+from spane_projector import sql
+from spane_projector.convert import (
+    envelope_from_body,
+    event_body,
+    from_json,
+    json_text,
+    opt_json_text,
+    opt_ms,
+    opt_time,
+    to_ms,
+    to_time,
+)
+from spane_projector.rows import (
+    ExecutionRow,
+    NodeRunRow,
+    Projection,
+    node_of,
+    project,
+    project_workflows,
+    state_from_rows,
+)
+
+if TYPE_CHECKING:
+    from spane_projector.schema import Conn
+
+EXECUTION_LOCKS = 0x5350  # advisory lock class of executions (key: a hash of the id)
+REGISTRY_LOCK = (0x5351, 0)
+
+
+def _lock_key(execution_id: str) -> int:
+    return zlib.crc32(execution_id.encode()) - 2**31
+
+
+def _execution_row(r: asyncpg.Record) -> ExecutionRow:
+    return ExecutionRow(
+        execution_id=r["execution_id"],
+        workflow_id=r["workflow_id"],
+        workflow_version=r["workflow_version"],
+        status=r["status"],
+        input=None,  # not read back: execution.started sets it and nothing changes it
+        output=from_json(r["output"]),
+        error=from_json(r["error"]),
+        parent_execution_id=r["parent_execution_id"],
+        parent_node_id=r["parent_node_id"],
+        depth=r["depth"],
+        idempotency_key=r["idempotency_key"],
+        started_at=to_ms(r["started_at"]),
+        finished_at=opt_ms(r["finished_at"]),
+        updated_at=to_ms(r["updated_at"]),
+        last_seq=r["last_seq"],
+    )
+
+
+def _node_row(r: asyncpg.Record) -> NodeRunRow:
+    return NodeRunRow(
+        execution_id=r["execution_id"],
+        node_id=r["node_id"],
+        status=r["status"],
+        attempts=r["attempts"],
+        started_at=opt_ms(r["started_at"]),
+        finished_at=opt_ms(r["finished_at"]),
+        output=from_json(r["output"]),
+        error=from_json(r["error"]),
+        last_seq=r["last_seq"],
+    )
+
+
+def _columns(rows: Iterable[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows turned into one list per column, the shape ``unnest`` takes."""
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    return columns or [[] for _ in range(width)]
+
+
+async def write_commits(conn: Conn, envelopes: Iterable[Envelope]) -> int:
+    """Apply commits' envelopes in one transaction; returns how many events were folded into rows."""
+    by_execution: dict[str, dict[int, Envelope]] = {}
+    for envelope in envelopes:
+        by_execution.setdefault(envelope.execution_id, {})[envelope.seq] = envelope
+    if not by_execution:
+        return 0
+    ids = sorted(by_execution, key=_lock_key)
+    async with conn.transaction():
+        await conn.execute(sql.LOCK_EXECUTIONS, EXECUTION_LOCKS, [_lock_key(i) for i in ids])
+        await _archive(conn, [e for seqs in by_execution.values() for e in seqs.values()])
+        stored = {r["execution_id"]: _execution_row(r) for r in await conn.fetch(sql.SELECT_EXECUTIONS, ids)}
+        runs = await _runs(conn, by_execution, {i: row.last_seq for i, row in stored.items()})
+        if not runs:
+            return 0
+        wanted = {(i, node_id) for i in runs if i in stored for e in runs[i] if (node_id := node_of(e))}
+        nodes: dict[str, list[NodeRunRow]] = {}
+        if wanted:
+            for r in await conn.fetch(sql.SELECT_NODE_RUNS, *_columns(wanted, 2)):
+                nodes.setdefault(r["execution_id"], []).append(_node_row(r))
+        projections = [
+            project(state_from_rows(stored[i], nodes.get(i, ())) if i in stored else None, run)
+            for i, run in runs.items()
+        ]
+        await _write(conn, projections)
+        return sum(len(run) for run in runs.values())
+
+
+async def _runs(
+    conn: Conn, by_execution: dict[str, dict[int, Envelope]], done: dict[str, int]
+) -> dict[str, list[Envelope]]:
+    """Per execution, the events to fold now: those right after its ``last_seq``, while contiguous.
+
+    Usually the batch's own events. When the batch does not follow on (it is early, or it fills a gap behind
+    events archived before), the run is read back from the archive, which already holds this batch.
+    """
+    batch_max = {i: max(seqs) for i, seqs in by_execution.items()}
+    beyond = {r[0] for r in await conn.fetch(sql.SELECT_HAS_LATER, *_columns(batch_max.items(), 2))}
+    runs: dict[str, list[Envelope]] = {}
+    gaps: dict[str, int] = {}
+    for execution_id, seqs in by_execution.items():
+        after = done.get(execution_id, 0)
+        fresh = [seqs[s] for s in sorted(seqs) if s > after]
+        if not fresh:
+            continue  # a replay
+        if execution_id not in beyond and fresh[0].seq == after + 1 and fresh[-1].seq == after + len(fresh):
+            runs[execution_id] = fresh
+        else:
+            gaps[execution_id] = after
+    if gaps:
+        for r in await conn.fetch(sql.SELECT_EVENTS_AFTER, *_columns(gaps.items(), 2)):
+            envelope = envelope_from_body(from_json(r[0]))
+            run = runs.setdefault(envelope.execution_id, [])
+            if envelope.seq == gaps[envelope.execution_id] + len(run) + 1:
+                run.append(envelope)
+    return {i: run for i, run in runs.items() if run}
+
+
+async def _archive(conn: Conn, envelopes: list[Envelope]) -> None:
+    rows = (
+        (
+            e.execution_id,
+            e.seq,
+            e.workflow_id,
+            e.type,
+            to_time(e.at),
+            node_of(e),
+            event_body(e),
+        )
+        for e in envelopes
+    )
+    await conn.execute(sql.INSERT_EVENTS, *_columns(rows, 7))
+
+
+async def _write(conn: Conn, projections: list[Projection]) -> None:
+    executions = (
+        (
+            x.execution_id, x.workflow_id, x.workflow_version, x.status, opt_json_text(x.input),
+            opt_json_text(x.output), opt_json_text(x.error), x.parent_execution_id, x.parent_node_id, x.depth,
+            x.idempotency_key, to_time(x.started_at), opt_time(x.finished_at), to_time(x.updated_at), x.last_seq,
+        )
+        for x in (p.execution for p in projections)
+    )  # fmt: skip
+    await conn.execute(sql.UPSERT_EXECUTIONS, *_columns(executions, 15))
+    node_rows = (
+        (
+            n.execution_id, n.node_id, n.status, n.attempts, opt_time(n.started_at), opt_time(n.finished_at),
+            opt_json_text(n.output), opt_json_text(n.error), n.last_seq,
+        )
+        for p in projections
+        for n in p.nodes
+    )  # fmt: skip
+    await conn.execute(sql.UPSERT_NODE_RUNS, *_columns(node_rows, 9))
+    dead = [
+        (
+            d.id, d.execution_id, d.workflow_id, d.node_id, d.attempt, json_text(d.error), opt_json_text(d.input),
+            to_time(d.failed_at), opt_time(d.resolved_at),
+        )
+        for p in projections
+        for d in p.dead_letters
+    ]  # fmt: skip
+    if dead:
+        await conn.execute(sql.INSERT_DEAD_LETTERS, *_columns(dead, 9))
+    requeues = [(q.execution_id, q.node_id, q.attempt, to_time(q.at)) for p in projections for q in p.requeues]
+    if requeues:
+        await conn.execute(sql.RESOLVE_DEAD_LETTERS, *_columns(requeues, 4))
+
+
+async def write_workflow_events(conn: Conn, events: Iterable[tuple[int, WorkflowEvent]]) -> int:
+    """Apply registry events, each with its stream position (``rows.stream_pos``), in one transaction."""
+    batch = list(events)
+    workflows, versions = project_workflows(batch)
+    if not workflows:
+        return 0
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *REGISTRY_LOCK)
+        version_rows = ((v.workflow_id, v.version, json_text(v.definition), to_time(v.created_at)) for v in versions)
+        await conn.execute(sql.INSERT_WORKFLOW_VERSIONS, *_columns(version_rows, 4))
+        workflow_rows = (
+            (
+                w.workflow_id, w.name, w.latest_version, opt_json_text(w.triggers), opt_time(w.created_at),
+                to_time(w.updated_at), opt_time(w.deleted_at), w.last_pos,
+            )
+            for w in workflows
+        )  # fmt: skip
+        await conn.execute(sql.UPSERT_WORKFLOWS, *_columns(workflow_rows, 8))
+    return len(batch)
