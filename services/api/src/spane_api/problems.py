@@ -14,6 +14,8 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from spane_core.errors import (
     ConcurrencyError,
     InvalidInput,
@@ -100,6 +102,11 @@ def _litestar_field_problems(extra: Any) -> list[FieldProblem]:
     return problems
 
 
+def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    log.warning("answering 503 to %s %s: %r", request.method, request.url.path, exc)
+    return problem_response(503, "storage-unavailable", "a backing store is unavailable; try again later")
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(500, "internal-error", "an unexpected error occurred; it has been logged")
@@ -116,4 +123,11 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
 
 
 def exception_handlers() -> ExceptionHandlersMap:
-    return {SpaneError: _spane_error, HTTPException: _http_error, Exception: _unexpected}
+    return {
+        SpaneError: _spane_error,
+        HTTPException: _http_error,
+        # The core lets Redis driver errors through; an outage is not a bug of the request.
+        RedisConnectionError: _unavailable,
+        RedisTimeoutError: _unavailable,
+        Exception: _unexpected,
+    }
