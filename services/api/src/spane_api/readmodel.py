@@ -1,0 +1,163 @@
+"""Queries of the Postgres read models that the projector writes (the API never writes them).
+
+A driver error becomes ``StorageError`` (HTTP 503), so that a Postgres outage is not reported as a bug.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+from spane_core.codec import iso_ms
+from spane_core.errors import StorageError
+
+from spane_api.schemas import ExecutionSummary, ExecutionView, NodeView, VersionInfo, WorkflowSummary
+from spane_api.views import error_view
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def iso(moment: dt.datetime) -> str:
+    return iso_ms((moment - _EPOCH) // dt.timedelta(milliseconds=1))
+
+
+def iso_opt(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else iso(moment)
+
+
+@contextlib.asynccontextmanager
+async def connection(db: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    try:
+        async with db.acquire() as conn:
+            yield conn
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        raise StorageError(f"the read-model database is unavailable: {e}") from e
+
+
+async def list_workflows(db: asyncpg.Pool) -> list[WorkflowSummary]:
+    async with connection(db) as conn:
+        rows = await conn.fetch(
+            "SELECT workflow_id, name, latest_version, updated_at, triggers FROM workflows"
+            " WHERE deleted_at IS NULL AND latest_version IS NOT NULL ORDER BY workflow_id"
+        )
+    return [
+        WorkflowSummary(
+            workflow_id=r["workflow_id"],
+            name=r["name"] or r["workflow_id"],
+            version=r["latest_version"],
+            updated_at=iso(r["updated_at"]),
+            triggers=r["triggers"] or [],
+        )
+        for r in rows
+    ]
+
+
+async def workflow_definition(db: asyncpg.Pool, workflow_id: str, version: int) -> dict[str, Any] | None:
+    """A version's definition; None when the projector has not stored it (yet)."""
+    async with connection(db) as conn:
+        definition: dict[str, Any] | None = await conn.fetchval(
+            "SELECT definition FROM workflow_versions WHERE workflow_id = $1 AND version = $2", workflow_id, version
+        )
+    return definition
+
+
+async def workflow_versions(db: asyncpg.Pool, workflow_id: str) -> list[VersionInfo]:
+    """The versions of a workflow that the projector has stored, oldest first."""
+    async with connection(db) as conn:
+        rows = await conn.fetch(
+            "SELECT version, created_at FROM workflow_versions WHERE workflow_id = $1 ORDER BY version", workflow_id
+        )
+    return [VersionInfo(version=r["version"], created_at=iso(r["created_at"])) for r in rows]
+
+
+_EXECUTION_COLUMNS = (
+    "execution_id, workflow_id, workflow_version, status, error, parent_execution_id, depth, started_at,"
+    " finished_at, last_seq"
+)
+
+
+async def execution(db: asyncpg.Pool, execution_id: str) -> tuple[ExecutionView, int] | None:
+    """The execution and the seq of the last event its row reflects; None when the projector has not seen it."""
+    async with connection(db) as conn:
+        row = await conn.fetchrow(
+            f"SELECT {_EXECUTION_COLUMNS}, input, output FROM executions WHERE execution_id = $1", execution_id
+        )
+        if row is None:
+            return None
+        node_rows = await conn.fetch(
+            "SELECT node_id, status, attempts, started_at, finished_at, output, error FROM node_runs"
+            " WHERE execution_id = $1",
+            execution_id,
+        )
+    nodes = {
+        n["node_id"]: NodeView(
+            status=n["status"],
+            attempts=n["attempts"],
+            started_at=iso_opt(n["started_at"]),
+            finished_at=iso_opt(n["finished_at"]),
+            output=n["output"],
+            error=error_view(n["error"]),
+        )
+        for n in node_rows
+    }
+    summary = _summary(row)
+    view = ExecutionView(
+        execution_id=summary.execution_id,
+        workflow_id=summary.workflow_id,
+        version=summary.version,
+        status=summary.status,
+        input=row["input"],
+        output=row["output"],
+        error=summary.error,
+        parent_execution_id=summary.parent_execution_id,
+        depth=summary.depth,
+        started_at=summary.started_at,
+        finished_at=summary.finished_at,
+        nodes=nodes,
+    )
+    return view, int(row["last_seq"])
+
+
+def _summary(row: asyncpg.Record) -> ExecutionSummary:
+    return ExecutionSummary(
+        execution_id=row["execution_id"],
+        workflow_id=row["workflow_id"],
+        version=row["workflow_version"],
+        status=row["status"],
+        error=error_view(row["error"]),
+        parent_execution_id=row["parent_execution_id"],
+        depth=row["depth"],
+        started_at=iso(row["started_at"]),
+        finished_at=iso_opt(row["finished_at"]),
+    )
+
+
+async def executions(
+    db: asyncpg.Pool, *, workflow_id: str | None, status: str | None, limit: int, cursor: str | None
+) -> list[ExecutionSummary]:
+    """Newest first (execution ids sort by creation time), strictly older than ``cursor``."""
+    clauses: list[str] = []
+    args: list[object] = []
+    for column, value in (("workflow_id", workflow_id), ("status", status)):
+        if value is not None:
+            args.append(value)
+            clauses.append(f"{column} = ${len(args)}")
+    if cursor is not None:
+        args.append(cursor)
+        clauses.append(f"execution_id < ${len(args)}")
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    args.append(limit)
+    sql = f"SELECT {_EXECUTION_COLUMNS} FROM executions {where} ORDER BY execution_id DESC LIMIT ${len(args)}"
+    async with connection(db) as conn:
+        rows = await conn.fetch(sql, *args)
+    return [_summary(r) for r in rows]
+
+
+async def archived_events(db: asyncpg.Pool, execution_id: str) -> list[dict[str, Any]]:
+    """The archived log of an execution (for when Redis no longer holds it), in order."""
+    async with connection(db) as conn:
+        rows = await conn.fetch("SELECT body FROM events WHERE execution_id = $1 ORDER BY seq", execution_id)
+    return [r["body"] for r in rows]

@@ -1,0 +1,88 @@
+"""What the API asks of the core: start an execution (idempotently) and send it a user's command.
+
+The rules are the core's (``decide``); this module only resolves the workflow version, claims idempotency keys and
+commits through the ``ExecutionStore``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from spane_core.commands import Cancel, Command, Pause, Resume, Start
+from spane_core.definition import Workflow
+from spane_core.errors import FieldError, InvalidInput, NotFound
+from spane_core.ids import ExecutionId, WorkflowId, new_execution_id
+from spane_core.keys import WorkflowKeys
+from spane_core.state import ExecutionState
+from spane_core.store.executions import Transition
+
+from spane_api.deps import Dependencies
+
+# How long an idempotency key maps to its execution: a client retrying later than this starts a new one.
+IDEMPOTENCY_TTL_S = 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    state: ExecutionState
+    created: bool  # False: the idempotency key named an execution that already existed
+
+
+async def resolve_workflow(deps: Dependencies, workflow_id: WorkflowId, version: int | None) -> Workflow:
+    """The version to run: 404 for an unknown or deleted workflow, 422 for a version it does not have."""
+    latest = await deps.workflows.latest_version(workflow_id)
+    if latest is None:
+        raise NotFound(f"workflow {workflow_id!r} not found")
+    if version is None:
+        return await deps.workflows.get(workflow_id, latest)
+    try:
+        return await deps.workflows.get(workflow_id, version)
+    except NotFound as e:
+        problem = FieldError("version", f"workflow {workflow_id!r} has no version {version} (latest is {latest})")
+        raise InvalidInput("the requested workflow version does not exist", [problem]) from e
+
+
+async def claim_execution_id(redis: Redis, workflow_id: str, key: str) -> ExecutionId:
+    """The execution id that ``key`` names, minted on its first use.
+
+    The key is claimed before the execution starts; a crash in between leaves a claimed id whose execution does
+    not exist yet, and the retry then starts it (starting is idempotent), so the two steps need no transaction.
+    """
+    name = WorkflowKeys.idempotency(workflow_id, key)
+    while True:
+        fresh = new_execution_id()
+        if await redis.set(name, fresh, nx=True, ex=IDEMPOTENCY_TTL_S):
+            return fresh
+        existing = await redis.get(name)
+        if existing is not None:  # else it expired between the two calls: claim it again
+            return ExecutionId(existing.decode() if isinstance(existing, bytes) else existing)
+
+
+async def start_execution(
+    deps: Dependencies, workflow: Workflow, execution_input: Any, idempotency_key: str | None = None
+) -> Started:
+    if idempotency_key is None:
+        execution_id = new_execution_id()
+    else:
+        execution_id = await claim_execution_id(deps.redis, workflow.id, idempotency_key)
+    start = Start(execution_id=execution_id, input=execution_input, idempotency_key=idempotency_key)
+    outcome = await deps.executions.apply(Transition(execution_id, [start], workflow=workflow))
+    assert outcome.state is not None, "a committed start leaves a state"
+    created = bool(outcome.events)
+    if created:
+        deps.metrics.executions_started.labels(workflow.id).inc()
+    return Started(outcome.state, created)
+
+
+USER_COMMANDS: dict[str, Callable[[], Command]] = {"pause": Pause, "resume": Resume, "cancel": Cancel}
+
+
+async def command_execution(deps: Dependencies, execution_id: str, name: str) -> ExecutionState:
+    """Pause, resume or cancel; ``NotFound`` for an unknown execution, ``StateConflict`` when not allowed."""
+    command = USER_COMMANDS[name]()
+    outcome = await deps.executions.apply(Transition(ExecutionId(execution_id), [command]))
+    assert outcome.state is not None
+    return outcome.state

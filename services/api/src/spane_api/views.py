@@ -1,0 +1,76 @@
+"""An execution as the API shows it, built from a Redis snapshot (read-your-writes) or from the read model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from spane_core.codec import iso_ms
+from spane_core.events import ErrorInfo
+from spane_core.state import ExecutionState, NodeState, NodeStatus
+
+from spane_api.schemas import ErrorView, ExecutionSummary, ExecutionView, NodeView
+
+
+def iso_or_none(epoch_ms: int | None) -> str | None:
+    return None if epoch_ms is None else iso_ms(epoch_ms)
+
+
+def error_view(error: ErrorInfo | dict[str, Any] | None) -> ErrorView | None:
+    if error is None:
+        return None
+    if isinstance(error, ErrorInfo):
+        return ErrorView(message=error.message, type=error.type)
+    return ErrorView(message=str(error.get("message", "")), type=str(error.get("type", "Error")))
+
+
+def pending_node() -> NodeView:
+    return NodeView(status=NodeStatus.PENDING, attempts=0, started_at=None, finished_at=None, output=None, error=None)
+
+
+def node_view(node: NodeState) -> NodeView:
+    return NodeView(
+        status=node.status,
+        attempts=node.attempt,
+        started_at=iso_or_none(node.started_at),
+        finished_at=iso_or_none(node.finished_at),
+        output=node.output,
+        error=error_view(node.error),
+    )
+
+
+def with_pending(nodes: dict[str, NodeView], node_ids: Iterable[str]) -> dict[str, NodeView]:
+    """Every node of the definition, in definition order; the ones nothing happened to yet are pending."""
+    return {node_id: nodes.get(node_id) or pending_node() for node_id in node_ids} | nodes
+
+
+def execution_from_snapshot(state: ExecutionState, node_ids: Iterable[str]) -> ExecutionView:
+    nodes: dict[str, NodeView] = {node_id: node_view(node) for node_id, node in state.nodes.items()}
+    return ExecutionView(
+        execution_id=state.execution_id,
+        workflow_id=state.workflow_id,
+        version=state.workflow_version,
+        status=state.status,
+        input=state.input,
+        output=state.output,
+        error=error_view(state.error),
+        parent_execution_id=state.parent_execution_id,
+        depth=state.depth,
+        started_at=iso_ms(state.started_at),
+        finished_at=iso_or_none(state.finished_at),
+        nodes=with_pending(nodes, node_ids),
+    )
+
+
+def summary_of(view: ExecutionView) -> ExecutionSummary:
+    return ExecutionSummary(
+        execution_id=view.execution_id,
+        workflow_id=view.workflow_id,
+        version=view.version,
+        status=view.status,
+        error=view.error,
+        parent_execution_id=view.parent_execution_id,
+        depth=view.depth,
+        started_at=view.started_at,
+        finished_at=view.finished_at,
+    )
