@@ -1,0 +1,130 @@
+"""``/api/executions``: list and read executions, their history, and pause, resume or cancel them."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import msgspec
+from litestar import get, post
+from litestar.params import FromPath, QueryParameter
+from litestar.status_codes import HTTP_202_ACCEPTED
+from spane_core.codec import envelope_to_dict
+from spane_core.errors import NotFound, StorageError
+from spane_core.ids import WorkflowId
+from spane_core.state import ExecutionState, ExecutionStatus
+
+from spane_api import readmodel, service
+from spane_api.deps import Deps
+from spane_api.problems import problem_responses
+from spane_api.schemas import CommandAccepted, ExecutionPage, ExecutionView, History
+from spane_api.views import execution_from_snapshot, with_pending
+
+MAX_PAGE = 500
+
+
+def _not_found(execution_id: str) -> NotFound:
+    return NotFound(f"execution {execution_id!r} not found")
+
+
+@get("/", summary="List executions, newest first", responses=problem_responses(400))
+async def list_executions(
+    deps: Deps,
+    workflow_id: Annotated[str | None, QueryParameter(name="workflowId")] = None,
+    status: Annotated[ExecutionStatus | None, QueryParameter()] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, QueryParameter(description="The `nextCursor` of the previous page.")] = None,
+) -> ExecutionPage:
+    rows = await readmodel.executions(
+        deps.db, workflow_id=workflow_id, status=status, limit=limit + 1, cursor=cursor or None
+    )
+    more = len(rows) > limit
+    items = rows[:limit]
+    return ExecutionPage(items=items, next_cursor=items[-1].execution_id if more else None)
+
+
+@get("/{execution_id:str}", summary="Read an execution and its nodes", responses=problem_responses(404))
+async def read_execution(execution_id: FromPath[str], deps: Deps) -> ExecutionView:
+    snapshot_seq, projected = await asyncio.gather(
+        _snapshot_seq(deps, execution_id), _projected(deps, execution_id), return_exceptions=True
+    )
+    if isinstance(snapshot_seq, BaseException):
+        raise snapshot_seq
+    if isinstance(projected, BaseException) and not isinstance(projected, StorageError):
+        raise projected
+    row = None if isinstance(projected, BaseException) else projected
+    # Read-your-writes: the projector may not have caught up with the latest commit, or Postgres may be away;
+    # the snapshot in Redis is current.
+    if snapshot_seq is not None and (row is None or row[1] < snapshot_seq):
+        state = await deps.executions.load(execution_id)
+        if state is not None:
+            return execution_from_snapshot(state, await _node_ids(deps, state))
+    if isinstance(projected, StorageError):
+        raise projected
+    if row is None:
+        raise _not_found(execution_id)
+    return row[0]
+
+
+async def _snapshot_seq(deps: Deps, execution_id: str) -> int | None:
+    seq = await deps.redis.hget(deps.executions.keys(execution_id).snapshot(execution_id), "v")
+    return None if seq is None else int(seq)
+
+
+async def _projected(deps: Deps, execution_id: str) -> tuple[ExecutionView, int] | None:
+    found = await readmodel.execution(deps.db, execution_id)
+    if found is None:
+        return None
+    view, seq = found
+    workflow = await deps.workflows.get(WorkflowId(view.workflow_id), view.version)
+    nodes = with_pending(view.nodes, [node.id for node in workflow.definition.nodes])
+    return msgspec.structs.replace(view, nodes=nodes), seq
+
+
+async def _node_ids(deps: Deps, state: ExecutionState) -> list[str]:
+    workflow = await deps.workflows.get(state.workflow_id, state.workflow_version)
+    return [node.id for node in workflow.definition.nodes]
+
+
+@get("/{execution_id:str}/history", summary="The execution's log, in order", responses=problem_responses(404))
+async def read_history(execution_id: FromPath[str], deps: Deps) -> History:
+    envelopes = await deps.executions.read_log(execution_id)
+    if envelopes:
+        return History(events=[envelope_to_dict(e) for e in envelopes])
+    archived = await readmodel.archived_events(deps.db, execution_id)
+    if not archived:
+        raise _not_found(execution_id)
+    return History(events=archived)
+
+
+async def _command(deps: Deps, execution_id: str, name: str) -> CommandAccepted:
+    state = await service.command_execution(deps, execution_id, name)
+    return CommandAccepted(execution_id=state.execution_id, status=state.status)
+
+
+_COMMAND_RESPONSES = problem_responses(404, 409)
+
+
+@post("/{execution_id:str}/pause", status_code=HTTP_202_ACCEPTED, summary="Pause", responses=_COMMAND_RESPONSES)
+async def pause_execution(execution_id: FromPath[str], deps: Deps) -> CommandAccepted:
+    return await _command(deps, execution_id, "pause")
+
+
+@post("/{execution_id:str}/resume", status_code=HTTP_202_ACCEPTED, summary="Resume", responses=_COMMAND_RESPONSES)
+async def resume_execution(execution_id: FromPath[str], deps: Deps) -> CommandAccepted:
+    return await _command(deps, execution_id, "resume")
+
+
+@post("/{execution_id:str}/cancel", status_code=HTTP_202_ACCEPTED, summary="Cancel", responses=_COMMAND_RESPONSES)
+async def cancel_execution(execution_id: FromPath[str], deps: Deps) -> CommandAccepted:
+    return await _command(deps, execution_id, "cancel")
+
+
+HANDLERS = [
+    list_executions,
+    read_execution,
+    read_history,
+    pause_execution,
+    resume_execution,
+    cancel_execution,
+]

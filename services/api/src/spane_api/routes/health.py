@@ -1,0 +1,62 @@
+"""``/health`` (the process lives), ``/ready`` (Redis and Postgres answer) and ``/metrics`` (Prometheus)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+
+from litestar import Response, get
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+
+from spane_api.deps import Deps
+from spane_api.schemas import Health, Readiness
+
+CHECK_TIMEOUT_S = 2.0
+
+
+@get("/health", summary="Liveness")
+async def health() -> Health:
+    return Health(status="ok")
+
+
+@get(
+    "/ready",
+    summary="Readiness: Redis and Postgres answer",
+    responses={HTTP_503_SERVICE_UNAVAILABLE: ResponseSpec(Readiness, description="Which dependency failed")},
+)
+async def ready(deps: Deps) -> Response[Readiness]:
+    redis, postgres = await asyncio.gather(_check(_ping_redis(deps)), _check(_ping_postgres(deps)))
+    if postgres == "ok" and not deps.schema_ready.is_set():
+        postgres = "error: the read-model schema is not migrated yet"
+    checks = {"redis": redis, "postgres": postgres}
+    ok = all(value == "ok" for value in checks.values())
+    status = HTTP_200_OK if ok else HTTP_503_SERVICE_UNAVAILABLE
+    return Response(Readiness(status="ok" if ok else "unavailable", checks=checks), status_code=status)
+
+
+async def _ping_redis(deps: Deps) -> None:
+    await deps.redis.ping()
+
+
+async def _ping_postgres(deps: Deps) -> None:
+    async with deps.db.acquire() as conn:
+        await conn.fetchval("SELECT 1")
+
+
+async def _check(probe: Awaitable[None]) -> str:
+    try:
+        await asyncio.wait_for(probe, CHECK_TIMEOUT_S)
+    except TimeoutError:
+        return f"error: no answer within {CHECK_TIMEOUT_S}s"
+    except Exception as e:  # any failure of the probe is the answer, reported to the caller
+        return f"error: {type(e).__name__}: {e}"
+    return "ok"
+
+
+@get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+async def metrics(deps: Deps) -> Response[bytes]:
+    return Response(deps.metrics.render(), media_type=deps.metrics.content_type)
+
+
+HANDLERS = [health, ready, metrics]

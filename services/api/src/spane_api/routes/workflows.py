@@ -1,0 +1,135 @@
+"""``/api/workflows``: store definitions as immutable versions, read them, delete them, and start executions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Response, delete, get, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Body, FromPath, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
+from spane_core.errors import FieldError, InvalidInput, NotFound
+from spane_core.ids import WorkflowId
+from spane_core.store.executions import now_ms
+from spane_core.validation import parse_definition
+
+from spane_api import readmodel, service
+from spane_api.deps import Deps
+from spane_api.problems import problem_responses
+from spane_api.schemas import (
+    ExecuteRequest,
+    ExecutionAccepted,
+    VersionInfo,
+    VersionList,
+    WorkflowList,
+    WorkflowSaved,
+    WorkflowVersionView,
+)
+
+DefinitionBody = Annotated[
+    dict[str, Any],
+    Body(
+        title="Workflow definition",
+        description="A SPANE workflow definition: `id`, `name`, `nodes`, and optionally `entryNodeId`, "
+        "`maxConcurrency` and `triggers`.",
+    ),
+]
+VersionQuery = Annotated[int | None, QueryParameter(ge=1, description="A version; the latest when omitted.")]
+
+
+@post(
+    "/",
+    status_code=HTTP_201_CREATED,
+    summary="Store a workflow definition",
+    description="201 with a new version; 200 with the latest version when the definition is identical to it.",
+    responses={
+        HTTP_200_OK: ResponseSpec(WorkflowSaved, description="Identical to the latest version"),
+        **problem_responses(400, 413, 422),
+    },
+)
+async def save_workflow(data: DefinitionBody, deps: Deps) -> Response[WorkflowSaved]:
+    definition = parse_definition(data, deps.node_types)
+    version, created = await deps.workflows.register(definition, now_ms())
+    if created:
+        deps.metrics.workflows_registered.inc()
+    body = WorkflowSaved(workflow_id=definition.id, version=version)
+    return Response(body, status_code=HTTP_201_CREATED if created else HTTP_200_OK)
+
+
+@get("/", summary="List workflows (deleted ones left out)")
+async def list_workflows(deps: Deps) -> WorkflowList:
+    return WorkflowList(items=await readmodel.list_workflows(deps.db))
+
+
+@get("/{workflow_id:str}", summary="Read a version of a workflow", responses=problem_responses(400, 404))
+async def read_workflow(workflow_id: FromPath[str], deps: Deps, version: VersionQuery = None) -> WorkflowVersionView:
+    latest = await _require_workflow(deps, workflow_id)
+    version = latest if version is None else version
+    definition = await readmodel.workflow_definition(deps.db, workflow_id, version)
+    if definition is None:  # the projector has not stored this version yet: read it from the registry
+        definition = msgspec.to_builtins((await deps.workflows.get(WorkflowId(workflow_id), version)).definition)
+    return WorkflowVersionView(workflow_id=workflow_id, version=version, definition=definition)
+
+
+@get("/{workflow_id:str}/versions", summary="List the versions of a workflow", responses=problem_responses(404))
+async def list_versions(workflow_id: FromPath[str], deps: Deps) -> VersionList:
+    latest = await _require_workflow(deps, workflow_id)
+    stored = {item.version: item for item in await readmodel.workflow_versions(deps.db, workflow_id)}
+    # A version the projector has not stored yet is listed without its creation time.
+    items = [stored.get(v) or VersionInfo(version=v, created_at=None) for v in range(1, latest + 1)]
+    return VersionList(items=items)
+
+
+async def _require_workflow(deps: Deps, workflow_id: str) -> int:
+    """The latest version; the registry in Redis, not the read model that may lag, says whether it exists."""
+    latest = await deps.workflows.latest_version(workflow_id)
+    if latest is None:
+        raise NotFound(f"workflow {workflow_id!r} not found")
+    return latest
+
+
+@delete(
+    "/{workflow_id:str}",
+    status_code=HTTP_204_NO_CONTENT,
+    summary="Delete a workflow: its triggers stop; running executions go on",
+    responses=problem_responses(404),
+)
+async def delete_workflow(workflow_id: FromPath[str], deps: Deps) -> None:
+    if not await deps.workflows.delete(workflow_id, now_ms()):
+        raise NotFound(f"workflow {workflow_id!r} not found")
+
+
+@post(
+    "/{workflow_id:str}/execute",
+    status_code=HTTP_202_ACCEPTED,
+    summary="Start an execution",
+    description="The same `idempotencyKey` (per workflow, for 24 hours) answers with the same execution.",
+    responses=problem_responses(400, 404, 413, 422),
+)
+async def execute_workflow(
+    workflow_id: FromPath[str], deps: Deps, data: JSONBody[ExecuteRequest | None] = None
+) -> ExecutionAccepted:
+    request = data or ExecuteRequest()
+    workflow = await service.resolve_workflow(deps, WorkflowId(workflow_id), request.version)
+    started = await service.start_execution(deps, workflow, _input_of(request), request.idempotency_key)
+    state = started.state
+    return ExecutionAccepted(
+        execution_id=state.execution_id,
+        workflow_id=state.workflow_id,
+        version=state.workflow_version,
+        status=state.status,
+    )
+
+
+def _input_of(request: ExecuteRequest) -> Any:
+    given, legacy = request.input, request.initial_data
+    if given is msgspec.UNSET:
+        return None if legacy is msgspec.UNSET else legacy
+    if legacy is not msgspec.UNSET and legacy != given:
+        problem = FieldError("initialData", "give the input once: `input` and `initialData` differ")
+        raise InvalidInput("ambiguous execution input", [problem])
+    return given
+
+
+HANDLERS = [save_workflow, list_workflows, read_workflow, list_versions, delete_workflow, execute_workflow]
