@@ -58,10 +58,10 @@ def start_spane(
 ) -> subprocess.Popen[bytes]:
     """Start `python -m spane ARGS` and wait until ``ready_url`` answers 200."""
     full_env = {**os.environ, **env}
-    handle = log.open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "spane", *args], cwd=ROOT, env=full_env, stdout=handle, stderr=handle
-    )
+    with log.open("ab") as handle:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "spane", *args], cwd=ROOT, env=full_env, stdout=handle, stderr=handle
+        )
     if ready_url is None:
         return proc
     deadline = time.monotonic() + timeout
