@@ -1,0 +1,26 @@
+"""``python -m spane_worker``: one worker from ``SPANE_*`` settings. SIGTERM or SIGINT stops taking tasks and
+finishes those in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from spane_core.settings import Settings
+
+from spane_worker.service import run_worker
+
+
+async def main() -> None:
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await run_worker(settings, stop)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
