@@ -44,6 +44,12 @@ async def test_transform_evaluates_the_expression_on_the_input() -> None:
     }
 
 
+async def test_transform_has_string_functions_beyond_jmespath() -> None:
+    config = {"expression": "{u: upper(name), l: lower(name), t: trim(pad), parts: split(csv, ',')}"}
+    data = {"name": "Ada", "pad": "  x ", "csv": "a,b"}
+    assert await transform(ctx(config, data)) == {"u": "ADA", "l": "ada", "t": "x", "parts": ["a", "b"]}
+
+
 async def test_transform_merges_set_into_the_result_and_set_wins() -> None:
     result = await transform(ctx({"expression": "user", "set": {"vip": True, "name": "B"}}, {"user": {"name": "A"}}))
     assert result == {"name": "B", "vip": True}

@@ -4,7 +4,8 @@
 - ``set`` (optional): an object merged into the result (its keys win). The result must then be an object, or
   ``null`` (taken as ``{}``); merging into a list or a scalar is a non-retryable error rather than a silent drop.
 
-An empty config passes the input through unchanged.
+An empty config passes the input through unchanged. Besides JMESPath's built-in functions, expressions (here and
+in ``condition``) may use the string functions ``upper(s)``, ``lower(s)``, ``trim(s)`` and ``split(s, sep)``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,31 @@ from typing import Any
 
 import jmespath  # type: ignore[import-untyped]
 from jmespath import exceptions as jmespath_errors
+from jmespath import functions as jmespath_functions
 from spane_core.sdk import NodeContext, NonRetryableError
+
+
+class StringFunctions(jmespath_functions.Functions):  # type: ignore[misc]
+    """String helpers that JMESPath lacks."""
+
+    @jmespath_functions.signature({"types": ["string"]})  # type: ignore[untyped-decorator]
+    def _func_upper(self, s: str) -> str:
+        return s.upper()
+
+    @jmespath_functions.signature({"types": ["string"]})  # type: ignore[untyped-decorator]
+    def _func_lower(self, s: str) -> str:
+        return s.lower()
+
+    @jmespath_functions.signature({"types": ["string"]})  # type: ignore[untyped-decorator]
+    def _func_trim(self, s: str) -> str:
+        return s.strip()
+
+    @jmespath_functions.signature({"types": ["string"]}, {"types": ["string"]})  # type: ignore[untyped-decorator]
+    def _func_split(self, s: str, sep: str) -> list[str]:
+        return s.split(sep) if sep else list(s)
+
+
+OPTIONS = jmespath.Options(custom_functions=StringFunctions())
 
 
 @lru_cache(maxsize=1024)
@@ -29,7 +54,7 @@ def compile_expression(expression: str) -> Any:
 
 def search(expression: str, data: Any) -> Any:
     try:
-        return compile_expression(expression).search(data)
+        return compile_expression(expression).search(data, options=OPTIONS)
     except jmespath_errors.JMESPathError as e:  # e.g. a function applied to a value of the wrong type
         raise NonRetryableError(f"JMESPath expression {expression!r} failed: {e}") from e
 
