@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -18,6 +18,7 @@ from spane_core.ids import ExecutionId
 from spane_core.settings import Settings
 from spane_core.state import NodeStatus
 from spane_core.store.executions import Transition
+from spane_core.validation import NodeTypeSpec
 from spane_projector.service import run_projector
 
 PROBLEM_JSON = "application/problem+json"
@@ -38,9 +39,11 @@ class Client(httpx.AsyncClient):
 
 
 @contextlib.asynccontextmanager
-async def api_client(settings: Settings) -> AsyncIterator[Client]:
+async def api_client(
+    settings: Settings, node_types: Mapping[str, NodeTypeSpec | None] | None = None
+) -> AsyncIterator[Client]:
     """The app started (its lifespan runs in a task of its own: anyio scopes must exit in the task they entered)."""
-    app = create_app(settings)
+    app = create_app(settings, node_types)
     started, stop = asyncio.Event(), asyncio.Event()
 
     async def serve() -> None:

@@ -153,6 +153,17 @@ async def test_a_deleted_workflow_is_gone_but_its_executions_stay(client: Client
     assert await save(client, wf) == 2  # the id can be used again
 
 
+async def test_custom_node_types_are_accepted_besides_the_built_ins(redis_url: str, database_url: str) -> None:
+    settings = make_settings(redis_url, database_url)
+    custom = chain(nodes=[{"id": "a", "type": "enrich-user", "config": {"anything": 1}, "outputs": ["b"]},
+                          {"id": "b", "type": "http", "config": {"url": 5}}])  # fmt: skip
+    async with api_client(settings, node_types={"enrich-user": None, "http": None}) as client:
+        body = problem(await client.post("/api/workflows", json=custom), 422)
+        assert error_paths(body) == ["nodes[1].config.url"]  # a custom type cannot loosen a built-in's schema
+        custom["nodes"][1]["config"]["url"] = "https://example.com"
+        await save(client, custom)
+
+
 async def test_auth_guards_the_api_but_not_health_or_webhooks(redis_url: str, database_url: str) -> None:
     settings = make_settings(redis_url, database_url, api_token="s3cret")
     async with api_client(settings) as client:

@@ -12,6 +12,8 @@ from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from spane_core import sdk
+from spane_core.sdk import load_plugins
 from spane_core.settings import Settings
 from spane_core.validation import BUILTIN_NODE_TYPES, NodeTypeSpec
 
@@ -34,13 +36,20 @@ def _version() -> str:
         return "0.0.0"
 
 
+def plugin_node_types(settings: Settings) -> dict[str, NodeTypeSpec | None]:
+    """Import the plugins named in the settings and the entry points; their node types with config schemas."""
+    load_plugins(settings.plugins)
+    return sdk.registry.config_schemas()
+
+
 def create_app(settings: Settings, node_types: Mapping[str, NodeTypeSpec | None] | None = None) -> Litestar:
     """The API over the Redis and Postgres that ``settings`` name; nothing connects until the app starts.
 
-    ``node_types`` are custom node types (name -> config schema, ``None`` for any config) accepted in definitions
-    besides the built-in ones, e.g. ``spane_core.sdk.registry.config_schemas()`` after loading the plugins.
+    Definitions may use the built-in node types and ``node_types`` (name -> config schema, ``None`` for any
+    config). Without ``node_types``, those of the plugins that workers load (``SPANE_PLUGINS`` and the
+    ``spane.executors`` entry points) are imported and used, so that the API accepts what the workers can run.
     """
-    known_types: dict[str, NodeTypeSpec | None] = {**BUILTIN_NODE_TYPES, **(node_types or {})}
+    known_types = {**(plugin_node_types(settings) if node_types is None else node_types), **BUILTIN_NODE_TYPES}
     metrics = Metrics()
 
     @contextlib.asynccontextmanager
