@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from spane_core.codec import iso_ms
 from spane_core.events import ErrorInfo
-from spane_core.state import ExecutionState, NodeState, NodeStatus
+from spane_core.state import ExecutionState, NodeState
 
-from spane_api.schemas import ErrorView, ExecutionSummary, ExecutionView, NodeView
+from spane_api.schemas import ErrorView, ExecutionView, NodeView
 
 
 def iso_or_none(epoch_ms: int | None) -> str | None:
@@ -24,10 +23,6 @@ def error_view(error: ErrorInfo | dict[str, Any] | None) -> ErrorView | None:
     return ErrorView(message=str(error.get("message", "")), type=str(error.get("type", "Error")))
 
 
-def pending_node() -> NodeView:
-    return NodeView(status=NodeStatus.PENDING, attempts=0, started_at=None, finished_at=None, output=None, error=None)
-
-
 def node_view(node: NodeState) -> NodeView:
     return NodeView(
         status=node.status,
@@ -39,12 +34,8 @@ def node_view(node: NodeState) -> NodeView:
     )
 
 
-def with_pending(nodes: dict[str, NodeView], node_ids: Iterable[str]) -> dict[str, NodeView]:
-    """Every node of the definition, in definition order; the ones nothing happened to yet are pending."""
-    return {node_id: nodes.get(node_id) or pending_node() for node_id in node_ids} | nodes
-
-
-def execution_from_snapshot(state: ExecutionState, node_ids: Iterable[str]) -> ExecutionView:
+def execution_from_snapshot(state: ExecutionState) -> ExecutionView:
+    """Nodes that nothing has happened to yet (pending) are left out, as in the read model."""
     nodes: dict[str, NodeView] = {node_id: node_view(node) for node_id, node in state.nodes.items()}
     return ExecutionView(
         execution_id=state.execution_id,
@@ -58,19 +49,5 @@ def execution_from_snapshot(state: ExecutionState, node_ids: Iterable[str]) -> E
         depth=state.depth,
         started_at=iso_ms(state.started_at),
         finished_at=iso_or_none(state.finished_at),
-        nodes=with_pending(nodes, node_ids),
-    )
-
-
-def summary_of(view: ExecutionView) -> ExecutionSummary:
-    return ExecutionSummary(
-        execution_id=view.execution_id,
-        workflow_id=view.workflow_id,
-        version=view.version,
-        status=view.status,
-        error=view.error,
-        parent_execution_id=view.parent_execution_id,
-        depth=view.depth,
-        started_at=view.started_at,
-        finished_at=view.finished_at,
+        nodes=nodes,
     )

@@ -5,20 +5,18 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-import msgspec
 from litestar import get, post
 from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 from spane_core.codec import envelope_to_dict
 from spane_core.errors import NotFound, StorageError
-from spane_core.ids import WorkflowId
-from spane_core.state import ExecutionState, ExecutionStatus
+from spane_core.state import ExecutionStatus
 
 from spane_api import readmodel, service
 from spane_api.deps import Deps
 from spane_api.problems import problem_responses
 from spane_api.schemas import CommandAccepted, ExecutionPage, ExecutionView, History
-from spane_api.views import execution_from_snapshot, with_pending
+from spane_api.views import execution_from_snapshot
 
 MAX_PAGE = 500
 
@@ -46,7 +44,7 @@ async def list_executions(
 @get("/{execution_id:str}", summary="Read an execution and its nodes", responses=problem_responses(404))
 async def read_execution(execution_id: FromPath[str], deps: Deps) -> ExecutionView:
     snapshot_seq, projected = await asyncio.gather(
-        _snapshot_seq(deps, execution_id), _projected(deps, execution_id), return_exceptions=True
+        _snapshot_seq(deps, execution_id), readmodel.execution(deps.db, execution_id), return_exceptions=True
     )
     if isinstance(snapshot_seq, BaseException):
         raise snapshot_seq
@@ -58,7 +56,7 @@ async def read_execution(execution_id: FromPath[str], deps: Deps) -> ExecutionVi
     if snapshot_seq is not None and (row is None or row[1] < snapshot_seq):
         state = await deps.executions.load(execution_id)
         if state is not None:
-            return execution_from_snapshot(state, await _node_ids(deps, state))
+            return execution_from_snapshot(state)
     if isinstance(projected, StorageError):
         raise projected
     if row is None:
@@ -69,21 +67,6 @@ async def read_execution(execution_id: FromPath[str], deps: Deps) -> ExecutionVi
 async def _snapshot_seq(deps: Deps, execution_id: str) -> int | None:
     seq = await deps.redis.hget(deps.executions.keys(execution_id).snapshot(execution_id), "v")
     return None if seq is None else int(seq)
-
-
-async def _projected(deps: Deps, execution_id: str) -> tuple[ExecutionView, int] | None:
-    found = await readmodel.execution(deps.db, execution_id)
-    if found is None:
-        return None
-    view, seq = found
-    workflow = await deps.workflows.get(WorkflowId(view.workflow_id), view.version)
-    nodes = with_pending(view.nodes, [node.id for node in workflow.definition.nodes])
-    return msgspec.structs.replace(view, nodes=nodes), seq
-
-
-async def _node_ids(deps: Deps, state: ExecutionState) -> list[str]:
-    workflow = await deps.workflows.get(state.workflow_id, state.workflow_version)
-    return [node.id for node in workflow.definition.nodes]
 
 
 @get("/{execution_id:str}/history", summary="The execution's log, in order", responses=problem_responses(404))
