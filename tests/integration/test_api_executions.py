@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -87,6 +88,16 @@ async def test_the_same_idempotency_key_names_the_same_execution(client: Client)
     history = (await client.get(f"/api/executions/{first}/history")).json()["events"]
     assert [e["type"] for e in history].count("execution.started") == 1
     problem(await client.post(f"/api/workflows/{wf['id']}/execute", json={"idempotencyKey": ""}), 400)
+
+
+async def test_concurrent_retries_with_one_key_start_one_execution(client: Client) -> None:
+    wf = chain()
+    await save(client, wf)
+    body = {"input": 1, "idempotencyKey": "burst"}
+    ids = await asyncio.gather(*(execute(client, wf["id"], body) for _ in range(8)))
+    assert len(set(ids)) == 1
+    history = (await client.get(f"/api/executions/{ids[0]}/history")).json()["events"]
+    assert [e["type"] for e in history] == ["execution.started", "node.queued"]
 
 
 async def test_a_key_claimed_before_a_crash_still_starts_its_execution(client: Client) -> None:
