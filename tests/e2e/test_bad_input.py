@@ -79,7 +79,7 @@ CASES_422: list[tuple[str, dict[str, Any], str, str]] = [
             {"id": "a", "type": "transform"}, {"id": "island", "type": "transform"},
         ]},
         "nodes[1]",
-        "unreachable",
+        "reachable",
     ),
     ("an unknown node type", {"nodes": [{"id": "a", "type": "teleport"}]}, "nodes[0].type", "teleport"),
     ("a bad node config", {"nodes": [{"id": "a", "type": "http", "config": {"url": 5}}]}, "nodes[0].config.url", ""),
