@@ -67,9 +67,7 @@ def start_spane(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(
-                f"spane {' '.join(args)} exited with {proc.returncode}:\n{log.read_text()[-4000:]}"
-            )
+            raise RuntimeError(f"spane {' '.join(args)} exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(ready_url, timeout=1.0).status_code == 200:
                 return proc
@@ -103,9 +101,7 @@ def system(postgres_server: str, servers_dir: Path) -> Iterator[System]:
         }
         proc = start_spane(["dev"], env, log, ready_url=f"http://127.0.0.1:{port}/ready")
         try:
-            yield System(
-                url=f"http://127.0.0.1:{port}", redis_url=redis.url, database_url=database_url, log=log
-            )
+            yield System(url=f"http://127.0.0.1:{port}", redis_url=redis.url, database_url=database_url, log=log)
         finally:
             stop_process(proc)
 

@@ -38,9 +38,7 @@ def paths(body: dict[str, Any]) -> list[str]:
 
 
 def test_malformed_json_is_400(api: httpx.Client) -> None:
-    response = api.post(
-        "/api/workflows", content=b'{"id": "x", ', headers={"content-type": "application/json"}
-    )
+    response = api.post("/api/workflows", content=b'{"id": "x", ', headers={"content-type": "application/json"})
     problem(response, 400)
 
 

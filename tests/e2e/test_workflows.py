@@ -58,8 +58,7 @@ def test_a_fan_out_of_100_runs_every_branch_and_the_join_sees_them_all(api: http
 def test_a_chain_hands_each_output_to_the_next_node(api: httpx.Client) -> None:
     wf = unique("chain")
     nodes = [
-        node(f"n{i}", config={"expression": "{depth: sum([depth, `1`])}"}, outputs=[f"n{i + 1}"])
-        for i in range(9)
+        node(f"n{i}", config={"expression": "{depth: sum([depth, `1`])}"}, outputs=[f"n{i + 1}"]) for i in range(9)
     ]
     nodes.append(node("n9", config={"expression": "{depth: sum([depth, `1`])}"}))
     post_workflow(api, {"id": wf, "name": "Chain", "nodes": nodes})
@@ -191,9 +190,7 @@ def test_executions_are_listed_newest_first_with_a_cursor(api: httpx.Client) -> 
         wait_final(api, execution_id)
     page = api.get("/api/executions", params={"workflowId": wf, "limit": 3}).json()
     assert [i["executionId"] for i in page["items"]] == ids[::-1][:3]
-    rest = api.get(
-        "/api/executions", params={"workflowId": wf, "limit": 3, "cursor": page["nextCursor"]}
-    ).json()
+    rest = api.get("/api/executions", params={"workflowId": wf, "limit": 3, "cursor": page["nextCursor"]}).json()
     assert [i["executionId"] for i in rest["items"]] == ids[::-1][3:]
     assert rest["nextCursor"] is None
     done = api.get("/api/executions", params={"workflowId": wf, "status": "completed"}).json()

@@ -64,11 +64,7 @@ def test_live_state_equals_replayed_state(nodes: list[dict[str, Any]], data: st.
                 d.send(Fail(node_id=node, lease=lease, error=ErrorInfo(message="flaky")))
             else:
                 children = list(wf.graph.children[node])
-                chosen = (
-                    data.draw(st.none() | st.lists(st.sampled_from(children), unique=True))
-                    if children
-                    else None
-                )
+                chosen = data.draw(st.none() | st.lists(st.sampled_from(children), unique=True)) if children else None
                 d.send(Complete(node_id=node, lease=lease, output={"from": node}, next_nodes=chosen))
         if d.s.status is ExecutionStatus.PAUSED and not running and data.draw(st.booleans()):
             d.send(Resume())

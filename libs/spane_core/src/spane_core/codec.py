@@ -85,5 +85,5 @@ def iso_ms(epoch_ms: int) -> str:
     """ISO 8601 UTC with milliseconds, e.g. ``2026-11-25T12:00:00.123Z``."""
     import datetime as _dt
 
-    moment = _dt.datetime.fromtimestamp(epoch_ms / 1000, tz=_dt.timezone.utc)
+    moment = _dt.datetime.fromtimestamp(epoch_ms / 1000, tz=_dt.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"

@@ -93,7 +93,9 @@ def effects(
                     )
                 )
             case NodeFailed(node_id=node_id, attempt=attempt, will_retry=True, retry_at=int(retry_at)):
-                out.timers.append(Timer(execution_id=after.execution_id, node_id=node_id, attempt=attempt, due=retry_at))
+                out.timers.append(
+                    Timer(execution_id=after.execution_id, node_id=node_id, attempt=attempt, due=retry_at)
+                )
             case NodeWaiting(node_id=node_id, until=int(until)):
                 attempt = after.node(node_id).attempt
                 out.timers.append(Timer(execution_id=after.execution_id, node_id=node_id, attempt=attempt, due=until))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from spane_core.definition import Workflow
@@ -57,6 +57,6 @@ def delay_until(config: dict[str, Any], _input: Any, now: int) -> int:
         except ValueError as e:
             raise NonRetryableError(f"delay.until is not an ISO 8601 time: {config['until']!r}") from e
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
         return round(moment.timestamp() * 1000)
     return now

@@ -161,9 +161,7 @@ def evolve(state: ExecutionState | None, event: Event, at: int) -> ExecutionStat
                 finished_at=at, error=None, wait_until=None, lease="",
             )  # fmt: skip
         case NodeFailed(node_id=node_id, attempt=attempt, error=error, will_retry=True, retry_at=retry_at):
-            return _with_node(
-                state, node_id, status=NodeStatus.RETRYING, error=error, retry_at=retry_at, lease=""
-            )
+            return _with_node(state, node_id, status=NodeStatus.RETRYING, error=error, retry_at=retry_at, lease="")
         case NodeFailed(node_id=node_id, attempt=attempt, error=error, continued_on_fail=True):
             output = {
                 "error": {"message": error.message, "type": error.type},

@@ -29,7 +29,9 @@ class LuaScript:
         pipe.evalsha(self.sha, len(keys), *keys, *args)  # type: ignore[misc]
 
 
-async def run_pipelined(redis: Redis, script: LuaScript, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
+async def run_pipelined(
+    redis: Redis, script: LuaScript, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
+) -> list[Any]:
     """Run many calls of one script in one round trip; load the script once if the server lacks it."""
     for _ in range(2):
         pipe = redis.pipeline(transaction=False)

@@ -61,7 +61,11 @@ class WorkflowRegistry:
                                  and normalize_path(str(t.config.get("path", ""))) == path)  # fmt: skip
                     raise InvalidInput(
                         "the definition is invalid",
-                        [FieldError(f"triggers[{index}].config.path", f"webhook path {path!r} is used by another workflow")],
+                        [
+                            FieldError(
+                                f"triggers[{index}].config.path", f"webhook path {path!r} is used by another workflow"
+                            )
+                        ],
                     )
         raise ConcurrencyError(f"workflow {definition.id!r} is being registered concurrently; try again")
 
