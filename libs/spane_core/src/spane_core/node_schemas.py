@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
-import jmespath  # type: ignore[import-untyped]
+import jmespath
 import msgspec
 from jmespath import exceptions as jmespath_errors
 

@@ -6,7 +6,7 @@ import re
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterBadTypeRangeError, CroniterError, croniter  # type: ignore[import-untyped]
+from croniter import CroniterBadTypeRangeError, CroniterError, croniter
 
 from spane_core.definition import TriggerDef
 from spane_core.errors import FieldError

@@ -11,7 +11,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 from redis.asyncio import Redis
 
@@ -73,7 +73,8 @@ class ExecutionStore:
         return for_execution(execution_id, self.partitions)
 
     async def load(self, execution_id: str) -> ExecutionState | None:
-        data = await self.redis.hget(self.keys(execution_id).snapshot(execution_id), "s")  # type: ignore[misc]
+        # The client does not decode responses, so redis-py's ``bytes | str`` is bytes here (and below).
+        data = cast(bytes | None, await self.redis.hget(self.keys(execution_id).snapshot(execution_id), "s"))
         return None if data is None else codec.decode_state(data)
 
     async def load_many(self, execution_ids: Sequence[str]) -> list[ExecutionState | None]:
@@ -83,7 +84,7 @@ class ExecutionStore:
         return [None if d is None else codec.decode_state(d) for d in await pipe.execute()]
 
     async def read_log(self, execution_id: str, after_seq: int = 0) -> list[Envelope]:
-        raw = await self.redis.lrange(self.keys(execution_id).log(execution_id), after_seq, -1)  # type: ignore[misc]
+        raw = cast(list[bytes], await self.redis.lrange(self.keys(execution_id).log(execution_id), after_seq, -1))
         return [codec.decode_envelope(item) for item in raw]
 
     async def apply(self, transition: Transition) -> Outcome:
@@ -149,6 +150,7 @@ class ExecutionStore:
             args += [len(t.drop_timers), *t.drop_timers, len(acks), *acks]
             return outcome, (key_list, args)
         assert after is not None
+        assert workflow is not None  # events were decided, so the try block ran to its end
         base = state.seq if state is not None else 0
         envelopes = [
             Envelope(

@@ -20,13 +20,13 @@ class LuaScript:
 
     async def __call__(self, redis: Redis, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:
-            return await redis.evalsha(self.sha, len(keys), *keys, *args)  # type: ignore[misc]
+            return await redis.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
-            await redis.script_load(self.source)  # type: ignore[no-untyped-call]
-            return await redis.evalsha(self.sha, len(keys), *keys, *args)  # type: ignore[misc]
+            await redis.script_load(self.source)
+            return await redis.evalsha(self.sha, len(keys), *keys, *args)
 
     def queue(self, pipe: Pipeline, keys: Sequence[str], args: Sequence[Any]) -> None:
-        pipe.evalsha(self.sha, len(keys), *keys, *args)  # type: ignore[misc]
+        pipe.evalsha(self.sha, len(keys), *keys, *args)
 
 
 async def run_pipelined(
@@ -43,5 +43,5 @@ async def run_pipelined(
                 if isinstance(r, Exception):
                     raise r
             return list(results)
-        await redis.script_load(script.source)  # type: ignore[no-untyped-call]
+        await redis.script_load(script.source)
     raise RuntimeError(f"script {script.name} could not be loaded")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from redis.asyncio import Redis
@@ -39,7 +39,7 @@ class WorkflowRegistry:
         digest = hashlib.sha256(body).hexdigest()
         paths = webhook_paths(definition)
         for _ in range(32):
-            latest = int(await self.redis.hget(K.latest, definition.id) or 0)  # type: ignore[misc]
+            latest = int(await self.redis.hget(K.latest, definition.id) or 0)
             event = WorkflowRegistered(
                 workflow_id=definition.id,
                 version=latest + 1,
@@ -70,9 +70,9 @@ class WorkflowRegistry:
         raise ConcurrencyError(f"workflow {definition.id!r} is being registered concurrently; try again")
 
     async def latest_version(self, workflow_id: str) -> int | None:
-        if await self.redis.sismember(K.deleted, workflow_id):  # type: ignore[misc]
+        if await self.redis.sismember(K.deleted, workflow_id):
             return None
-        value = await self.redis.hget(K.latest, workflow_id)  # type: ignore[misc]
+        value = await self.redis.hget(K.latest, workflow_id)
         return None if value is None else int(value)
 
     async def get(self, workflow_id: WorkflowId, version: int | None = None) -> Workflow:
@@ -84,7 +84,7 @@ class WorkflowRegistry:
         cached = self._cache.get((workflow_id, version))
         if cached is not None:
             return cached
-        body = await self.redis.hget(K.definitions, f"{workflow_id}@{version}")  # type: ignore[misc]
+        body = await self.redis.hget(K.definitions, f"{workflow_id}@{version}")
         if body is None:
             raise NotFound(f"workflow {workflow_id!r} has no version {version}")
         workflow = Workflow(msgspec.json.decode(body, type=WorkflowDefinition), version)
@@ -97,5 +97,6 @@ class WorkflowRegistry:
         return int(await self._delete(self.redis, keys, [workflow_id, codec.encode(event)])) == 1
 
     async def webhook_owner(self, path: str) -> WorkflowId | None:
-        owner = await self.redis.hget(K.webhooks, normalize_path(path))  # type: ignore[misc]
+        # The client does not decode responses, so redis-py's ``bytes | str`` is bytes here.
+        owner = cast(bytes | None, await self.redis.hget(K.webhooks, normalize_path(path)))
         return None if owner is None else WorkflowId(owner.decode())
