@@ -58,7 +58,7 @@ def test_a_join_waits_for_every_parent_and_gets_their_outputs_by_id() -> None:
     events = d.send(Complete(node_id=n("b"), lease=d.start_node("b"), output="B"))
     assert tags(events) == ["node.completed:b", "node.queued:j"]
     assert before.node(n("j")).status is NodeStatus.PENDING
-    (task,) = effects(d.wf, d.log and None, d.s, events).tasks
+    (task,) = effects(d.wf, None, d.s, events).tasks
     assert task.input == {"a": "A", "b": "B"}
     assert run(d, "j", "J") == ["node.completed:j", "execution.completed"]
     assert d.s.status is ExecutionStatus.COMPLETED and d.s.output == "J"

@@ -43,7 +43,8 @@ def test_live_state_equals_replayed_state(nodes: list[dict[str, Any]], data: st.
             break
         queued = [n for n, ns in s.nodes.items() if ns.status is NodeStatus.QUEUED]
         retrying = [n for n, ns in s.nodes.items() if ns.status is NodeStatus.RETRYING]
-        choices = [("start", n) for n in queued] + [("finish", n) for n in running]
+        choices: list[tuple[str, NodeId | None]] = [("start", n) for n in queued]
+        choices += [("finish", n) for n in running]
         choices += [("timer", n) for n in retrying] + [("pause", None)]
         if not choices:
             break

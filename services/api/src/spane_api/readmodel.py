@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from spane_core.codec import iso_ms
@@ -16,6 +16,9 @@ from spane_core.errors import StorageError
 
 from spane_api.schemas import ExecutionSummary, ExecutionView, NodeView, VersionInfo, WorkflowSummary
 from spane_api.views import error_view
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -29,7 +32,7 @@ def iso_opt(moment: dt.datetime | None) -> str | None:
 
 
 @contextlib.asynccontextmanager
-async def connection(db: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+async def connection(db: asyncpg.Pool) -> AsyncIterator[PoolConnectionProxy[asyncpg.Record]]:
     try:
         async with db.acquire() as conn:
             yield conn

@@ -14,28 +14,29 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-import jmespath  # type: ignore[import-untyped]
+import jmespath
 from jmespath import exceptions as jmespath_errors
 from jmespath import functions as jmespath_functions
+from jmespath.parser import ParsedResult
 from spane_core.sdk import NodeContext, NonRetryableError
 
 
-class StringFunctions(jmespath_functions.Functions):  # type: ignore[misc]
+class StringFunctions(jmespath_functions.Functions):
     """String helpers that JMESPath lacks."""
 
-    @jmespath_functions.signature({"types": ["string"]})  # type: ignore[untyped-decorator]
+    @jmespath_functions.signature({"types": ["string"]})
     def _func_upper(self, s: str) -> str:
         return s.upper()
 
-    @jmespath_functions.signature({"types": ["string"]})  # type: ignore[untyped-decorator]
+    @jmespath_functions.signature({"types": ["string"]})
     def _func_lower(self, s: str) -> str:
         return s.lower()
 
-    @jmespath_functions.signature({"types": ["string"]})  # type: ignore[untyped-decorator]
+    @jmespath_functions.signature({"types": ["string"]})
     def _func_trim(self, s: str) -> str:
         return s.strip()
 
-    @jmespath_functions.signature({"types": ["string"]}, {"types": ["string"]})  # type: ignore[untyped-decorator]
+    @jmespath_functions.signature({"types": ["string"]}, {"types": ["string"]})
     def _func_split(self, s: str, sep: str) -> list[str]:
         return s.split(sep) if sep else list(s)
 
@@ -44,7 +45,7 @@ OPTIONS = jmespath.Options(custom_functions=StringFunctions())
 
 
 @lru_cache(maxsize=1024)
-def compile_expression(expression: str) -> Any:
+def compile_expression(expression: str) -> ParsedResult:
     """A compiled JMESPath expression; an invalid one is a non-retryable error."""
     try:
         return jmespath.compile(expression)
