@@ -10,7 +10,7 @@ import json
 import math
 import re
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from spane_core.errors import FieldError
 
@@ -69,7 +69,7 @@ def show(value: str) -> str:
     return f"'{value}'"
 
 
-def is_int(value: object) -> bool:
+def is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -146,7 +146,7 @@ class FieldReader:
         if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
             self.error(key, f"{key} must be {expected}, got {value}")
             return None
-        return value  # type: ignore[no-any-return]
+        return value
 
     def number(self, key: str, *, minimum: float | None = None, maximum: float | None = None) -> float | None:
         value = self._get(key, False)
