@@ -41,10 +41,8 @@ async def run_api(settings: Settings, stop: asyncio.Event) -> None:
         create_app(settings), host=settings.host, port=settings.port, log_level="warning", lifespan="on"
     )
     server = uvicorn.Server(config)
-    # uvicorn handles its own signals only when it runs the loop; here the stop event drives it.
-    # NOTE: uvicorn >= 0.29 no longer has install_signal_handlers (serve() uses capture_signals()), so this
-    # assignment sets an attribute that nothing reads; kept as is until the signal handling is looked at.
-    server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]
+    # While it serves, uvicorn captures SIGINT/SIGTERM itself and exits; its exit sets ``stop`` for the other
+    # services below. A stop from elsewhere (another service ended) asks uvicorn to exit.
     serving = asyncio.create_task(server.serve())
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)

@@ -82,4 +82,5 @@ def create_app(settings: Settings, node_types: Mapping[str, NodeTypeSpec | None]
             components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
         ),
         debug=False,
+        logging_config=None,  # the process configures logging once (spane.cli), for every service alike
     )
