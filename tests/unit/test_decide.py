@@ -54,12 +54,14 @@ def test_a_join_waits_for_every_parent_and_gets_their_outputs_by_id() -> None:
     d.send(Start(execution_id=E, input=1))
     assert run(d, "s", "S") == ["node.completed:s", "node.queued:a", "node.queued:b"]
     assert run(d, "a", "A") == ["node.completed:a"]
+    lease = d.start_node("b")
     before = d.s
-    events = d.send(Complete(node_id=n("b"), lease=d.start_node("b"), output="B"))
+    events = d.send(Complete(node_id=n("b"), lease=lease, output="B"))
     assert tags(events) == ["node.completed:b", "node.queued:j"]
     assert before.node(n("j")).status is NodeStatus.PENDING
-    (task,) = effects(d.wf, None, d.s, events).tasks
+    (task,) = effects(d.wf, before, d.s, events).tasks
     assert task.input == {"a": "A", "b": "B"}
+    assert task.queued_seq == d.s.node(n("j")).queued_seq
     assert run(d, "j", "J") == ["node.completed:j", "execution.completed"]
     assert d.s.status is ExecutionStatus.COMPLETED and d.s.output == "J"
 
