@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, cast
@@ -24,10 +25,14 @@ from spane_core.errors import ConcurrencyError, NotFound, SpaneError
 from spane_core.events import Envelope
 from spane_core.ids import ExecutionId, WorkflowId
 from spane_core.keys import WORKER_GROUP, PartitionKeys, for_execution
-from spane_core.state import ExecutionState, evolve
+from spane_core.state import FINISHED_EXECUTION, ExecutionState, evolve
 from spane_core.store.scripts import LuaScript, run_pipelined
 
 MAX_ROUNDS = 64
+# Snapshots this process committed or saw last, by execution. A cached snapshot may be stale (another process
+# committed since): the commit script's version check then refuses it and hands back the current one, so a hit
+# saves the load round trip and a miss costs nothing extra.
+CACHE_SIZE = 1024
 
 
 class WorkflowSource(Protocol):
@@ -68,6 +73,22 @@ class ExecutionStore:
         self.workflows = workflows
         self.partitions = partitions
         self._commit = LuaScript("commit")
+        self._cache: OrderedDict[str, ExecutionState] = OrderedDict()
+
+    def _remember(self, execution_id: str, state: ExecutionState | None) -> None:
+        if state is None or state.status in FINISHED_EXECUTION:
+            self._cache.pop(execution_id, None)
+            return
+        self._cache[execution_id] = state
+        self._cache.move_to_end(execution_id)
+        if len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+
+    async def _current(self, execution_ids: Sequence[str]) -> list[tuple[ExecutionState | None, bool]]:
+        """Each execution's snapshot, and whether it came from the cache (unverified) rather than from Redis."""
+        missing = [eid for eid in execution_ids if eid not in self._cache]
+        loaded = dict(zip(missing, await self.load_many(missing), strict=True)) if missing else {}
+        return [(loaded[eid], False) if eid in loaded else (self._cache[eid], True) for eid in execution_ids]
 
     def keys(self, execution_id: str) -> PartitionKeys:
         return for_execution(execution_id, self.partitions)
@@ -99,18 +120,34 @@ class ExecutionStore:
         for _ in range(MAX_ROUNDS):
             if not pending:
                 break
-            states = await self.load_many([transitions[i].execution_id for i in pending])
+            states = await self._current([transitions[i].execution_id for i in pending])
             calls = []
             in_flight = []
-            for i, state in zip(pending, states, strict=True):
+            again = []
+            for i, (state, cached) in zip(pending, states, strict=True):
                 t = transitions[i]
                 outcome, call = await self._prepare(t, state)
                 outcomes[i] = outcome
+                if cached and t.commands and not outcome.events:
+                    # Deciding nothing is not checked by the commit's version guard: decide again on a
+                    # snapshot read from Redis, lest a stale cached one call a live task stale.
+                    self._cache.pop(t.execution_id, None)
+                    again.append(i)
+                    continue
                 if call is not None:
                     calls.append(call)
                     in_flight.append(i)
             results = await run_pipelined(self.redis, self._commit, calls) if calls else []
-            pending = [i for i, r in zip(in_flight, results, strict=True) if int(r[0]) == 0]
+            pending = again
+            for i, result in zip(in_flight, results, strict=True):
+                eid = transitions[i].execution_id
+                if int(result[0]) == 1:
+                    if outcomes[i].events:
+                        self._remember(eid, outcomes[i].state)
+                else:
+                    current = result[2] if len(result) > 2 else None
+                    self._remember(eid, codec.decode_state(current) if current else None)
+                    pending.append(i)
         for i in pending:
             outcomes[i] = Outcome(transitions[i].execution_id, error=ConcurrencyError("too many conflicts"))
         return [outcomes[i] for i in range(len(transitions))]

@@ -2,7 +2,8 @@
 -- KEYS: 1 snapshot hash, 2 log list, 3 events stream, 4 tasks stream, 5 timers zset
 -- ARGV: 1 expected seq, 2 new seq, 3 state, 4 workflow id, 5 workflow version, 6 commit batch (events stream),
 --       7 worker group name, then counted lists: envelopes, tasks, timers (due, member), dropped timers, acks.
--- Returns {1, seq} when committed, {0, current seq} on a version conflict (nothing written).
+-- Returns {1, seq} when committed; on a version conflict (nothing written) {0, current seq, current state} so that
+-- the caller decides again without another round trip.
 local i = 8
 local function take()
   local n = tonumber(ARGV[i]); local first = i + 1; i = i + 1 + n; return first, n
@@ -16,7 +17,7 @@ local ack_first, n_ack = take()
 if n_env > 0 then
   local current = redis.call('HGET', KEYS[1], 'v') or '0'
   if current ~= ARGV[1] then
-    return {0, tonumber(current)}
+    return {0, tonumber(current), redis.call('HGET', KEYS[1], 's')}
   end
   redis.call('HSET', KEYS[1], 'v', ARGV[2], 's', ARGV[3], 'w', ARGV[4], 'n', ARGV[5])
   redis.call('RPUSH', KEYS[2], unpack(ARGV, env_first, env_first + n_env - 1))

@@ -1,0 +1,90 @@
+"""The store's snapshot cache: two processes committing to one execution stay correct.
+
+Each store stands for one worker process. A snapshot cached by one goes stale when the other commits; the commit
+script's version check must refuse it, and a decision to do nothing must never be made on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import msgspec
+import pytest
+from redis.asyncio import Redis
+from spane_core.commands import Complete, MarkStarted, Start
+from spane_core.definition import Workflow, WorkflowDefinition
+from spane_core.events import NodeCompleted, NodeStarted
+from spane_core.ids import ExecutionId, NodeId, WorkflowId, new_execution_id
+from spane_core.state import ExecutionStatus, NodeStatus
+from spane_core.store.executions import ExecutionStore, Transition, now_ms
+from spane_core.store.workflows import WorkflowRegistry
+
+pytestmark = pytest.mark.integration
+
+CHAIN = {
+    "id": "cache-chain",
+    "name": "chain",
+    "nodes": [
+        {"id": "a", "type": "transform", "outputs": ["b"]},
+        {"id": "b", "type": "transform", "outputs": ["c"]},
+        {"id": "c", "type": "transform"},
+    ],
+}
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+async def _setup(redis: Redis) -> tuple[ExecutionStore, ExecutionStore, Workflow]:
+    registry = WorkflowRegistry(redis)
+    version, _ = await registry.register(msgspec.convert(CHAIN, WorkflowDefinition), now_ms())
+    workflow = await registry.get(WorkflowId("cache-chain"), version)
+    return ExecutionStore(redis, registry), ExecutionStore(redis, registry), workflow
+
+
+async def _run(store: ExecutionStore, eid: ExecutionId, node: str) -> None:
+    state = await store.load(eid)
+    assert state is not None
+    outcome = await store.apply(Transition(eid, [MarkStarted(NodeId(node), state.node(NodeId(node)).queued_seq)]))
+    assert any(isinstance(e.event, NodeStarted) for e in outcome.events), f"{node} did not start"
+    assert outcome.state is not None
+    lease = outcome.state.node(NodeId(node)).lease
+    outcome = await store.apply(Transition(eid, [Complete(NodeId(node), lease, output=node)]))
+    assert any(isinstance(e.event, NodeCompleted) for e in outcome.events), f"{node} did not complete"
+
+
+async def test_a_stale_cached_snapshot_is_refused_and_decided_again(redis: Redis) -> None:
+    one, two, workflow = await _setup(redis)
+    eid = new_execution_id()
+    await one.apply(Transition(eid, [Start(eid, {"x": 1})], workflow=workflow))
+    await _run(one, eid, "a")  # `one` now caches the snapshot in which b is queued
+    await _run(two, eid, "b")  # `two` moves the execution on: c is queued
+    # `one` is handed c's task while its cache still says c is pending: it must start it, not drop it as stale.
+    await _run(one, eid, "c")
+    state = await one.load(eid)
+    assert state is not None and state.status is ExecutionStatus.COMPLETED
+    assert [state.node(NodeId(n)).status for n in "abc"] == [NodeStatus.COMPLETED] * 3
+    log = await one.read_log(eid)
+    assert [e.seq for e in log] == list(range(1, len(log) + 1))
+
+
+async def test_a_stale_result_is_still_discarded_through_the_cache(redis: Redis) -> None:
+    one, two, workflow = await _setup(redis)
+    eid = new_execution_id()
+    await one.apply(Transition(eid, [Start(eid, None)], workflow=workflow))
+    state = await one.load(eid)
+    assert state is not None
+    first = await one.apply(Transition(eid, [MarkStarted(NodeId("a"), state.node(NodeId("a")).queued_seq)]))
+    assert first.state is not None
+    old_lease = first.state.node(NodeId("a")).lease
+    # The task is reclaimed by the other process, which restarts the node under a new lease.
+    second = await two.apply(Transition(eid, [MarkStarted(NodeId("a"), state.node(NodeId("a")).queued_seq)]))
+    assert second.state is not None and second.state.node(NodeId("a")).lease != old_lease
+    late = await one.apply(Transition(eid, [Complete(NodeId("a"), old_lease, output="late")]))
+    assert late.events == []
+    current = await one.load(eid)
+    assert current is not None and current.node(NodeId("a")).status is NodeStatus.RUNNING
