@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 export PATH := $(HOME)/.local/bin:$(PATH)
 UV_RUN := uv run --frozen
 
-.PHONY: setup deps-test test dev lint fmt bench
+.PHONY: setup deps-test test dev lint fmt bench bench-smoke
 
 setup:
 	@if ! command -v uv >/dev/null 2>&1; then \
@@ -42,6 +42,11 @@ lint:
 fmt:
 	$(UV_RUN) ruff format . && $(UV_RUN) ruff check --fix .
 
-# TODO: the bench package (bench/__main__.py) does not exist yet; this target is its placeholder.
-bench: setup
-	$(UV_RUN) python -m bench
+# The benchmark (README "Benchmarks"): SPANE against Celery in one run, each on a fresh Redis and Postgres.
+# BENCH_ARGS passes more options, e.g. BENCH_ARGS="--executions 500 --workloads diamond fanout".
+bench: setup deps-test
+	$(UV_RUN) python -m bench --scaling --json bench/results.json $(BENCH_ARGS)
+
+# What CI keeps working (tests/e2e/test_bench_smoke.py runs it too): W=5 per workload, correctness only.
+bench-smoke: setup deps-test
+	$(UV_RUN) python -m bench --smoke

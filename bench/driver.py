@@ -1,0 +1,322 @@
+"""The SPANE driver: submit executions over the HTTP API, learn of their completion from the log, measure.
+
+- Submission: ``POST /api/workflows/{id}/execute`` with httpx.AsyncClient, at most C executions in flight.
+- Completion: one reader follows the partition's commit stream (``spane:{p}:events``, the stream the projector
+  consumes) and takes each ``execution.completed`` envelope's ``at``: the moment of the commit. An execution not
+  heard of for a while is looked up in its own log instead.
+- Projector lag: from that ``at`` until the execution shows as completed in the Postgres read model that
+  ``GET /api/executions/{id}`` reads. (The GET itself answers from the Redis snapshot while the read model is
+  behind, read-your-writes, so polling the GET would show no lag at all; the read model is polled directly, all
+  pending executions in one query every 10 ms.)
+- After the window (projector caught up): every execution is read back with GET and checked, and for the chain the
+  per-hop latency is taken from the log (node.completed to the next node.completed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections import Counter
+from typing import Any
+
+import asyncpg
+import httpx
+import redis as sync_redis
+import redis.asyncio as aioredis
+from spane_core import codec
+from spane_core.keys import all_partitions, for_execution
+
+from bench.loop import Progress, closed_loop
+from bench.model import Sample, WorkloadResult, summary
+from bench.procs import CpuAccount, PeakRss, postmaster_pid
+from bench.redis_stats import commandstats, delta
+from bench.spane_system import SpaneSystem
+from bench.workloads import Workload
+
+TERMINAL = (b"execution.completed", b"execution.failed", b"execution.cancelled")
+EXECUTION_TIMEOUT_S = 120.0
+LAG_POLL_S = 0.01
+
+
+class SpaneDriver:
+    def __init__(self, system: SpaneSystem, partitions: int = 1) -> None:
+        self.system = system
+        self.partitions = partitions
+
+    def _cpu_roots(self) -> list[int]:
+        assert self.system.postgres is not None
+        pid = postmaster_pid(self.system.postgres.data_dir)
+        return [pid] if pid else []
+
+    async def register(self, workloads: list[Workload]) -> None:
+        async with httpx.AsyncClient(base_url=self.system.url, timeout=30.0) as client:
+            for workload in workloads:
+                response = await client.post("/api/workflows", json=workload.definition())
+                if response.status_code not in (200, 201):
+                    raise RuntimeError(f"POST /api/workflows {workload.name}: {response.status_code} {response.text}")
+
+    async def run(
+        self,
+        workload: Workload,
+        executions: int,
+        concurrency: int,
+        *,
+        label: str = "",
+        warmup: int = 0,
+        progress: Progress | None = None,
+    ) -> WorkloadResult:
+        result = WorkloadResult("spane", workload.name, executions, concurrency, workload.nodes,
+                                workers=self.system.workers_wanted, label=label)  # fmt: skip
+        limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
+        client = httpx.AsyncClient(base_url=self.system.url, timeout=60.0, limits=limits)
+        redis = aioredis.Redis.from_url(self.system.redis_url)
+        admin = sync_redis.Redis.from_url(self.system.redis_url)
+        db = await asyncpg.create_pool(self.system.database_url, min_size=1, max_size=2)
+        watcher = _CompletionWatcher(redis, self.partitions)
+        lag = _ProjectionWatcher(db)
+        inputs: dict[str, Any] = {}
+
+        async def one(run: int) -> Sample:
+            value = workload.make_input(run)
+            sample = Sample(run=run)
+            sample.submitted = time.time()
+            try:
+                response = await client.post(f"/api/workflows/{workload.workflow_id}/execute", json={"input": value})
+            except httpx.HTTPError as e:
+                sample.error = f"run {run}: POST execute: {e!r}"
+                return sample
+            if response.status_code != 202:
+                sample.error = f"run {run}: POST execute answered {response.status_code}: {response.text[:200]}"
+                return sample
+            sample.key = execution_id = response.json()["executionId"]
+            inputs[execution_id] = value
+            done = await watcher.wait(execution_id, EXECUTION_TIMEOUT_S)
+            if done is None:
+                sample.error = f"run {run}: {execution_id} did not finish in {EXECUTION_TIMEOUT_S:.0f} s"
+                return sample
+            at_ms, kind = done
+            sample.done = at_ms / 1000
+            if kind != b"execution.completed":
+                sample.error = f"run {run}: {execution_id} ended with {kind.decode()}"
+            lag.add(execution_id, at_ms)
+            return sample
+
+        following = asyncio.create_task(watcher.follow())
+        tasks = [asyncio.create_task(lag.follow())]
+        try:
+            await watcher.started.wait()
+            if warmup:
+                await closed_loop(warmup, concurrency, one, first_run=10**6)
+                await lag.drained(60)
+                lag.reset()
+                inputs.clear()
+            watcher.own.clear()
+            rss = PeakRss(self.system.pids()).start()
+            cpu = CpuAccount(self._cpu_roots()).start()
+            before = commandstats(admin)
+            samples = await closed_loop(executions, concurrency, one, progress)
+            caught_up = await lag.drained(120)
+            after = commandstats(admin)
+            result.cpu = cpu.stop()
+            result.rss_mb = rss.stop()
+            self.system.check_alive()
+
+            result.set_latencies(samples)
+            for s in samples:
+                if s.error:
+                    result.fail(s.error)
+            result.lag_ms = summary(lag.lags_ms)
+            if lag.error:
+                result.fail(f"projector lag not measured: {lag.error}")
+            elif not caught_up:
+                result.fail(f"the read model did not show {len(lag.pending)} completed executions after 120 s")
+            watcher.own["info"] += 1
+            commands = {k: v - watcher.own.get(k, 0) for k, v in delta(before, after).items()}
+            result.redis_commands = {k: v for k, v in sorted(commands.items(), key=lambda kv: -kv[1]) if v > 0}
+            if result.completed:
+                total = sum(result.redis_commands.values())
+                result.redis_commands_per_node = round(total / (result.completed * workload.nodes), 2)
+            result.notes.append(f"driver's own Redis commands excluded: {sum(watcher.own.values())}")
+
+            await self._check_all(client, workload, inputs, result)
+            if workload.shape == "chain":
+                await self._chain_hops(redis, workload, [s.key for s in samples if s.key and not s.error], result)
+            return result
+        finally:
+            watcher.stopping = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(following, timeout=5)
+            tasks.append(following)
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await client.aclose()
+            await redis.aclose()
+            admin.close()
+            await db.close()
+
+    async def _check_all(
+        self, client: httpx.AsyncClient, workload: Workload, inputs: dict[str, Any], result: WorkloadResult
+    ) -> None:
+        """GET every execution (the read model has caught up by now) and check what every node saw."""
+        gate = asyncio.Semaphore(8)
+
+        async def check(execution_id: str, value: Any) -> None:
+            async with gate:
+                response = await client.get(f"/api/executions/{execution_id}")
+            if response.status_code != 200:
+                result.fail(f"GET {execution_id}: {response.status_code} {response.text[:200]}")
+                return
+            problem = workload.check_spane(response.json(), value)
+            if problem:
+                result.fail(f"{execution_id}: {problem}")
+
+        await asyncio.gather(*(check(e, v) for e, v in inputs.items()))
+
+    async def _chain_hops(
+        self, redis: aioredis.Redis, workload: Workload, execution_ids: list[str], result: WorkloadResult
+    ) -> None:
+        order = {node: i for i, node in enumerate(workload.branch_ids())}
+        hops: list[float] = []
+        means: list[float] = []
+        for execution_id in execution_ids[:500]:
+            keys = for_execution(execution_id, self.partitions)
+            raw = await redis.lrange(keys.log(execution_id), 0, -1)
+            done: dict[int, int] = {}
+            for item in raw:
+                envelope = codec.decode_envelope(item)
+                if envelope.type == "node.completed":
+                    done[order[envelope.event.node_id]] = envelope.at  # type: ignore[union-attr]
+            if len(done) != len(order):
+                continue
+            stamps = [done[i] for i in range(len(order))]
+            hops += [float(b - a) for a, b in itertools.pairwise(stamps)]
+            means.append((stamps[-1] - stamps[0]) / (len(stamps) - 1))
+        result.hop_ms = summary(hops)
+        result.hop_mean_ms = summary(means)
+
+
+class _CompletionWatcher:
+    """Follows the commit streams; resolves the wait of each execution when its terminal event is committed."""
+
+    def __init__(self, redis: aioredis.Redis, partitions: int) -> None:
+        self.redis = redis
+        self.streams = [p.events for p in all_partitions(partitions)]
+        self.partitions = partitions
+        self.started = asyncio.Event()
+        self.stopping = False
+        self.own: Counter[str] = Counter()  # the driver's Redis commands, not the system's
+        self._done: dict[str, tuple[int, bytes]] = {}
+        self._waiting: dict[str, asyncio.Future[tuple[int, bytes]]] = {}
+
+    async def follow(self) -> None:
+        last: dict[Any, Any] = {}
+        for stream in self.streams:
+            newest = await self.redis.xrevrange(stream, count=1)
+            last[stream] = newest[0][0] if newest else b"0-0"
+        self.started.set()
+        # Stopped by the flag, not by cancelling: redis-py may swallow a cancel that lands in a blocking read.
+        while not self.stopping:
+            try:
+                answer = await self.redis.xread(last, count=2000, block=200)
+            except (OSError, aioredis.RedisError):  # a dropped connection: waits fall back to the logs meanwhile
+                await asyncio.sleep(0.1)
+                continue
+            finally:
+                self.own["xread"] += 1
+            for stream, entries in answer or []:
+                for entry_id, fields in entries:
+                    last[stream] = entry_id
+                    batch = fields.get(b"b", b"")
+                    if any(marker in batch for marker in TERMINAL):
+                        self._commit(batch)
+
+    def _commit(self, batch: bytes) -> None:
+        for envelope in codec.decode_envelopes(batch):
+            kind = envelope.type.encode()
+            if kind in TERMINAL:
+                self._resolve(envelope.execution_id, (envelope.at, kind))
+
+    def _resolve(self, execution_id: str, done: tuple[int, bytes]) -> None:
+        future = self._waiting.pop(execution_id, None)
+        if future is None:
+            self._done[execution_id] = done  # it finished before its POST answered
+        elif not future.done():
+            future.set_result(done)
+
+    async def wait(self, execution_id: str, limit_s: float) -> tuple[int, bytes] | None:
+        if execution_id in self._done:
+            return self._done.pop(execution_id)
+        future: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        self._waiting[execution_id] = future
+        deadline = time.monotonic() + limit_s
+        while True:
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), timeout=10.0)
+            except TimeoutError:
+                found = await self._from_log(execution_id)  # in case the stream entry was missed
+                if found is not None:
+                    self._waiting.pop(execution_id, None)
+                    return found
+                if time.monotonic() > deadline:
+                    self._waiting.pop(execution_id, None)
+                    return None
+
+    async def _from_log(self, execution_id: str) -> tuple[int, bytes] | None:
+        raw = await self.redis.lindex(for_execution(execution_id, self.partitions).log(execution_id), -1)
+        self.own["lindex"] += 1
+        if raw is None:
+            return None
+        envelope = codec.decode_envelope(raw)
+        kind = envelope.type.encode()
+        return (envelope.at, kind) if kind in TERMINAL else None
+
+
+class _ProjectionWatcher:
+    """How long after its completion commit each execution shows as final in the read model (Postgres)."""
+
+    def __init__(self, db: asyncpg.Pool) -> None:
+        self.db = db
+        self.pending: dict[str, int] = {}
+        self.lags_ms: list[float] = []
+        self.error: str | None = None
+
+    def add(self, execution_id: str, at_ms: int) -> None:
+        self.pending[execution_id] = at_ms
+
+    def reset(self) -> None:
+        self.lags_ms = []
+
+    async def follow(self) -> None:
+        while True:
+            if self.pending:
+                ids = list(self.pending)
+                # A row this query finds was committed before the query began: that bounds its visibility.
+                asked_ms = time.time() * 1000
+                try:
+                    rows = await self.db.fetch(
+                        "SELECT execution_id FROM executions"
+                        " WHERE execution_id = ANY($1::text[]) AND status IN ('completed', 'failed', 'cancelled')",
+                        ids,
+                    )
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+                    self.error = f"cannot read the read model: {e!r}"  # reported; the run goes on without lag
+                    self.pending.clear()
+                    return
+                for row in rows:
+                    at_ms = self.pending.pop(row["execution_id"], None)
+                    if at_ms is not None:
+                        self.lags_ms.append(max(0.0, asked_ms - at_ms))
+            await asyncio.sleep(LAG_POLL_S)
+
+    async def drained(self, limit_s: float) -> bool:
+        """Whether every pending execution showed in the read model within ``limit_s``."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(limit_s):
+                while self.pending:  # noqa: ASYNC110 - polled: the pending set is filled by follow()
+                    await asyncio.sleep(0.02)
+        return not self.pending

@@ -1,0 +1,59 @@
+"""The benchmark keeps working: its smoke mode (W=5 per workload) runs a fresh system and checks correctness only.
+
+It asserts no speed: the figures of a full run are in bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def run_bench(tmp_path: Path, *args: str, timeout: float) -> dict:
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--json", str(out), *args],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, (
+        f"python -m bench exited {done.returncode}:\n{done.stdout[-6000:]}\n{done.stderr[-4000:]}"
+    )
+    document: dict = json.loads(out.read_text())
+    assert document["correct"], document["failures"]
+    return document
+
+
+def test_spane_smoke(tmp_path: Path) -> None:
+    document = run_bench(tmp_path, "--no-celery", timeout=120)
+    results = {(r["workload"], r["label"]): r for r in document["spane"]}
+    assert set(results) == {("diamond", ""), ("chain", ""), ("fanout", ""), ("diamond-100k", ""), ("chain", "low load")}
+    for result in results.values():
+        assert result["ok"], result["errors"]
+        assert result["completed"] == result["executions"] > 0
+        assert result["redis_commands_per_node"] > 0
+        assert result["lag_ms"]["n"] == result["executions"]
+        assert all(mb > 0 for mb in result["rss_mb"].values())
+    assert results[("chain", "low load")]["hop_mean_ms"]["n"] > 0
+    assert document["celery"] == []
+
+
+def test_celery_smoke(tmp_path: Path) -> None:
+    document = run_bench(tmp_path, "--no-spane", timeout=90)
+    assert {r["workload"] for r in document["celery"]} == {"diamond", "chain", "fanout", "diamond-100k"}
+    for result in document["celery"]:
+        assert result["ok"], result["errors"]
+        assert result["completed"] == result["executions"] > 0
+    assert document["spane"] == []
