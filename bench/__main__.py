@@ -1,4 +1,6 @@
-"""``python -m bench``: SPANE against Celery on the same fresh Redis, in one run. See "Benchmarks" in README.md and bench/RESULTS.md.
+"""``python -m bench``: SPANE against Celery on the same fresh Redis, in one run.
+
+See "Benchmarks" in README.md, and bench/RESULTS.md for the figures of a full run.
 
 Phases: start Redis + Postgres; start SPANE (api, N workers, projector, scheduler as separate processes); run each
 workload, then the chain at low load; optionally the diamond with 1, 2 and 4 workers; stop SPANE; start Celery (2
@@ -39,7 +41,7 @@ SCALING_WORKERS = (1, 2, 4)
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--workloads", nargs="+", metavar="NAME", help=f"any of {', '.join(WORKLOADS)} (default all)")
-    parser.add_argument("--executions", "-W", type=int, default=None, help="executions per workload (default 200)")
+    parser.add_argument("--executions", "-W", type=int, default=None, help="executions per workload (default 300)")
     parser.add_argument("--concurrency", "-C", type=int, default=None, help="executions in flight (default 50)")
     parser.add_argument("--low-load", type=int, default=None, help="chain executions at concurrency 1 (default 50)")
     parser.add_argument("--warmup", type=int, default=None, help="unmeasured executions before each (default 10)")
@@ -53,7 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the scratch dir (logs, server data)")
     args = parser.parse_args(argv)
     small = args.smoke
-    args.executions = args.executions or (5 if small else 200)
+    args.executions = args.executions or (5 if small else 300)
     args.concurrency = args.concurrency or (5 if small else 50)
     args.low_load = args.low_load if args.low_load is not None else (3 if small else 50)
     args.warmup = args.warmup if args.warmup is not None else (1 if small else 10)
@@ -152,7 +154,7 @@ class Bench:
 
     # -- Celery
 
-    async def celery_phase(self, redis_url: str, cpu_roots: list[int]) -> None:
+    async def celery_phase(self, redis_url: str, cpu_named: dict[str, Any]) -> None:
         from bench.celery_side import CelerySide
 
         db_url = redis_url.rsplit("/", 1)[0] + "/1"  # the same Redis server, its own database
@@ -162,11 +164,11 @@ class Bench:
             self.celery.start()
             W, C = self.args.executions, self.args.concurrency
             for workload in self.workloads:
-                self.run.celery.append(await self._measure(self.celery, workload, W, C, cpu_roots=cpu_roots))
+                self.run.celery.append(await self._measure(self.celery, workload, W, C, cpu_named=cpu_named))
             chain = self._chain()
             if chain is not None and self.args.low_load > 0:
                 result = await self._measure(self.celery, chain, self.args.low_load, 1, "low load",
-                                             cpu_roots=cpu_roots)  # fmt: skip
+                                             cpu_named=cpu_named)  # fmt: skip
                 self.run.celery.append(result)
         finally:
             self.celery.stop()
@@ -181,10 +183,12 @@ class Bench:
         self.system = SpaneSystem(self.workdir, workers=self.args.workers)
         self.system.start_servers()
         self.run.meta.update(await self.system.versions())
-        roots: list[int] = []
-        assert self.system.postgres is not None
+        named: dict[str, Any] = {}
+        assert self.system.postgres is not None and self.system.redis is not None
+        if (pid := procs.redis_pid(self.system.redis.data_dir)) is not None:
+            named["redis"] = pid
         if (pid := procs.postmaster_pid(self.system.postgres.data_dir)) is not None:
-            roots.append(pid)
+            named["postgres"] = (pid, True)
         if not self.args.no_spane:
             try:
                 await self.spane_phase()
@@ -193,7 +197,7 @@ class Bench:
                 self.system.stop_services()
         if not self.args.no_celery:
             try:
-                await self.celery_phase(self.system.redis_url, roots)
+                await self.celery_phase(self.system.redis_url, named)
             except Exception as e:
                 self.run.failures.append(f"Celery phase failed: {e}")
         self.run.meta["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]

@@ -141,7 +141,7 @@ class CelerySide:
     # -- workloads
 
     async def run(self, workload: Any, executions: int, concurrency: int, *, label: str = "",
-                  warmup: int = 0, progress: Any = None, cpu_roots: list[int] | None = None) -> Any:  # fmt: skip
+                  warmup: int = 0, progress: Any = None, cpu_named: dict[str, Any] | None = None) -> Any:  # fmt: skip
         """Run ``executions`` canvases of ``workload`` with ``concurrency`` in flight; a ``WorkloadResult``."""
         import redis as sync_redis
         import redis.asyncio as aioredis
@@ -149,7 +149,7 @@ class CelerySide:
         from bench import procs
         from bench.loop import closed_loop
         from bench.model import Sample, WorkloadResult
-        from bench.redis_stats import commandstats, delta
+        from bench.redis_stats import commandstats, delta, net_bytes
 
         result = WorkloadResult("celery", workload.name, executions, concurrency, workload.nodes,
                                 workers=self.processes, label=label)  # fmt: skip
@@ -158,10 +158,12 @@ class CelerySide:
         pubsub = client.pubsub()
         waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         own: Counter[str] = Counter()  # the driver's own commands, taken off the server's count
+        own_bytes = 0  # about what Redis sent the driver (result messages)
         await pubsub.subscribe("bench-celery-driver")
         own["subscribe"] += 1
 
         async def listen() -> None:
+            nonlocal own_bytes
             while True:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 if message is None or message["type"] != "message":
@@ -169,6 +171,7 @@ class CelerySide:
                 channel = message["channel"].decode()
                 future = waiting.get(channel.removeprefix("celery-task-meta-"))
                 if future is not None and not future.done():
+                    own_bytes += len(message["data"]) + len(channel) + 32
                     future.set_result(json.loads(message["data"]))
 
         listener = asyncio.create_task(listen())
@@ -219,11 +222,12 @@ class CelerySide:
             if warmup:
                 await closed_loop(warmup, concurrency, one, first_run=10**6)
             rss = procs.PeakRss(self.pids()).start()
-            cpu = procs.CpuAccount(cpu_roots or []).start()
+            cpu = procs.CpuAccount({**self.pids(), **(cpu_named or {})}).start()
             own.clear()
-            before = commandstats(admin)
+            own_bytes = 0
+            before, bytes_before = commandstats(admin), net_bytes(admin)
             samples = await closed_loop(executions, concurrency, one, progress)
-            after = commandstats(admin)
+            after, bytes_after = commandstats(admin), net_bytes(admin)
             result.cpu = cpu.stop()
             result.rss_mb = rss.stop()
             result.set_latencies(samples)
@@ -235,7 +239,14 @@ class CelerySide:
             result.redis_commands = commands
             total = sum(commands.values())
             if result.completed:
-                result.redis_commands_per_node = round(total / (result.completed * workload.nodes), 2)
+                nodes = result.completed * workload.nodes
+                result.redis_commands_per_node = round(total / nodes, 2)
+                written = bytes_after[0] - bytes_before[0]
+                read = bytes_after[1] - bytes_before[1] - own_bytes  # less the results the driver was sent
+                result.redis_kb_per_node = {
+                    "in": round(written / nodes / 1024, 2),
+                    "out": round(read / nodes / 1024, 2),
+                }
             if workload.shape == "chain":
                 await self._chain_hops(client, chain_ids, result)
             result.notes.append(f"driver's own Redis commands excluded: {sum(own.values())}")

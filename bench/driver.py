@@ -30,14 +30,15 @@ from spane_core.keys import all_partitions, for_execution
 
 from bench.loop import Progress, closed_loop
 from bench.model import Sample, WorkloadResult, summary
-from bench.procs import CpuAccount, PeakRss, postmaster_pid
-from bench.redis_stats import commandstats, delta
+from bench.procs import CpuAccount, PeakRss, postmaster_pid, redis_pid
+from bench.redis_stats import commandstats, delta, net_bytes
 from bench.spane_system import SpaneSystem
 from bench.workloads import Workload
 
 TERMINAL = (b"execution.completed", b"execution.failed", b"execution.cancelled")
 EXECUTION_TIMEOUT_S = 120.0
 LAG_POLL_S = 0.01
+HTTP_CONNECTIONS = 8
 
 
 class SpaneDriver:
@@ -45,10 +46,15 @@ class SpaneDriver:
         self.system = system
         self.partitions = partitions
 
-    def _cpu_roots(self) -> list[int]:
-        assert self.system.postgres is not None
-        pid = postmaster_pid(self.system.postgres.data_dir)
-        return [pid] if pid else []
+    def _cpu_named(self) -> dict[str, int | tuple[int, bool]]:
+        """The processes whose CPU is accounted: the services, Redis, and Postgres with its backends."""
+        assert self.system.postgres is not None and self.system.redis is not None
+        named: dict[str, int | tuple[int, bool]] = dict(self.system.pids())
+        if (pid := redis_pid(self.system.redis.data_dir)) is not None:
+            named["redis"] = pid
+        if (pid := postmaster_pid(self.system.postgres.data_dir)) is not None:
+            named["postgres"] = (pid, True)
+        return named
 
     async def register(self, workloads: list[Workload]) -> None:
         async with httpx.AsyncClient(base_url=self.system.url, timeout=30.0) as client:
@@ -69,7 +75,10 @@ class SpaneDriver:
     ) -> WorkloadResult:
         result = WorkloadResult("spane", workload.name, executions, concurrency, workload.nodes,
                                 workers=self.system.workers_wanted, label=label)  # fmt: skip
-        limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
+        # Few connections: a POST takes a millisecond or two, and httpcore checks every pooled connection on each
+        # request (has_expired), so a connection per lane would make the load generator eat the CPU under test.
+        pooled = min(concurrency, HTTP_CONNECTIONS)
+        limits = httpx.Limits(max_connections=pooled, max_keepalive_connections=pooled)
         client = httpx.AsyncClient(base_url=self.system.url, timeout=60.0, limits=limits)
         redis = aioredis.Redis.from_url(self.system.redis_url)
         admin = sync_redis.Redis.from_url(self.system.redis_url)
@@ -114,11 +123,11 @@ class SpaneDriver:
                 inputs.clear()
             watcher.own.clear()
             rss = PeakRss(self.system.pids()).start()
-            cpu = CpuAccount(self._cpu_roots()).start()
-            before = commandstats(admin)
+            cpu = CpuAccount(self._cpu_named()).start()
+            before, bytes_before, pg_before = commandstats(admin), net_bytes(admin), await _pg_position(db)
             samples = await closed_loop(executions, concurrency, one, progress)
             caught_up = await lag.drained(120)
-            after = commandstats(admin)
+            after, bytes_after, pg_after = commandstats(admin), net_bytes(admin), await _pg_position(db)
             result.cpu = cpu.stop()
             result.rss_mb = rss.stop()
             self.system.check_alive()
@@ -139,6 +148,20 @@ class SpaneDriver:
                 total = sum(result.redis_commands.values())
                 result.redis_commands_per_node = round(total / (result.completed * workload.nodes), 2)
             result.notes.append(f"driver's own Redis commands excluded: {sum(watcher.own.values())}")
+            if result.completed:
+                nodes = result.completed * workload.nodes
+                written = bytes_after[0] - bytes_before[0]
+                read = bytes_after[1] - bytes_before[1] - watcher.own_bytes  # less what the driver itself read
+                result.redis_kb_per_node = {
+                    "in": round(written / nodes / 1024, 2),
+                    "out": round(read / nodes / 1024, 2),
+                }
+                xacts, wal = pg_after[0] - pg_before[0], pg_after[1] - pg_before[1]
+                result.postgres = {
+                    "write_transactions": xacts,
+                    "write_transactions_per_execution": round(xacts / result.completed, 2),
+                    "wal_kb_per_execution": round(wal / result.completed / 1024, 1),
+                }
 
             await self._check_all(client, workload, inputs, result)
             if workload.shape == "chain":
@@ -210,11 +233,12 @@ class _CompletionWatcher:
         self.started = asyncio.Event()
         self.stopping = False
         self.own: Counter[str] = Counter()  # the driver's Redis commands, not the system's
+        self.own_bytes = 0  # about what those commands read (the payloads)
         self._done: dict[str, tuple[int, bytes]] = {}
         self._waiting: dict[str, asyncio.Future[tuple[int, bytes]]] = {}
 
     async def follow(self) -> None:
-        last: dict[Any, Any] = {}
+        last: dict[str, Any] = {}
         for stream in self.streams:
             newest = await self.redis.xrevrange(stream, count=1)
             last[stream] = newest[0][0] if newest else b"0-0"
@@ -229,9 +253,11 @@ class _CompletionWatcher:
             finally:
                 self.own["xread"] += 1
             for stream, entries in answer or []:
+                name = stream.decode() if isinstance(stream, bytes) else stream  # the key we asked with
                 for entry_id, fields in entries:
-                    last[stream] = entry_id
+                    last[name] = entry_id
                     batch = fields.get(b"b", b"")
+                    self.own_bytes += len(batch) + 64
                     if any(marker in batch for marker in TERMINAL):
                         self._commit(batch)
 
@@ -320,3 +346,14 @@ class _ProjectionWatcher:
                 while self.pending:  # noqa: ASYNC110 - polled: the pending set is filled by follow()
                     await asyncio.sleep(0.02)
         return not self.pending
+
+
+async def _pg_position(db: asyncpg.Pool) -> tuple[int, int]:
+    """The next transaction id and the WAL position: their deltas count write transactions and WAL bytes
+    (read-only queries, such as the lag poller's, take no transaction id)."""
+    row = await db.fetchrow(
+        "SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xid,"
+        " pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint AS wal"
+    )
+    assert row is not None
+    return int(row["xid"]), int(row["wal"])

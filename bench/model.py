@@ -68,7 +68,9 @@ class WorkloadResult:
     rss_mb: dict[str, float] = field(default_factory=dict)  # peak per process over the workload
     redis_commands: dict[str, int] = field(default_factory=dict)  # the system's commands over the window
     redis_commands_per_node: float | None = None
-    cpu: dict[str, float] = field(default_factory=dict)  # % of the machine: ours, others', busy (see CpuAccount)
+    redis_kb_per_node: dict[str, float] = field(default_factory=dict)  # "in" (written to Redis), "out" (read)
+    postgres: dict[str, Any] = field(default_factory=dict)  # SPANE: write transactions and WAL over the window
+    cpu: dict[str, Any] = field(default_factory=dict)  # % of the machine: ours, others', busy (see CpuAccount)
     notes: list[str] = field(default_factory=list)
     label: str = ""  # e.g. "low load" or "4 workers"
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -151,24 +152,30 @@ def _tree(pid: int) -> list[psutil.Process]:
 
 @dataclass
 class CpuAccount:
-    """Machine CPU over a window, split into this benchmark's processes and everything else on the machine.
+    """Machine CPU over a window: each named process of ours, and everything else on the machine.
 
-    Ours: the benchmark process and its descendants, and the Postgres postmaster's tree (``extra_roots``). Others
-    (say, other people's test runs on a shared machine) are the machine's busy time less ours.
+    ``named`` maps a name to a pid, or to ``(pid, True)`` to count the process with all its descendants (Postgres:
+    the postmaster and its backends). This benchmark process counts as ``bench``. Others (say, other people's test
+    runs on a shared machine) are the machine's busy time less ours. Per process: % of one core; totals: % of the
+    machine.
     """
 
-    extra_roots: list[int] = field(default_factory=list)
+    named: dict[str, int | tuple[int, bool]] = field(default_factory=dict)
     _t0: float = 0.0
     _busy0: float = 0.0
-    _ours0: dict[int, float] = field(default_factory=dict)
+    _ours0: dict[str, dict[int, float]] = field(default_factory=dict)
 
-    def _ours(self) -> dict[int, float]:
-        out: dict[int, float] = {}
-        for root in [os.getpid(), *self.extra_roots]:
-            for proc in _tree(root):
+    def _ours(self) -> dict[str, dict[int, float]]:
+        out: dict[str, dict[int, float]] = {}
+        for name, spec in {"bench": os.getpid(), **self.named}.items():
+            pid, tree = spec if isinstance(spec, tuple) else (spec, False)
+            members = _tree(pid) if tree else _tree(pid)[:1]
+            times: dict[int, float] = {}
+            for proc in members:
                 with contextlib.suppress(psutil.Error):
-                    times = proc.cpu_times()
-                    out[proc.pid] = times.user + times.system
+                    t = proc.cpu_times()
+                    times[proc.pid] = t.user + t.system
+            out[name] = times
         return out
 
     @staticmethod
@@ -180,21 +187,32 @@ class CpuAccount:
         self._t0, self._busy0, self._ours0 = time.monotonic(), self._busy(), self._ours()
         return self
 
-    def stop(self) -> dict[str, float]:
+    def stop(self) -> dict[str, Any]:
         wall = max(time.monotonic() - self._t0, 1e-9)
         busy = self._busy() - self._busy0
-        ours_now = self._ours()
-        ours = sum(t - self._ours0.get(pid, 0.0) for pid, t in ours_now.items())
+        per: dict[str, float] = {}
+        for name, times in self._ours().items():
+            before = self._ours0.get(name, {})
+            per[name] = sum(t - before.get(pid, 0.0) for pid, t in times.items())
+        ours = sum(per.values())
         cores = psutil.cpu_count() or 1
         return {
             "machine_busy_pct": round(100 * busy / (wall * cores), 1),
             "ours_pct": round(100 * ours / (wall * cores), 1),
             "others_pct": round(max(0.0, 100 * (busy - ours) / (wall * cores)), 1),
+            "per_process_pct_of_core": {name: round(100 * t / wall, 1) for name, t in per.items()},
         }
 
 
 def postmaster_pid(data_dir: Path) -> int | None:
     try:
         return int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+
+
+def redis_pid(data_dir: Path) -> int | None:
+    try:
+        return int((data_dir / "redis.pid").read_text().strip())
     except (OSError, ValueError):
         return None

@@ -27,3 +27,9 @@ def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
 
 def server_version(client: redis.Redis) -> str:
     return str(client.info("server").get("redis_version", "?"))
+
+
+def net_bytes(client: redis.Redis) -> tuple[int, int]:
+    """Bytes Redis has read from and written to its clients since it started."""
+    stats: dict[str, Any] = client.info("stats")
+    return int(stats.get("total_net_input_bytes", 0)), int(stats.get("total_net_output_bytes", 0))

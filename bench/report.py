@@ -125,7 +125,8 @@ def _rss(r: WorkloadResult) -> str:
 def results_table(title: str, results: list[WorkloadResult]) -> Table:
     table = Table(title=title, title_justify="left", header_style="bold")
     for column in ("workload", "system", "W/C", "exec/s", "node/s", "e2e p50", "p95", "p99 ms", "hop p50",
-                   "lag p99", "redis cmd/node", "CPU ours/others %", "check"):  # fmt: skip
+                   "lag p99", "redis cmd/node", "redis KB/node in/out", "pg tx/exec", "CPU ours/others %",
+                   "check"):  # fmt: skip
         table.add_column(column, justify="left" if column in ("workload", "system") else "right")
     for r in results:
         name = f"{r.workload} ({r.label})" if r.label else r.workload
@@ -143,19 +144,33 @@ def results_table(title: str, results: list[WorkloadResult]) -> Table:
             _f(hop, 2),
             _f(r.lag_ms.get("p99")) if r.lag_ms else "-",
             _f(r.redis_commands_per_node, 2),
+            f"{_f(r.redis_kb_per_node.get('in'), 1)}/{_f(r.redis_kb_per_node.get('out'), 1)}"
+            if r.redis_kb_per_node
+            else "-",
+            _f(r.postgres.get("write_transactions_per_execution"), 1) if r.postgres else "-",
             f"{_f(r.cpu.get('ours_pct'), 0)}/{_f(r.cpu.get('others_pct'), 0)}" if r.cpu else "-",
             check,
         )
     return table
 
 
-def rss_table(results: list[WorkloadResult]) -> Table:
-    table = Table(title="Peak RSS per process (MB) during each workload", title_justify="left", header_style="bold")
+def _cpu(r: WorkloadResult) -> str:
+    short = {"projector": "proj", "scheduler": "sched", "celery-main": "main", "postgres": "pg"}
+    parts = []
+    for name, pct in (r.cpu.get("per_process_pct_of_core") or {}).items():
+        label = short.get(name, name.replace("worker-", "w").replace("celery-pool-", "pool"))
+        parts.append(f"{label} {pct:.0f}")
+    return " ".join(parts)
+
+
+def process_table(results: list[WorkloadResult]) -> Table:
+    table = Table(title="Per process during each workload", title_justify="left", header_style="bold")
     table.add_column("workload")
     table.add_column("system")
     table.add_column("peak RSS MB")
+    table.add_column("CPU % of one core (bench = the load generator)")
     for r in results:
-        table.add_row(f"{r.workload} ({r.label})" if r.label else r.workload, r.system, _rss(r))
+        table.add_row(f"{r.workload} ({r.label})" if r.label else r.workload, r.system, _rss(r), _cpu(r))
     return table
 
 
@@ -171,7 +186,7 @@ def print_run(run: Run, console: Console | None = None) -> None:
     rows = sorted([*run.spane, *run.celery], key=lambda r: (_order(r.workload), r.label, r.system != "spane"))
     if rows:
         console.print(results_table("Workloads", rows))
-        console.print(rss_table(rows))
+        console.print(process_table([*rows, *run.scaling]))
     if run.scaling:
         table = Table(title="Scaling: diamond with 1, 2 and 4 worker processes", title_justify="left")
         for column in ("workers", "exec/s", "node/s", "vs 1 worker", "e2e p50 ms", "p99 ms", "CPU ours/others %"):
