@@ -3,9 +3,9 @@
 See "Benchmarks" in README.md, and bench/RESULTS.md for the figures of a full run.
 
 Phases: start Redis + Postgres; start SPANE (api, N workers, projector, scheduler as separate processes); run each
-workload, then the chain at low load; optionally the diamond with 1, 2 and 4 workers; stop SPANE; start Celery (2
-prefork processes) on the same Redis and run the same workloads; print the tables; write the JSON; exit 1 when any
-execution is wrong (in smoke mode that is all it checks).
+workload (the chain also at concurrency 1; optionally the diamond with 1, 2 and 4 workers); stop SPANE; empty Redis;
+start Celery (2 prefork processes) on the same Redis and run the same workloads; print the tables; write the JSON;
+exit 1 when any execution is wrong (in smoke mode that is all it checks).
 """
 
 from __future__ import annotations
@@ -128,6 +128,17 @@ class Bench:
 
     # -- SPANE
 
+    def plan(self) -> list[tuple[Workload, int, int, str]]:
+        """(workload, executions, concurrency, label) in the order they run: the chain at low load right after the
+        chain, and the big-payload workloads last, as they leave the most data behind in Redis."""
+        W, C = self.args.executions, self.args.concurrency
+        steps: list[tuple[Workload, int, int, str]] = []
+        for workload in sorted(self.workloads, key=lambda w: w.payload_bytes > 0):
+            steps.append((workload, W, C, ""))
+            if workload.shape == "chain" and self.args.low_load > 0:
+                steps.append((workload, self.args.low_load, 1, "low load"))
+        return steps
+
     async def spane_phase(self) -> None:
         from bench.driver import SpaneDriver
 
@@ -136,21 +147,26 @@ class Bench:
         self.system.start_services()
         driver = SpaneDriver(self.system)
         await driver.register(self.workloads)
-        W, C = self.args.executions, self.args.concurrency
-        for workload in self.workloads:
-            self.run.spane.append(await self._measure(driver, workload, W, C))
-        chain = self._chain()
-        if chain is not None and self.args.low_load > 0:
-            self.run.spane.append(await self._measure(driver, chain, self.args.low_load, 1, "low load"))
-        if self.args.scaling:
-            diamond = WORKLOADS["diamond"]
-            await driver.register([diamond])
-            for count in SCALING_WORKERS:
-                self.system.set_workers(count)
-                result = await self._measure(driver, diamond, W, C, f"{count} workers")
-                self.run.scaling.append(result)
-            self.system.set_workers(self.args.workers)
+        scaled = not self.args.scaling
+        for workload, executions, concurrency, label in self.plan():
+            if not scaled and workload.payload_bytes > 0:
+                await self.scaling(driver)
+                scaled = True
+            self.run.spane.append(await self._measure(driver, workload, executions, concurrency, label))
+        if not scaled:
+            await self.scaling(driver)
         self.system.stop_services()
+
+    async def scaling(self, driver: Any) -> None:
+        assert self.system is not None
+        diamond = WORKLOADS["diamond"]
+        await driver.register([diamond])
+        for count in SCALING_WORKERS:
+            self.system.set_workers(count)
+            result = await self._measure(driver, diamond, self.args.executions, self.args.concurrency,
+                                         f"{count} workers")  # fmt: skip
+            self.run.scaling.append(result)
+        self.system.set_workers(self.args.workers)
 
     # -- Celery
 
@@ -158,17 +174,14 @@ class Bench:
         from bench.celery_side import CelerySide
 
         db_url = redis_url.rsplit("/", 1)[0] + "/1"  # the same Redis server, its own database
+        rss_pids = {"redis": cpu_named["redis"]} if "redis" in cpu_named else {}
         self.console.print(f"[bold]Celery[/]: 1 worker, prefork pool of {self.args.celery_processes}")
         self.celery = CelerySide(db_url, self.workdir, processes=self.args.celery_processes)
         try:
             self.celery.start()
-            W, C = self.args.executions, self.args.concurrency
-            for workload in self.workloads:
-                self.run.celery.append(await self._measure(self.celery, workload, W, C, cpu_named=cpu_named))
-            chain = self._chain()
-            if chain is not None and self.args.low_load > 0:
-                result = await self._measure(self.celery, chain, self.args.low_load, 1, "low load",
-                                             cpu_named=cpu_named)  # fmt: skip
+            for workload, executions, concurrency, label in self.plan():
+                result = await self._measure(self.celery, workload, executions, concurrency, label,
+                                             cpu_named=cpu_named, rss_pids=rss_pids)  # fmt: skip
                 self.run.celery.append(result)
         finally:
             self.celery.stop()
@@ -195,6 +208,8 @@ class Bench:
             except Exception as e:
                 self.run.failures.append(f"SPANE phase failed: {e}")
                 self.system.stop_services()
+            self.run.meta["redis_after_spane"] = self.system.redis_memory()
+            self.system.reset_redis()  # the Celery side starts on an empty Redis, as SPANE did
         if not self.args.no_celery:
             try:
                 await self.celery_phase(self.system.redis_url, named)
@@ -222,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console()
     if not console.is_terminal:
-        console = Console(width=160)  # a log or a pipe: keep the tables whole
+        console = Console(width=180)  # a log or a pipe: keep the tables whole
     signal.signal(signal.SIGTERM, _terminate)  # clean up on SIGTERM as on Ctrl-C
     bench = Bench(args, console)
     started = time.monotonic()

@@ -141,7 +141,8 @@ class CelerySide:
     # -- workloads
 
     async def run(self, workload: Any, executions: int, concurrency: int, *, label: str = "",
-                  warmup: int = 0, progress: Any = None, cpu_named: dict[str, Any] | None = None) -> Any:  # fmt: skip
+                  warmup: int = 0, progress: Any = None, cpu_named: dict[str, Any] | None = None,
+                  rss_pids: dict[str, int] | None = None) -> Any:  # fmt: skip
         """Run ``executions`` canvases of ``workload`` with ``concurrency`` in flight; a ``WorkloadResult``."""
         import redis as sync_redis
         import redis.asyncio as aioredis
@@ -149,7 +150,7 @@ class CelerySide:
         from bench import procs
         from bench.loop import closed_loop
         from bench.model import Sample, WorkloadResult
-        from bench.redis_stats import commandstats, delta, net_bytes
+        from bench.redis_stats import commandstats, delta, net_bytes, used_memory
 
         result = WorkloadResult("celery", workload.name, executions, concurrency, workload.nodes,
                                 workers=self.processes, label=label)  # fmt: skip
@@ -221,13 +222,15 @@ class CelerySide:
         try:
             if warmup:
                 await closed_loop(warmup, concurrency, one, first_run=10**6)
-            rss = procs.PeakRss(self.pids()).start()
+            rss = procs.PeakRss({**self.pids(), **(rss_pids or {})}).start()
             cpu = procs.CpuAccount({**self.pids(), **(cpu_named or {})}).start()
             own.clear()
             own_bytes = 0
+            memory_before = used_memory(admin)
             before, bytes_before = commandstats(admin), net_bytes(admin)
             samples = await closed_loop(executions, concurrency, one, progress)
             after, bytes_after = commandstats(admin), net_bytes(admin)
+            memory_after = used_memory(admin)
             result.cpu = cpu.stop()
             result.rss_mb = rss.stop()
             result.set_latencies(samples)
@@ -239,6 +242,9 @@ class CelerySide:
             result.redis_commands = commands
             total = sum(commands.values())
             if result.completed:
+                result.redis_memory_kb_per_execution = round(
+                    (memory_after - memory_before) / result.completed / 1024, 1
+                )
                 nodes = result.completed * workload.nodes
                 result.redis_commands_per_node = round(total / nodes, 2)
                 written = bytes_after[0] - bytes_before[0]

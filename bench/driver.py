@@ -31,7 +31,7 @@ from spane_core.keys import all_partitions, for_execution
 from bench.loop import Progress, closed_loop
 from bench.model import Sample, WorkloadResult, summary
 from bench.procs import CpuAccount, PeakRss, postmaster_pid, redis_pid
-from bench.redis_stats import commandstats, delta, net_bytes
+from bench.redis_stats import commandstats, delta, net_bytes, used_memory
 from bench.spane_system import SpaneSystem
 from bench.workloads import Workload
 
@@ -55,6 +55,13 @@ class SpaneDriver:
         if (pid := postmaster_pid(self.system.postgres.data_dir)) is not None:
             named["postgres"] = (pid, True)
         return named
+
+    def _rss_pids(self) -> dict[str, int]:
+        pids = dict(self.system.pids())
+        assert self.system.redis is not None
+        if (pid := redis_pid(self.system.redis.data_dir)) is not None:
+            pids["redis"] = pid
+        return pids
 
     async def register(self, workloads: list[Workload]) -> None:
         async with httpx.AsyncClient(base_url=self.system.url, timeout=30.0) as client:
@@ -122,12 +129,14 @@ class SpaneDriver:
                 lag.reset()
                 inputs.clear()
             watcher.own.clear()
-            rss = PeakRss(self.system.pids()).start()
+            rss = PeakRss(self._rss_pids()).start()
             cpu = CpuAccount(self._cpu_named()).start()
+            memory_before = used_memory(admin)
             before, bytes_before, pg_before = commandstats(admin), net_bytes(admin), await _pg_position(db)
             samples = await closed_loop(executions, concurrency, one, progress)
             caught_up = await lag.drained(120)
             after, bytes_after, pg_after = commandstats(admin), net_bytes(admin), await _pg_position(db)
+            memory_after = used_memory(admin)
             result.cpu = cpu.stop()
             result.rss_mb = rss.stop()
             self.system.check_alive()
@@ -149,6 +158,9 @@ class SpaneDriver:
                 result.redis_commands_per_node = round(total / (result.completed * workload.nodes), 2)
             result.notes.append(f"driver's own Redis commands excluded: {sum(watcher.own.values())}")
             if result.completed:
+                result.redis_memory_kb_per_execution = round(
+                    (memory_after - memory_before) / result.completed / 1024, 1
+                )
                 nodes = result.completed * workload.nodes
                 written = bytes_after[0] - bytes_before[0]
                 read = bytes_after[1] - bytes_before[1] - watcher.own_bytes  # less what the driver itself read

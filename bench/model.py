@@ -69,6 +69,7 @@ class WorkloadResult:
     redis_commands: dict[str, int] = field(default_factory=dict)  # the system's commands over the window
     redis_commands_per_node: float | None = None
     redis_kb_per_node: dict[str, float] = field(default_factory=dict)  # "in" (written to Redis), "out" (read)
+    redis_memory_kb_per_execution: float | None = None  # growth of Redis's used memory over the window
     postgres: dict[str, Any] = field(default_factory=dict)  # SPANE: write transactions and WAL over the window
     cpu: dict[str, Any] = field(default_factory=dict)  # % of the machine: ours, others', busy (see CpuAccount)
     notes: list[str] = field(default_factory=list)

@@ -33,3 +33,7 @@ def net_bytes(client: redis.Redis) -> tuple[int, int]:
     """Bytes Redis has read from and written to its clients since it started."""
     stats: dict[str, Any] = client.info("stats")
     return int(stats.get("total_net_input_bytes", 0)), int(stats.get("total_net_output_bytes", 0))
+
+
+def used_memory(client: redis.Redis) -> int:
+    return int(client.info("memory")["used_memory"])

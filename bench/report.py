@@ -114,7 +114,7 @@ def _f(value: float | None, digits: int = 1) -> str:
 
 
 def _rss(r: WorkloadResult) -> str:
-    short = {"projector": "proj", "scheduler": "sched", "celery-main": "main"}
+    short = {"projector": "proj", "scheduler": "sched", "celery-main": "main", "redis": "redis"}
     parts = []
     for name, mb in r.rss_mb.items():
         label = short.get(name, name.replace("worker-", "w").replace("celery-pool-", "pool"))
@@ -122,18 +122,20 @@ def _rss(r: WorkloadResult) -> str:
     return " ".join(parts)
 
 
+def _name(r: WorkloadResult) -> str:
+    return f"{r.workload} ({r.label})" if r.label else r.workload
+
+
 def results_table(title: str, results: list[WorkloadResult]) -> Table:
     table = Table(title=title, title_justify="left", header_style="bold")
-    for column in ("workload", "system", "W/C", "exec/s", "node/s", "e2e p50", "p95", "p99 ms", "hop p50",
-                   "lag p99", "redis cmd/node", "redis KB/node in/out", "pg tx/exec", "CPU ours/others %",
-                   "check"):  # fmt: skip
+    for column in ("workload", "system", "W/C", "exec/s", "node/s", "e2e p50 ms", "p95", "p99", "hop p50 ms",
+                   "lag p99 ms", "CPU % ours/others", "check"):  # fmt: skip
         table.add_column(column, justify="left" if column in ("workload", "system") else "right")
     for r in results:
-        name = f"{r.workload} ({r.label})" if r.label else r.workload
         hop = r.hop_mean_ms.get("p50") if r.hop_mean_ms else None
         check = "[green]ok[/]" if r.ok else f"[red]{r.error_count} bad[/]"
         table.add_row(
-            name,
+            _name(r),
             r.system,
             f"{r.executions}/{r.concurrency}",
             _f(r.executions_per_s),
@@ -143,11 +145,6 @@ def results_table(title: str, results: list[WorkloadResult]) -> Table:
             _f(r.latency_ms.get("p99")),
             _f(hop, 2),
             _f(r.lag_ms.get("p99")) if r.lag_ms else "-",
-            _f(r.redis_commands_per_node, 2),
-            f"{_f(r.redis_kb_per_node.get('in'), 1)}/{_f(r.redis_kb_per_node.get('out'), 1)}"
-            if r.redis_kb_per_node
-            else "-",
-            _f(r.postgres.get("write_transactions_per_execution"), 1) if r.postgres else "-",
             f"{_f(r.cpu.get('ours_pct'), 0)}/{_f(r.cpu.get('others_pct'), 0)}" if r.cpu else "-",
             check,
         )
@@ -163,14 +160,33 @@ def _cpu(r: WorkloadResult) -> str:
     return " ".join(parts)
 
 
-def process_table(results: list[WorkloadResult]) -> Table:
-    table = Table(title="Per process during each workload", title_justify="left", header_style="bold")
-    table.add_column("workload")
-    table.add_column("system")
-    table.add_column("peak RSS MB")
-    table.add_column("CPU % of one core (bench = the load generator)")
+def cost_table(results: list[WorkloadResult]) -> Table:
+    table = Table(title="What it cost", title_justify="left", header_style="bold")
+    for column in ("workload", "system", "Redis cmd /node", "Redis KB in/out /node", "Redis KB kept /exec",
+                   "pg write tx /exec"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("workload", "system") else "right")
     for r in results:
-        table.add_row(f"{r.workload} ({r.label})" if r.label else r.workload, r.system, _rss(r), _cpu(r))
+        table.add_row(
+            _name(r),
+            r.system,
+            _f(r.redis_commands_per_node, 2),
+            f"{_f(r.redis_kb_per_node.get('in'), 1)}/{_f(r.redis_kb_per_node.get('out'), 1)}"
+            if r.redis_kb_per_node
+            else "-",
+            _f(r.redis_memory_kb_per_execution, 1),
+            _f(r.postgres.get("write_transactions_per_execution"), 1) if r.postgres else "-",
+        )
+    return table
+
+
+def process_table(results: list[WorkloadResult]) -> Table:
+    table = Table(title="Per process (bench = the load generator)", title_justify="left", header_style="bold")
+    table.add_column("workload", no_wrap=True)
+    table.add_column("system")
+    table.add_column("peak RSS MB", no_wrap=True)
+    table.add_column("CPU % of one core", no_wrap=True)
+    for r in results:
+        table.add_row(_name(r), r.system, _rss(r), _cpu(r))
     return table
 
 
@@ -186,6 +202,7 @@ def print_run(run: Run, console: Console | None = None) -> None:
     rows = sorted([*run.spane, *run.celery], key=lambda r: (_order(r.workload), r.label, r.system != "spane"))
     if rows:
         console.print(results_table("Workloads", rows))
+        console.print(cost_table([*rows, *run.scaling]))
         console.print(process_table([*rows, *run.scaling]))
     if run.scaling:
         table = Table(title="Scaling: diamond with 1, 2 and 4 worker processes", title_justify="left")

@@ -119,6 +119,39 @@ class SpaneSystem:
                     server.stop()
         self.postgres = self.redis = None
 
+    def redis_memory(self) -> dict[str, float]:
+        """What SPANE left in Redis: used memory, and the AOF's size (MB)."""
+        import redis
+
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            memory, persistence = client.info("memory"), client.info("persistence")
+            return {
+                "used_memory_mb": round(int(memory["used_memory"]) / 2**20, 1),
+                "aof_mb": round(int(persistence.get("aof_current_size", 0)) / 2**20, 1),
+                "keys": int(client.dbsize()),
+            }
+        finally:
+            client.close()
+
+    def reset_redis(self, timeout: float = 300.0) -> None:
+        """Empty Redis and rewrite its AOF, so that the next phase starts as the first one did."""
+        import redis
+
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            client.flushall()
+            with contextlib.suppress(redis.ResponseError):  # "already in progress" is fine: it is waited for
+                client.bgrewriteaof()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                p = client.info("persistence")
+                if not int(p.get("aof_rewrite_in_progress", 0)) and not int(p.get("aof_rewrite_scheduled", 0)):
+                    return
+                time.sleep(0.1)
+        finally:
+            client.close()
+
     async def versions(self) -> dict[str, str]:
         import asyncpg
         import redis.asyncio as aioredis
