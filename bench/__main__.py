@@ -147,12 +147,16 @@ class Bench:
         self.system.start_services()
         driver = SpaneDriver(self.system)
         await driver.register(self.workloads)
+        # The scaling runs right after the diamond (or before the big payloads), on a read model still small.
         scaled = not self.args.scaling
         for workload, executions, concurrency, label in self.plan():
             if not scaled and workload.payload_bytes > 0:
                 await self.scaling(driver)
                 scaled = True
             self.run.spane.append(await self._measure(driver, workload, executions, concurrency, label))
+            if not scaled and workload.name == "diamond":
+                await self.scaling(driver)
+                scaled = True
         if not scaled:
             await self.scaling(driver)
         self.system.stop_services()

@@ -42,6 +42,7 @@ app.conf.update(
     task_send_sent_event=False,
     result_expires=3600,
     worker_hijack_root_logger=False,
+    # Celery's default (4); BENCH_CELERY_PREFETCH tries others (1 and 16 were no faster here).
     worker_prefetch_multiplier=int(os.environ.get("BENCH_CELERY_PREFETCH", "4")),
 )
 
