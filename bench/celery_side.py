@@ -223,6 +223,7 @@ class CelerySide:
         try:
             if warmup:
                 await closed_loop(warmup, concurrency, one, first_run=10**6)
+                chain_ids.clear()
             rss = procs.PeakRss({**self.pids(), **(rss_pids or {})}).start()
             cpu = procs.CpuAccount({**self.pids(), **(cpu_named or {})}).start()
             own.clear()
