@@ -239,7 +239,7 @@ class CelerySide:
             for s in samples:
                 if s.error:
                     result.fail(s.error)
-            own["info"] += 1
+            own["info"] += 2  # the before-snapshot's INFO commandstats and INFO stats
             commands = {k: v - own.get(k, 0) for k, v in delta(before, after).items() if v - own.get(k, 0) > 0}
             result.redis_commands = commands
             total = sum(commands.values())
