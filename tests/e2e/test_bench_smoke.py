@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def run_bench(tmp_path: Path, *args: str, timeout: float) -> dict:
+def run_bench(tmp_path: Path, *args: str, timeout: float) -> dict[str, Any]:
     out = tmp_path / "bench.json"
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--json", str(out), *args],
@@ -31,7 +32,7 @@ def run_bench(tmp_path: Path, *args: str, timeout: float) -> dict:
     assert done.returncode == 0, (
         f"python -m bench exited {done.returncode}:\n{done.stdout[-6000:]}\n{done.stderr[-4000:]}"
     )
-    document: dict = json.loads(out.read_text())
+    document: dict[str, Any] = json.loads(out.read_text())
     assert document["correct"], document["failures"]
     return document
 
