@@ -17,7 +17,7 @@ from typing import Protocol, cast
 from redis.asyncio import Redis
 
 from spane_core import codec
-from spane_core.commands import Command, Context
+from spane_core.commands import Command, Context, Start
 from spane_core.decide import decide
 from spane_core.definition import Workflow
 from spane_core.effects import effects
@@ -84,11 +84,24 @@ class ExecutionStore:
         if len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
 
-    async def _current(self, execution_ids: Sequence[str]) -> list[tuple[ExecutionState | None, bool]]:
-        """Each execution's snapshot, and whether it came from the cache (unverified) rather than from Redis."""
-        missing = [eid for eid in execution_ids if eid not in self._cache]
+    async def _current(
+        self, transitions: Sequence[Transition], first_round: bool
+    ) -> list[tuple[ExecutionState | None, bool]]:
+        """Each execution's snapshot, and whether it is a guess (cached or assumed) rather than read from Redis.
+
+        A start is assumed to be the first: a new id has no snapshot to load. Were it started already, the commit
+        is refused like any stale guess and the execution's snapshot comes back with the refusal.
+        """
+        missing = [
+            t.execution_id
+            for t in transitions
+            if t.execution_id not in self._cache and not (first_round and _starts(t))
+        ]
         loaded = dict(zip(missing, await self.load_many(missing), strict=True)) if missing else {}
-        return [(loaded[eid], False) if eid in loaded else (self._cache[eid], True) for eid in execution_ids]
+        return [
+            (loaded[t.execution_id], False) if t.execution_id in loaded else (self._cache.get(t.execution_id), True)
+            for t in transitions
+        ]
 
     def keys(self, execution_id: str) -> PartitionKeys:
         return for_execution(execution_id, self.partitions)
@@ -117,10 +130,10 @@ class ExecutionStore:
     async def transact(self, transitions: Sequence[Transition]) -> list[Outcome]:
         outcomes: dict[int, Outcome] = {}
         pending = list(range(len(transitions)))
-        for _ in range(MAX_ROUNDS):
+        for round_ in range(MAX_ROUNDS):
             if not pending:
                 break
-            states = await self._current([transitions[i].execution_id for i in pending])
+            states = await self._current([transitions[i] for i in pending], first_round=round_ == 0)
             calls = []
             in_flight = []
             again = []
@@ -215,6 +228,10 @@ class ExecutionStore:
         outcome.state = after
         outcome.events = envelopes
         return outcome, (key_list, args)
+
+
+def _starts(transition: Transition) -> bool:
+    return transition.workflow is not None and any(isinstance(c, Start) for c in transition.commands)
 
 
 def _msgpack_array(items: list[bytes]) -> bytes:

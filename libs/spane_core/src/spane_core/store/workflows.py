@@ -70,10 +70,11 @@ class WorkflowRegistry:
         raise ConcurrencyError(f"workflow {definition.id!r} is being registered concurrently; try again")
 
     async def latest_version(self, workflow_id: str) -> int | None:
-        if await self.redis.sismember(K.deleted, workflow_id):
-            return None
-        value = await self.redis.hget(K.latest, workflow_id)
-        return None if value is None else int(value)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.sismember(K.deleted, workflow_id)
+        pipe.hget(K.latest, workflow_id)
+        deleted, value = await pipe.execute()
+        return None if deleted or value is None else int(value)
 
     async def get(self, workflow_id: WorkflowId, version: int | None = None) -> Workflow:
         """A version of a workflow (the latest when ``version`` is None). Deleted workflows keep their versions."""
