@@ -29,6 +29,7 @@ from spane_projector.schema import migrate
 from spane_projector.writer import write_commits, write_workflow_events
 
 log = logging.getLogger("spane.projector")
+TRIM_EVERY_S = 1.0  # how often the commit streams are trimmed behind the projector
 T = TypeVar("T")
 Entry = tuple[str, bytes | None]  # stream entry id, field ``b`` (None: the entry was deleted)
 
@@ -84,6 +85,7 @@ class Projector:
         self.run_migrations = run_migrations
         self.stats = ProjectorStats()
         self._pool: asyncpg.Pool | None = database if isinstance(database, asyncpg.Pool) else None
+        self._trimmed_at: dict[str, float] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume every stream until ``stop`` is set."""
@@ -185,6 +187,13 @@ class Projector:
         ids = [entry_id for entry_id, _ in entries]
         await self._retry(f"ack on {stream}", stop, lambda: self.redis.xack(stream, self.group, *ids))
         self.stats.entries += len(entries)
+        now = time.monotonic()
+        if stream != keys.WorkflowKeys.events and now - self._trimmed_at.get(stream, 0.0) >= TRIM_EVERY_S:
+            self._trimmed_at[stream] = now
+            try:
+                await trim_consumed(self.redis, stream)
+            except aioredis.RedisError as e:  # the next batch tries again; nothing depends on it
+                log.warning("could not trim %s: %s", stream, e)
 
     async def _apply(self, stream: str, entries: list[Entry]) -> None:
         assert self._pool is not None
@@ -243,3 +252,25 @@ def _nested(batch: Any) -> bool:
 def _entry(item: Any) -> Entry:
     entry_id, fields = item[0], item[1]
     return _text(entry_id), (fields or {}).get(b"b")
+
+
+async def trim_consumed(redis: aioredis.Redis, stream: str) -> None:
+    """Drop the entries of ``stream`` that every consumer group has acknowledged.
+
+    The commit stream is a hand-over to the projector, not the log (each execution keeps its own log, and the
+    read models archive it), so entries behind every group's oldest unacknowledged one are of no further use.
+    """
+    floor: bytes | None = None
+    for group in await redis.xinfo_groups(stream):
+        pending = await redis.xpending(stream, group["name"])
+        mark: bytes = pending["min"] if pending["pending"] else group["last-delivered-id"]
+        if floor is None or _stream_id(mark) < _stream_id(floor):
+            floor = mark
+    if floor is not None and floor not in (b"0-0", "0-0"):
+        await redis.xtrim(stream, minid=floor, approximate=False)
+
+
+def _stream_id(value: bytes | str) -> tuple[int, int]:
+    text = value.decode() if isinstance(value, bytes) else value
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)

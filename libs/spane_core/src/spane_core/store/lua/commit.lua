@@ -33,6 +33,8 @@ if n_drop > 0 then
   redis.call('ZREM', KEYS[5], unpack(ARGV, drop_first, drop_first + n_drop - 1))
 end
 if n_ack > 0 then
+  -- A task acknowledged is done for good: delete it too, so the tasks stream holds only live work.
   redis.call('XACK', KEYS[4], ARGV[7], unpack(ARGV, ack_first, ack_first + n_ack - 1))
+  redis.call('XDEL', KEYS[4], unpack(ARGV, ack_first, ack_first + n_ack - 1))
 end
 return {1, tonumber(ARGV[2])}
