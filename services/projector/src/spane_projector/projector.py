@@ -70,6 +70,7 @@ class Projector:
         max_backoff_s: float = 5.0,
         batch_timeout_s: float = 60.0,
         run_migrations: bool = True,
+        linger_ms: int = 25,
     ) -> None:
         self.redis = redis
         self.database = database
@@ -83,6 +84,7 @@ class Projector:
         self.max_backoff_s = max_backoff_s
         self.batch_timeout_s = batch_timeout_s
         self.run_migrations = run_migrations
+        self.linger_ms = linger_ms
         self.stats = ProjectorStats()
         self._pool: asyncpg.Pool | None = database if isinstance(database, asyncpg.Pool) else None
         self._trimmed_at: dict[str, float] = {}
@@ -138,6 +140,12 @@ class Projector:
                     await self._claim(stream, stop)
                     next_claim = time.monotonic() + self.claim_every_s
                 entries = await self._retry(f"read {stream}", stop, functools.partial(self._read, stream, cursor))
+                if entries and cursor == ">" and len(entries) < self.batch_size and self.linger_ms > 0:
+                    # Let a little more arrive: one transaction of many commits costs far less than many small
+                    # ones, and a few tens of ms of read-model lag buy it.
+                    await asyncio.sleep(self.linger_ms / 1000)
+                    more = functools.partial(self._read, stream, cursor, 0, self.batch_size - len(entries))
+                    entries += await self._retry(f"read {stream}", stop, more)
                 if entries:
                     await self._handle(stream, entries, stop)
                 elif cursor == "0":
@@ -153,11 +161,13 @@ class Projector:
             if "BUSYGROUP" not in str(e):
                 raise
 
-    async def _read(self, stream: str, cursor: str) -> list[Entry]:
-        block = self.block_ms if cursor == ">" else None
+    async def _read(self, stream: str, cursor: str, block: int | None = -1, count: int | None = None) -> list[Entry]:
+        """Read entries; ``block`` -1 waits ``block_ms`` for new ones (none for the pending list), None or 0 not."""
+        if block == -1:
+            block = self.block_ms if cursor == ">" else None
         try:
             reply = await self.redis.xreadgroup(
-                self.group, self.consumer, {stream: cursor}, count=self.batch_size, block=block
+                self.group, self.consumer, {stream: cursor}, count=count or self.batch_size, block=block or None
             )
         except ResponseError as e:
             if "NOGROUP" in str(e):  # the stream or group was deleted under us: recreate, then retry
