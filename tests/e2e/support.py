@@ -41,3 +41,15 @@ def wait_final(api: httpx.Client, execution_id: str, timeout: float = 30.0) -> d
                 return body
         time.sleep(0.05)
     raise AssertionError(f"execution {execution_id} did not finish in {timeout} s; last seen: {body}")
+
+
+def wait_listed(api: httpx.Client, params: dict[str, Any], count: int, timeout: float = 30.0) -> dict[str, Any]:
+    """Poll GET /api/executions with ``params`` until it lists ``count`` executions."""
+    deadline = time.monotonic() + timeout
+    page: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        page = api.get("/api/executions", params={**params, "limit": count}).json()
+        if len(page["items"]) >= count:
+            return page
+        time.sleep(0.05)
+    raise AssertionError(f"{count} executions were not listed in {timeout} s; last seen: {page}")
