@@ -88,3 +88,18 @@ async def test_a_stale_result_is_still_discarded_through_the_cache(redis: Redis)
     assert late.events == []
     current = await one.load(eid)
     assert current is not None and current.node(NodeId("a")).status is NodeStatus.RUNNING
+
+
+async def test_the_cache_holds_at_most_its_byte_budget(redis: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    from spane_core.store import executions
+
+    monkeypatch.setattr(executions, "CACHE_BYTES", 4_000)
+    one, _, workflow = await _setup(redis)
+    ids = [new_execution_id() for _ in range(20)]
+    for eid in ids:
+        await one.apply(Transition(eid, [Start(eid, {"blob": "x" * 1_000})], workflow=workflow))
+    assert 0 < one._cache_bytes <= 4_000
+    assert 1 <= len(one._cache) <= 4
+    assert list(one._cache)[-1] == ids[-1]  # the most recent stays
+    # Executions that fell out of the cache are read from Redis again, and go on as before.
+    await _run(one, ids[0], "a")

@@ -33,6 +33,9 @@ MAX_ROUNDS = 64
 # committed since): the commit script's version check then refuses it and hands back the current one, so a hit
 # saves the load round trip and a miss costs nothing extra.
 CACHE_SIZE = 1024
+# ...and at most this many bytes of encoded snapshots (decoded, they take a few times more): large payloads
+# must not make the cache the biggest thing in a worker.
+CACHE_BYTES = 8 * 1024 * 1024
 
 
 class WorkflowSource(Protocol):
@@ -61,6 +64,7 @@ class Outcome:
     state: ExecutionState | None = None  # after the transition
     events: list[Envelope] = field(default_factory=list)
     error: SpaneError | None = None
+    snapshot_bytes: int = 0  # the size of the committed snapshot, encoded
 
 
 def now_ms() -> int:
@@ -73,16 +77,23 @@ class ExecutionStore:
         self.workflows = workflows
         self.partitions = partitions
         self._commit = LuaScript("commit")
-        self._cache: OrderedDict[str, ExecutionState] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[ExecutionState, int]] = OrderedDict()
+        self._cache_bytes = 0
 
-    def _remember(self, execution_id: str, state: ExecutionState | None) -> None:
+    def _forget(self, execution_id: str) -> None:
+        entry = self._cache.pop(execution_id, None)
+        if entry is not None:
+            self._cache_bytes -= entry[1]
+
+    def _remember(self, execution_id: str, state: ExecutionState | None, size: int) -> None:
+        self._forget(execution_id)
         if state is None or state.status in FINISHED_EXECUTION:
-            self._cache.pop(execution_id, None)
             return
-        self._cache[execution_id] = state
-        self._cache.move_to_end(execution_id)
-        if len(self._cache) > CACHE_SIZE:
-            self._cache.popitem(last=False)
+        self._cache[execution_id] = (state, size)
+        self._cache_bytes += size
+        while self._cache and (len(self._cache) > CACHE_SIZE or self._cache_bytes > CACHE_BYTES):
+            _, (_, evicted) = self._cache.popitem(last=False)
+            self._cache_bytes -= evicted
 
     async def _current(
         self, transitions: Sequence[Transition], first_round: bool
@@ -99,7 +110,9 @@ class ExecutionStore:
         ]
         loaded = dict(zip(missing, await self.load_many(missing), strict=True)) if missing else {}
         return [
-            (loaded[t.execution_id], False) if t.execution_id in loaded else (self._cache.get(t.execution_id), True)
+            (loaded[t.execution_id], False)
+            if t.execution_id in loaded
+            else (_state_of(self._cache.get(t.execution_id)), True)
             for t in transitions
         ]
 
@@ -144,7 +157,7 @@ class ExecutionStore:
                 if cached and t.commands and not outcome.events:
                     # Deciding nothing is not checked by the commit's version guard: decide again on a
                     # snapshot read from Redis, lest a stale cached one call a live task stale.
-                    self._cache.pop(t.execution_id, None)
+                    self._forget(t.execution_id)
                     again.append(i)
                     continue
                 if call is not None:
@@ -156,10 +169,10 @@ class ExecutionStore:
                 eid = transitions[i].execution_id
                 if int(result[0]) == 1:
                     if outcomes[i].events:
-                        self._remember(eid, outcomes[i].state)
+                        self._remember(eid, outcomes[i].state, outcomes[i].snapshot_bytes)
                 else:
                     current = result[2] if len(result) > 2 else None
-                    self._remember(eid, codec.decode_state(current) if current else None)
+                    self._remember(eid, codec.decode_state(current) if current else None, len(current or b""))
                     pending.append(i)
         for i in pending:
             outcomes[i] = Outcome(transitions[i].execution_id, error=ConcurrencyError("too many conflicts"))
@@ -218,7 +231,9 @@ class ExecutionStore:
         timer_args: list[object] = []
         for timer in eff.timers:
             timer_args += [timer.due, timer.member]
-        args = [base, after.seq, codec.encode(after), after.workflow_id, after.workflow_version]
+        snapshot = codec.encode(after)
+        outcome.snapshot_bytes = len(snapshot)
+        args = [base, after.seq, snapshot, after.workflow_id, after.workflow_version]
         args += [b"\x90" if not encoded else _msgpack_array(encoded), WORKER_GROUP]
         args += [len(encoded), *encoded]
         args += [len(eff.tasks), *(codec.encode(task) for task in eff.tasks)]
@@ -228,6 +243,10 @@ class ExecutionStore:
         outcome.state = after
         outcome.events = envelopes
         return outcome, (key_list, args)
+
+
+def _state_of(entry: tuple[ExecutionState, int] | None) -> ExecutionState | None:
+    return None if entry is None else entry[0]
 
 
 def _starts(transition: Transition) -> bool:
