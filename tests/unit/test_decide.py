@@ -266,3 +266,25 @@ def test_cancel_drops_the_timers_of_waiting_nodes() -> None:
     before = d.s
     events = d.send(Cancel())
     assert effects(d.wf, before, d.s, events).dropped_timers == ["e1|wait|1"]
+
+
+def test_a_quick_node_records_its_start_and_result_in_one_decision_under_its_own_lease() -> None:
+    d = Driver(workflow(DIAMOND))
+    d.send(Start(execution_id=E))
+    queued_seq = d.s.node(n("s")).queued_seq
+    d.now = 1_040
+    start = MarkStarted(node_id=n("s"), queued_seq=queued_seq, lease="mine", first_only=True, started_at=1_010)
+    assert tags(d.send(start)) == ["node.started:s"]
+    assert tags(d.send(Complete(node_id=n("s"), lease="mine", output=1)))[0] == "node.completed:s"
+    assert d.s.node(n("s")).started_at == 1_010  # when it really started, not when that was recorded
+
+
+def test_a_first_start_does_not_take_over_a_node_that_a_reclaim_restarted() -> None:
+    d = Driver(workflow(DIAMOND))
+    d.send(Start(execution_id=E))
+    queued_seq = d.s.node(n("s")).queued_seq
+    reclaimer = d.start_node("s")
+    late = MarkStarted(node_id=n("s"), queued_seq=queued_seq, lease="late", first_only=True)
+    assert d.send(late) == []
+    assert d.send(Complete(node_id=n("s"), lease="late", output="late")) == []
+    assert d.s.node(n("s")).lease == reclaimer

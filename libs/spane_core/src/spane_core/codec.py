@@ -63,6 +63,10 @@ def to_json(value: Any) -> bytes:
     return _json_enc.encode(value)
 
 
+# Event fields that hold epoch ms in the log and ISO 8601 times in the API.
+TIME_FIELDS = ("retryAt", "until", "startedAt")
+
+
 def envelope_to_dict(envelope: Envelope) -> dict[str, Any]:
     """The flat JSON shape of an event in the API, the SSE stream and the history."""
     payload = msgspec.to_builtins(envelope.event)
@@ -75,10 +79,9 @@ def envelope_to_dict(envelope: Envelope) -> dict[str, Any]:
     }
     payload.pop("executionId", None)
     payload.pop("workflowId", None)
-    if "retryAt" in payload and payload["retryAt"] is not None:
-        payload["retryAt"] = iso_ms(payload["retryAt"])
-    if "until" in payload and payload["until"] is not None:
-        payload["until"] = iso_ms(payload["until"])
+    for key in TIME_FIELDS:
+        if payload.get(key) is not None:
+            payload[key] = iso_ms(payload[key])
     out.update(payload)
     return out
 

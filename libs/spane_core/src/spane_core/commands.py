@@ -30,10 +30,18 @@ class Start:
 
 @dataclass(frozen=True, slots=True)
 class MarkStarted:
-    """A worker took the task that ``node.queued`` (at ``queued_seq``) asked for."""
+    """A worker took the task that ``node.queued`` (at ``queued_seq``) asked for.
+
+    ``first_only``: start the node only if no one has yet (a worker that ran a quick node before recording its
+    start must not take over a node that a reclaim restarted meanwhile). ``lease``: the worker's own token, when
+    it already runs the node under it; else a fresh one from the context. ``started_at``: when it really started.
+    """
 
     node_id: NodeId
     queued_seq: int
+    lease: str | None = None
+    first_only: bool = False
+    started_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

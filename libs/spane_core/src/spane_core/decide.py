@@ -182,8 +182,9 @@ def _decide_on(d: _Decision, state: ExecutionState, command: Command) -> None:
             # Only the task of the latest node.queued may start the node; a reclaimed task may restart it.
             if status is not ExecutionStatus.RUNNING or node.queued_seq != queued_seq:
                 return
-            if node.status in (NodeStatus.QUEUED, NodeStatus.RUNNING):
-                d.emit(NodeStarted(node_id=node_id, attempt=node.attempt, lease=d.ctx.lease))
+            if node.status is NodeStatus.QUEUED or (node.status is NodeStatus.RUNNING and not command.first_only):
+                lease = command.lease or d.ctx.lease
+                d.emit(NodeStarted(node_id=node_id, attempt=node.attempt, lease=lease, started_at=command.started_at))
         case Complete(node_id=node_id, lease=lease, output=output, next_nodes=next_nodes):
             if not _holds_lease(state, node_id, lease):
                 return

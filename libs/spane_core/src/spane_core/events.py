@@ -69,6 +69,9 @@ class NodeStarted(_Event, tag="node.started", frozen=True):
     attempt: int
     # Fences a task that was reclaimed from a dead worker: only the latest lease may record a result.
     lease: str = ""
+    # When the node really started (epoch ms), if before this event was committed: a quick node's start is
+    # recorded in the same commit as its result.
+    started_at: int | None = None
 
 
 class NodeCompleted(_Event, tag="node.completed", frozen=True):

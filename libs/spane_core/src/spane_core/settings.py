@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     task_visibility_timeout_ms: int = Field(default=30_000, ge=100)
     worker_concurrency: int = Field(default=200, ge=1)
     worker_batch: int = Field(default=500, ge=1)
+    # A node still running after this long has its start recorded at once; a quicker one with its result.
+    worker_announce_after_ms: int = Field(default=50, ge=0)
     scheduler_interval_ms: int = Field(default=100, ge=5)
     payload_inline_max: int = 51_200
     max_depth: int = 32

@@ -149,11 +149,11 @@ def evolve(state: ExecutionState | None, event: Event, at: int) -> ExecutionStat
                 retry_at=None, error=None, finished_at=None,
                 input_override=override, has_input_override=has_override or state.node(node_id).has_input_override,
             )  # fmt: skip
-        case NodeStarted(node_id=node_id, attempt=attempt, lease=lease):
+        case NodeStarted(node_id=node_id, attempt=attempt, lease=lease, started_at=started_at):
             started = state.node(node_id).started_at if state.node(node_id).status is NodeStatus.RUNNING else None
             return _with_node(
                 state, node_id, status=NodeStatus.RUNNING, attempt=attempt, lease=lease,
-                started_at=started or at, finished_at=None,
+                started_at=started or started_at or at, finished_at=None,
             )  # fmt: skip
         case NodeCompleted(node_id=node_id, output=output, next_nodes=next_nodes):
             return _with_node(

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 import msgspec
-from spane_core.codec import envelope_to_dict
+from spane_core.codec import TIME_FIELDS, envelope_to_dict
 from spane_core.events import Envelope, Event
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -66,7 +66,7 @@ def envelope_from_body(body: dict[str, Any]) -> Envelope:
     payload = dict(body)
     seq, at = payload.pop("seq"), _iso_ms(payload.pop("at"))
     execution_id, workflow_id = payload.pop("executionId"), payload.pop("workflowId")
-    for key in ("retryAt", "until"):
+    for key in TIME_FIELDS:
         if isinstance(payload.get(key), str):
             payload[key] = _iso_ms(payload[key])
     payload["executionId"], payload["workflowId"] = execution_id, workflow_id  # execution.started carries them

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from spane_core.commands import Complete, Fail
+from spane_core.commands import Command
 from spane_core.effects import Task
 from spane_core.ids import ExecutionId
 from spane_core.keys import PartitionKeys
@@ -43,8 +43,10 @@ class Held:
 
 @dataclass(frozen=True, slots=True)
 class Result:
+    """What a try of a task asks to record: its result, preceded by its start when that was not recorded yet."""
+
     held: Held
-    command: Complete | Fail
+    commands: tuple[Command, ...]
 
 
 class Committer:
@@ -88,15 +90,16 @@ class Committer:
         by_execution: dict[ExecutionId, list[Result]] = defaultdict(list)
         for result in batch:
             by_execution[result.held.task.execution_id].append(result)
-        transitions = [
-            Transition(
-                eid,
-                [r.command for r in results],
-                ack_if_recorded=[r.held.entry_id for r in results],
-                traceparent=results[0].held.task.traceparent,
+        transitions = []
+        for eid, results in by_execution.items():
+            commands: list[Command] = []
+            acks: list[str | None] = []  # a task is acknowledged with its result (the last command), if recorded
+            for r in results:
+                commands += r.commands
+                acks += [None] * (len(r.commands) - 1) + [r.held.entry_id]
+            transitions.append(
+                Transition(eid, commands, ack_if_recorded=acks, traceparent=results[0].held.task.traceparent)
             )
-            for eid, results in by_execution.items()
-        ]
         for outcome in await self._transact_retrying(transitions):
             if outcome.error is not None:  # not recorded: the task stays pending and is run again when reclaimed
                 log.warning("results for %s were not recorded: %s", outcome.execution_id, outcome.error)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -26,7 +27,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from spane_core import codec
-from spane_core.commands import MarkStarted
+from spane_core.commands import Command, MarkStarted
 from spane_core.effects import Task
 from spane_core.errors import ConcurrencyError
 from spane_core.events import NodeStarted
@@ -35,7 +36,7 @@ from spane_core.keys import WORKER_GROUP, PartitionKeys, all_partitions
 from spane_core.sdk import ExecutorRegistry
 from spane_core.settings import Settings
 from spane_core.state import ExecutionState, ExecutionStatus, NodeStatus
-from spane_core.store.executions import ExecutionStore, Outcome, Transition, WorkflowSource
+from spane_core.store.executions import ExecutionStore, Outcome, Transition, WorkflowSource, now_ms
 
 from spane_worker.committer import Committer, Held, Result
 from spane_worker.execute import execute
@@ -66,6 +67,7 @@ class Worker:
         self.visibility_ms = settings.task_visibility_timeout_ms
         self.block_ms = block_ms
         self.shutdown_grace_s = shutdown_grace_s
+        self.announce_after_s = settings.worker_announce_after_ms / 1000
         self._held: dict[tuple[int, str], Held] = {}  # by (partition, stream entry id)
         self._running: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(self.concurrency)
@@ -115,7 +117,7 @@ class Worker:
                 )
                 entries = [entry for _stream, items in reply or [] for entry in items]
                 if entries:
-                    await self._accept(p, entries)
+                    await self._accept(p, entries, reclaimed=False)
             except ResponseError as e:
                 if "NOGROUP" not in str(e):
                     log.exception("worker read loop failed on %s", p.tasks)
@@ -156,7 +158,7 @@ class Worker:
                 entries = list(reply[1])
                 if entries:
                     log.info("reclaimed %d task(s) from %s", len(entries), p.tasks)
-                    await self._accept(p, entries)
+                    await self._accept(p, entries, reclaimed=True)
                 if start == "0-0":
                     break
 
@@ -171,7 +173,9 @@ class Worker:
                 chunk: list[Any] = ids[i : i + 1000]
                 await self.redis.xclaim(p.tasks, WORKER_GROUP, self.consumer, 0, chunk, justid=True)
 
-    async def _accept(self, p: PartitionKeys, entries: Sequence[tuple[bytes, dict[bytes, bytes] | None]]) -> None:
+    async def _accept(
+        self, p: PartitionKeys, entries: Sequence[tuple[bytes, dict[bytes, bytes] | None]], *, reclaimed: bool
+    ) -> None:
         fresh: list[Held] = []
         unreadable: list[str] = []
         for raw_id, fields in entries:
@@ -190,10 +194,65 @@ class Worker:
         for held in fresh:
             self._held[held.key] = held
         try:
+            if not reclaimed:
+                fresh = await self._run_at_once(fresh)
             await self._start(fresh)
         except BaseException:
             for held in fresh:  # not started: stay pending in the stream, to be reclaimed
                 self._release(held)
+            raise
+
+    async def _run_at_once(self, fresh: list[Held]) -> list[Held]:
+        """Run the tasks that may start, by this process's latest view of their executions, before recording
+        their start: a quick node's start and result then take one commit instead of two. Returns the others.
+
+        The view is only a hint: the start is recorded with ``first_only``, so a node that was meanwhile paused,
+        cancelled or taken over by a reclaim is not started twice, and its result is not recorded."""
+        if not fresh:
+            return fresh
+        execution_ids = list({h.task.execution_id for h in fresh})
+        views = dict(zip(execution_ids, await self.store.peek(execution_ids), strict=True))
+        rest = []
+        for held in fresh:
+            if _may_start(views[held.task.execution_id], held.task):
+                task = asyncio.create_task(self._run_quick(held))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+            else:
+                rest.append(held)
+        return rest
+
+    async def _run_quick(self, held: Held) -> None:
+        task = held.task
+        lease = secrets.token_hex(8)
+        start = MarkStarted(task.node_id, task.queued_seq, lease=lease, first_only=True, started_at=now_ms())
+        try:
+            async with self._slots:
+                workflow = await self.workflows.get(task.workflow_id, task.workflow_version)
+                running = asyncio.ensure_future(execute(task, workflow.node(task.node_id), lease, self.executors))
+                try:
+                    done, _ = await asyncio.wait({running}, timeout=self.announce_after_s)
+                    if done:
+                        commands: tuple[Command, ...] = (start, running.result())
+                    else:  # a slow node: record its start now, so that it shows as running while it runs
+                        transition = Transition(task.execution_id, [start], traceparent=task.traceparent)
+                        (outcome,) = await self.store.transact([transition])
+                        if _lease_if_started(outcome, task) != lease:
+                            # Paused, cancelled or reclaimed meanwhile: stop; the task stays pending and the
+                            # worker that reclaims it settles it.
+                            running.cancel()
+                            self._release(held)
+                            return
+                        commands = (await running,)
+                finally:
+                    if not running.done():
+                        running.cancel()
+            self._committer.put(Result(held, commands))
+        except Exception:
+            log.exception("task %s of %s could not run; it will be reclaimed", task.node_id, task.execution_id)
+            self._release(held)
+        except asyncio.CancelledError:
+            self._release(held)
             raise
 
     async def _start(self, fresh: list[Held]) -> None:
@@ -248,7 +307,7 @@ class Worker:
             async with self._slots:
                 workflow = await self.workflows.get(held.task.workflow_id, held.task.workflow_version)
                 command = await execute(held.task, workflow.node(held.task.node_id), lease, self.executors)
-            self._committer.put(Result(held, command))
+            self._committer.put(Result(held, (command,)))
         except Exception:
             log.exception(
                 "task %s of %s could not run; it will be reclaimed", held.task.node_id, held.task.execution_id
@@ -296,6 +355,13 @@ def _lease_if_started(outcome: Outcome, task: Task) -> str | None:
     if started and node.status is NodeStatus.RUNNING and node.queued_seq == task.queued_seq:
         return node.lease
     return None
+
+
+def _may_start(state: ExecutionState | None, task: Task) -> bool:
+    if state is None or state.status is not ExecutionStatus.RUNNING:
+        return False
+    node = state.node(task.node_id)
+    return node.status is NodeStatus.QUEUED and node.queued_seq == task.queued_seq
 
 
 def _keep_pending(state: ExecutionState | None, task: Task) -> bool:

@@ -116,6 +116,12 @@ class ExecutionStore:
             for t in transitions
         ]
 
+    async def peek(self, execution_ids: Sequence[str]) -> list[ExecutionState | None]:
+        """The snapshots this process last saw, else read from Redis: a hint that may be stale, never a decision."""
+        missing = [eid for eid in execution_ids if eid not in self._cache]
+        loaded = dict(zip(missing, await self.load_many(missing), strict=True)) if missing else {}
+        return [loaded[eid] if eid in loaded else _state_of(self._cache.get(eid)) for eid in execution_ids]
+
     def keys(self, execution_id: str) -> PartitionKeys:
         return for_execution(execution_id, self.partitions)
 
