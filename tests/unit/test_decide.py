@@ -13,6 +13,7 @@ from spane_core.commands import (
     Resume,
     RetryDeadLetter,
     Start,
+    WorkerLost,
 )
 from spane_core.effects import effects
 from spane_core.errors import StateConflict
@@ -288,3 +289,23 @@ def test_a_first_start_does_not_take_over_a_node_that_a_reclaim_restarted() -> N
     assert d.send(late) == []
     assert d.send(Complete(node_id=n("s"), lease="late", output="late")) == []
     assert d.s.node(n("s")).lease == reclaimer
+
+
+def test_a_task_whose_workers_kept_dying_fails_its_try_and_is_retried() -> None:
+    d = Driver(workflow([{"id": "a", "type": "transform"}]))
+    d.send(Start(execution_id=E))
+    queued_seq = d.s.node(n("a")).queued_seq
+    d.start_node("a")
+    events = d.send(WorkerLost(node_id=n("a"), queued_seq=queued_seq, deliveries=5))
+    assert tags(events) == ["node.failed:a"]
+    assert events[0].will_retry and events[0].error.type == "WorkerLost"  # type: ignore[union-attr]
+    assert d.send(WorkerLost(node_id=n("a"), queued_seq=queued_seq, deliveries=5)) == []  # settled once
+
+
+def test_a_lost_worker_of_a_paused_execution_waits_for_the_resume() -> None:
+    d = Driver(workflow([{"id": "a", "type": "transform"}]))
+    d.send(Start(execution_id=E))
+    queued_seq = d.s.node(n("a")).queued_seq
+    d.start_node("a")
+    d.send(Pause())
+    assert d.send(WorkerLost(node_id=n("a"), queued_seq=queued_seq, deliveries=5)) == []

@@ -69,6 +69,17 @@ class FireTimer:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerLost:
+    """The task of ``node.queued`` (at ``queued_seq``) was delivered ``deliveries`` times and every worker that took
+    it went silent (killed, crashed, out of memory): that counts as one failed try, so that a task that kills its
+    workers ends in the retry policy and the dead-letter queue rather than in an endless reclaim loop."""
+
+    node_id: NodeId
+    queued_seq: int
+    deliveries: int
+
+
+@dataclass(frozen=True, slots=True)
 class Pause:
     pass
 
@@ -101,4 +112,16 @@ class RetryDeadLetter:
     has_input: bool = False
 
 
-Command = Start | MarkStarted | Complete | Fail | FireTimer | Pause | Resume | Cancel | ChildFinished | RetryDeadLetter
+Command = (
+    Start
+    | MarkStarted
+    | Complete
+    | Fail
+    | FireTimer
+    | WorkerLost
+    | Pause
+    | Resume
+    | Cancel
+    | ChildFinished
+    | RetryDeadLetter
+)

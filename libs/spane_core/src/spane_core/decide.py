@@ -21,6 +21,7 @@ from spane_core.commands import (
     Resume,
     RetryDeadLetter,
     Start,
+    WorkerLost,
 )
 from spane_core.definition import NodeDef, Workflow
 from spane_core.errors import StateConflict
@@ -198,6 +199,14 @@ def _decide_on(d: _Decision, state: ExecutionState, command: Command) -> None:
             if not _holds_lease(state, node_id, lease):
                 return
             d.fail_node(node_id, error, retryable)
+        case WorkerLost(node_id=node_id, queued_seq=queued_seq, deliveries=deliveries):
+            node = state.node(node_id)
+            if node.queued_seq != queued_seq or node.status not in (NodeStatus.QUEUED, NodeStatus.RUNNING):
+                return
+            if status in (ExecutionStatus.CANCELLED, ExecutionStatus.COMPLETED, ExecutionStatus.PAUSED):
+                return  # paused: the task waits for the resume; a worker reclaiming it then restarts the node
+            message = f"the worker running this node was lost {deliveries} times (killed, crashed or out of memory)"
+            d.fail_node(node_id, ErrorInfo(message=message, type="WorkerLost"), retryable=True)
         case FireTimer(node_id=node_id, attempt=attempt):
             node = state.node(node_id)
             if status is not ExecutionStatus.RUNNING or node.attempt != attempt:

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     consumer_name: str = Field(default_factory=_default_consumer)
     # A task whose worker has been silent this long is reclaimed by another worker.
     task_visibility_timeout_ms: int = Field(default=30_000, ge=100)
+    # A task delivered this many times, each time to a worker that went silent, fails its try (WorkerLost).
+    task_max_deliveries: int = Field(default=5, ge=1)
     worker_concurrency: int = Field(default=200, ge=1)
     worker_batch: int = Field(default=500, ge=1)
     # A node still running after this long has its start recorded at once; a quicker one with its result.

@@ -27,7 +27,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from spane_core import codec
-from spane_core.commands import Command, MarkStarted
+from spane_core.commands import Command, MarkStarted, WorkerLost
 from spane_core.effects import Task
 from spane_core.errors import ConcurrencyError
 from spane_core.events import NodeStarted
@@ -65,6 +65,7 @@ class Worker:
         self.batch = settings.worker_batch
         self.concurrency = settings.worker_concurrency
         self.visibility_ms = settings.task_visibility_timeout_ms
+        self.max_deliveries = settings.task_max_deliveries
         self.block_ms = block_ms
         self.shutdown_grace_s = shutdown_grace_s
         self.announce_after_s = settings.worker_announce_after_ms / 1000
@@ -155,12 +156,49 @@ class Worker:
                     count=min(self.batch, free),
                 )
                 start = _text(reply[0])
-                entries = list(reply[1])
+                entries = await self._give_up_lost(p, list(reply[1]))
                 if entries:
                     log.info("reclaimed %d task(s) from %s", len(entries), p.tasks)
                     await self._accept(p, entries, reclaimed=True)
                 if start == "0-0":
                     break
+
+    async def _give_up_lost(
+        self, p: PartitionKeys, entries: list[tuple[bytes, dict[bytes, bytes] | None]]
+    ) -> list[tuple[bytes, dict[bytes, bytes] | None]]:
+        """Settle the reclaimed tasks whose workers went silent too often (each reclaim is one more delivery):
+        their node's try fails with WorkerLost, and the task is acknowledged. Returns the others."""
+        if not entries:
+            return entries
+        pipe = self.redis.pipeline(transaction=False)
+        for entry_id, _ in entries:
+            pipe.xpending_range(p.tasks, WORKER_GROUP, min=entry_id, max=entry_id, count=1)
+        pending = await pipe.execute()
+        keep: list[tuple[bytes, dict[bytes, bytes] | None]] = []
+        lost: list[tuple[str, Task]] = []
+        for (entry_id, fields), info in zip(entries, pending, strict=True):
+            deliveries = int(info[0]["times_delivered"]) if info else 0
+            if deliveries > self.max_deliveries and fields and b"t" in fields:
+                lost.append((_text(entry_id), codec.decode_task(fields[b"t"])))
+            else:
+                keep.append((entry_id, fields))
+        if not lost:
+            return keep
+        log.warning("%d task(s) of %s lost their workers too often; their tries fail", len(lost), p.tasks)
+        transitions = [
+            Transition(task.execution_id, [WorkerLost(task.node_id, task.queued_seq, self.max_deliveries)],
+                       ack_if_recorded=[lost_id])
+            for lost_id, task in lost
+        ]  # fmt: skip
+        settled = []
+        for (lost_id, task), outcome in zip(lost, await self.store.transact(transitions), strict=True):
+            if outcome.error is not None:
+                log.warning("could not settle a lost task of %s: %s", outcome.execution_id, outcome.error)
+            elif not outcome.events and not _keep_pending(outcome.state, task):
+                settled.append(Transition(task.execution_id, [], ack=[lost_id]))  # stale: nothing to fail
+        if settled:
+            await self.store.transact(settled)
+        return keep
 
     async def _heartbeat(self) -> None:
         """Reset the idle time of every task held here, so that a long-running node is not reclaimed."""
