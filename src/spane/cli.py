@@ -8,6 +8,7 @@ import sys
 from typing import Annotated
 
 import typer
+import uvloop
 from spane_core.errors import SpaneError
 from spane_core.settings import Settings
 
@@ -35,7 +36,9 @@ def _settings(port: int | None = None, host: str | None = None) -> Settings:
 
 def _run(settings: Settings, names: tuple[str, ...]) -> None:
     try:
-        asyncio.run(run_services(settings, names))
+        # uvloop: a faster event loop for every service of the process (the hot path is many small socket I/Os).
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(run_services(settings, names))
     except SpaneError as e:
         typer.echo(f"spane: {e}", err=True)
         raise typer.Exit(1) from None
