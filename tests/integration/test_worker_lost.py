@@ -27,8 +27,8 @@ async def _deliver_to_ghosts(e: Any, times: int) -> None:
         await e.redis.xclaim(tasks, WORKER_GROUP, f"ghost-{n}", 0, ids)  # each claim is one more delivery
 
 
-async def test_a_task_that_keeps_losing_its_workers_fails_its_try_and_is_retried(redis_url: str) -> None:
-    runs: list[int] = []
+def recording(runs: list[int]) -> ExecutorRegistry:
+    """A `work` node type that notes the try it runs."""
 
     async def work(ctx: NodeContext) -> Any:
         runs.append(ctx.attempt)
@@ -36,6 +36,12 @@ async def test_a_task_that_keeps_losing_its_workers_fails_its_try_and_is_retried
 
     executors = ExecutorRegistry()
     executors.register("work", work)
+    return executors
+
+
+async def test_a_task_that_keeps_losing_its_workers_fails_its_try_and_is_retried(redis_url: str) -> None:
+    runs: list[int] = []
+    executors = recording(runs)
     async with engine(redis_url, task_visibility_timeout_ms=200, task_max_deliveries=3) as e:
         wf = await e.register("lost", [{"id": "a", "type": "work", "retryPolicy": POLICY}])
         (eid,) = await e.start(wf)
@@ -51,13 +57,7 @@ async def test_a_task_that_keeps_losing_its_workers_fails_its_try_and_is_retried
 
 async def test_a_task_redelivered_less_often_is_simply_reclaimed(redis_url: str) -> None:
     runs: list[int] = []
-
-    async def work(ctx: NodeContext) -> Any:
-        runs.append(ctx.attempt)
-        return "done"
-
-    executors = ExecutorRegistry()
-    executors.register("work", work)
+    executors = recording(runs)
     async with engine(redis_url, task_visibility_timeout_ms=200, task_max_deliveries=3) as e:
         wf = await e.register("lost-once", [{"id": "a", "type": "work", "retryPolicy": POLICY}])
         (eid,) = await e.start(wf)

@@ -27,19 +27,18 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from spane_core import codec
-from spane_core.commands import Command, MarkStarted, WorkerLost
-from spane_core.effects import Task
+from spane_core.commands import Command, MarkStarted
 from spane_core.errors import ConcurrencyError
-from spane_core.events import NodeStarted
 from spane_core.ids import ExecutionId
 from spane_core.keys import WORKER_GROUP, PartitionKeys, all_partitions
 from spane_core.sdk import ExecutorRegistry
 from spane_core.settings import Settings
-from spane_core.state import ExecutionState, ExecutionStatus, NodeStatus
-from spane_core.store.executions import ExecutionStore, Outcome, Transition, WorkflowSource, now_ms
+from spane_core.store.executions import ExecutionStore, Transition, WorkflowSource, now_ms
 
 from spane_worker.committer import Committer, Held, Result
 from spane_worker.execute import execute
+from spane_worker.lost import settle_lost
+from spane_worker.task_state import keep_pending, lease_if_started, may_start
 
 log = logging.getLogger("spane.worker")
 
@@ -156,49 +155,12 @@ class Worker:
                     count=min(self.batch, free),
                 )
                 start = _text(reply[0])
-                entries = await self._give_up_lost(p, list(reply[1]))
+                entries = await settle_lost(self.store, self.redis, p, list(reply[1]), self.max_deliveries)
                 if entries:
                     log.info("reclaimed %d task(s) from %s", len(entries), p.tasks)
                     await self._accept(p, entries, reclaimed=True)
                 if start == "0-0":
                     break
-
-    async def _give_up_lost(
-        self, p: PartitionKeys, entries: list[tuple[bytes, dict[bytes, bytes] | None]]
-    ) -> list[tuple[bytes, dict[bytes, bytes] | None]]:
-        """Settle the reclaimed tasks whose workers went silent too often (each reclaim is one more delivery):
-        their node's try fails with WorkerLost, and the task is acknowledged. Returns the others."""
-        if not entries:
-            return entries
-        pipe = self.redis.pipeline(transaction=False)
-        for entry_id, _ in entries:
-            pipe.xpending_range(p.tasks, WORKER_GROUP, min=entry_id, max=entry_id, count=1)
-        pending = await pipe.execute()
-        keep: list[tuple[bytes, dict[bytes, bytes] | None]] = []
-        lost: list[tuple[str, Task]] = []
-        for (entry_id, fields), info in zip(entries, pending, strict=True):
-            deliveries = int(info[0]["times_delivered"]) if info else 0
-            if deliveries > self.max_deliveries and fields and b"t" in fields:
-                lost.append((_text(entry_id), codec.decode_task(fields[b"t"])))
-            else:
-                keep.append((entry_id, fields))
-        if not lost:
-            return keep
-        log.warning("%d task(s) of %s lost their workers too often; their tries fail", len(lost), p.tasks)
-        transitions = [
-            Transition(task.execution_id, [WorkerLost(task.node_id, task.queued_seq, self.max_deliveries)],
-                       ack_if_recorded=[lost_id])
-            for lost_id, task in lost
-        ]  # fmt: skip
-        settled = []
-        for (lost_id, task), outcome in zip(lost, await self.store.transact(transitions), strict=True):
-            if outcome.error is not None:
-                log.warning("could not settle a lost task of %s: %s", outcome.execution_id, outcome.error)
-            elif not outcome.events and not _keep_pending(outcome.state, task):
-                settled.append(Transition(task.execution_id, [], ack=[lost_id]))  # stale: nothing to fail
-        if settled:
-            await self.store.transact(settled)
-        return keep
 
     async def _heartbeat(self) -> None:
         """Reset the idle time of every task held here, so that a long-running node is not reclaimed."""
@@ -252,7 +214,7 @@ class Worker:
         views = dict(zip(execution_ids, await self.store.peek(execution_ids), strict=True))
         rest = []
         for held in fresh:
-            if _may_start(views[held.task.execution_id], held.task):
+            if may_start(views[held.task.execution_id], held.task):
                 task = asyncio.create_task(self._run_quick(held))
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
@@ -275,7 +237,7 @@ class Worker:
                     else:  # a slow node: record its start now, so that it shows as running while it runs
                         transition = Transition(task.execution_id, [start], traceparent=task.traceparent)
                         (outcome,) = await self.store.transact([transition])
-                        if _lease_if_started(outcome, task) != lease:
+                        if lease_if_started(outcome, task) != lease:
                             # Paused, cancelled or reclaimed meanwhile: stop; the task stays pending and the
                             # worker that reclaims it settles it.
                             running.cancel()
@@ -316,11 +278,11 @@ class Worker:
                 log.error("tasks of %s cannot run: %s", eid, outcome.error)
             acks: list[str] = []
             for held in group:
-                lease = _lease_if_started(outcome, held.task)
+                lease = lease_if_started(outcome, held.task)
                 if lease is not None:
                     self._launch(held, lease)
                 else:
-                    if not _keep_pending(outcome.state, held.task):
+                    if not keep_pending(outcome.state, held.task):
                         acks.append(held.entry_id)
                     self._release(held)
             if acks:
@@ -382,33 +344,6 @@ class Worker:
                 await job()
             except Exception:
                 log.exception("worker %s failed", getattr(job, "__name__", "job"))
-
-
-def _lease_if_started(outcome: Outcome, task: Task) -> str | None:
-    """The lease of ``task``'s node when this very task started it in ``outcome``; else None (stale)."""
-    if outcome.state is None:
-        return None
-    started = any(isinstance(e.event, NodeStarted) and e.event.node_id == task.node_id for e in outcome.events)
-    node = outcome.state.node(task.node_id)
-    if started and node.status is NodeStatus.RUNNING and node.queued_seq == task.queued_seq:
-        return node.lease
-    return None
-
-
-def _may_start(state: ExecutionState | None, task: Task) -> bool:
-    if state is None or state.status is not ExecutionStatus.RUNNING:
-        return False
-    node = state.node(task.node_id)
-    return node.status is NodeStatus.QUEUED and node.queued_seq == task.queued_seq
-
-
-def _keep_pending(state: ExecutionState | None, task: Task) -> bool:
-    """A running node of a paused execution keeps its task pending: if its worker died, the task is reclaimed
-    after resume and runs again. (A queued node gets a new task on resume, so its old one is acknowledged.)"""
-    if state is None or state.status is not ExecutionStatus.PAUSED:
-        return False
-    node = state.node(task.node_id)
-    return node.status is NodeStatus.RUNNING and node.queued_seq == task.queued_seq
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
