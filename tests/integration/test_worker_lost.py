@@ -39,30 +39,29 @@ def recording(runs: list[int]) -> ExecutorRegistry:
     return executors
 
 
-async def test_a_task_that_keeps_losing_its_workers_fails_its_try_and_is_retried(redis_url: str) -> None:
+@pytest.mark.parametrize(
+    ("ghosts", "tries_run_here", "failures"),
+    [
+        # Three workers took the task and went silent: more than task_max_deliveries allows. The first try is
+        # given up on (never run by this worker) and the retry runs.
+        (3, [2], [(1, "WorkerLost", True)]),
+        # Two silent workers: still within the limit, so the task is simply reclaimed and run.
+        (2, [1], []),
+    ],
+    ids=["lost-too-often", "reclaimed"],
+)
+async def test_a_task_that_keeps_losing_its_workers_fails_its_try(
+    redis_url: str, ghosts: int, tries_run_here: list[int], failures: list[tuple[int, str, bool]]
+) -> None:
     runs: list[int] = []
-    executors = recording(runs)
     async with engine(redis_url, task_visibility_timeout_ms=200, task_max_deliveries=3) as e:
         wf = await e.register("lost", [{"id": "a", "type": "work", "retryPolicy": POLICY}])
         (eid,) = await e.start(wf)
-        await _deliver_to_ghosts(e, times=3)
-        async with running(e, executors):
+        await _deliver_to_ghosts(e, times=ghosts)
+        async with running(e, recording(runs)):
             (state,) = await e.wait_finished([eid])
         assert state.status == "completed"
-        assert runs == [2]  # the first try was given up on, never run by this worker
+        assert runs == tries_run_here
         failed = [x.event for x in await e.store.read_log(eid) if isinstance(x.event, NodeFailed)]
-        assert [(f.attempt, f.error.type, f.will_retry) for f in failed] == [(1, "WorkerLost", True)]
+        assert [(f.attempt, f.error.type, f.will_retry) for f in failed] == failures
         assert await e.redis.xlen(PartitionKeys(0).tasks) == 0
-
-
-async def test_a_task_redelivered_less_often_is_simply_reclaimed(redis_url: str) -> None:
-    runs: list[int] = []
-    executors = recording(runs)
-    async with engine(redis_url, task_visibility_timeout_ms=200, task_max_deliveries=3) as e:
-        wf = await e.register("lost-once", [{"id": "a", "type": "work", "retryPolicy": POLICY}])
-        (eid,) = await e.start(wf)
-        await _deliver_to_ghosts(e, times=2)
-        async with running(e, executors):
-            (state,) = await e.wait_finished([eid])
-        assert state.status == "completed"
-        assert runs == [1]
