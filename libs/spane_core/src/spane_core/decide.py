@@ -6,6 +6,7 @@ its children become ready, some are skipped, the execution completes) into one a
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any, assert_never
 
 from spane_core.commands import (
@@ -48,10 +49,12 @@ from spane_core.payloads import delay_until, execution_output, node_input
 from spane_core.retry import backoff_ms
 from spane_core.state import (
     ACTIVE,
+    PENDING_NODE,
     RESOLVED,
     UNFINISHED,
     ExecutionState,
     ExecutionStatus,
+    NodeState,
     NodeStatus,
     evolve,
 )
@@ -80,23 +83,27 @@ class _Decision:
         """Start what has become ready, skip what can no longer run, and complete the execution when all is done."""
         if self.s.status is not ExecutionStatus.RUNNING:
             return
+        # Runs after every result, over every node: written for speed (a fan-out of 100 runs it 100 times).
         graph = self.workflow.graph
         ready: list[NodeId] = []
-        for node_id in graph.order:
-            if self.s.node(node_id).status is not NodeStatus.PENDING:
-                continue
+        nodes = self.s.nodes
+        pending = [n for n in graph.order if nodes.get(n, PENDING_NODE).status is NodeStatus.PENDING]
+        for node_id in pending:  # in topological order, so that a skip reaches the nodes after it
+            nodes = self.s.nodes  # again each time: a skip below makes a new state
             parents = graph.parents[node_id]
             if not parents:
                 ready.append(node_id)
                 continue
-            if not all(self.s.node(p).status in RESOLVED for p in parents):
+            # Parents tend to finish in the order they were queued: asking the last one first usually finds an
+            # unfinished one at once, where a join of 100 would otherwise check ~50 parents per result.
+            if not _all_resolved(nodes, reversed(parents)):
                 continue
             if any(self._edge_taken(p, node_id) for p in parents):
                 ready.append(node_id)
             else:
                 self.emit(NodeSkipped(node_id=node_id))
         limit = self.workflow.definition.max_concurrency
-        active = sum(1 for n in self.s.nodes.values() if n.status in ACTIVE)
+        active = 0 if limit is None else sum(1 for n in self.s.nodes.values() if n.status in ACTIVE)
         for node_id in ready:
             node = graph.nodes[node_id]
             if node.type in ENGINE_NODE_TYPES:
@@ -106,7 +113,9 @@ class _Decision:
                 continue
             self.emit(NodeQueued(node_id=node_id, attempt=self.s.node(node_id).attempt + 1))
             active += 1
-        if all(self.s.node(n).status in RESOLVED for n in graph.nodes):
+        # Backwards: the last nodes of the order (a join, an exit) are the ones most likely still unfinished.
+        # (A validated graph is acyclic, so its order holds every node.)
+        if _all_resolved(self.s.nodes, reversed(graph.order)):
             self.emit(ExecutionCompleted(output=execution_output(self.s, self.workflow)))
 
     def _edge_taken(self, parent: NodeId, child: NodeId) -> bool:
@@ -256,6 +265,10 @@ def _decide_on(d: _Decision, state: ExecutionState, command: Command) -> None:
             d.advance()
         case _:
             assert_never(command)
+
+
+def _all_resolved(nodes: Mapping[NodeId, NodeState], node_ids: Iterable[NodeId]) -> bool:
+    return all(nodes.get(node_id, PENDING_NODE).status in RESOLVED for node_id in node_ids)
 
 
 def _holds_lease(state: ExecutionState, node_id: NodeId, lease: str) -> bool:
