@@ -34,7 +34,7 @@ from spane_core.events import (
 from spane_core.ids import ExecutionId, NodeId, WorkflowId, new_execution_id
 from spane_core.state import fold
 from spane_core.workflow_events import WorkflowDeleted, WorkflowEvent, WorkflowRegistered
-from spane_projector import Projector, migrate, schema_version
+from spane_projector import MIGRATIONS, Projector, migrate, schema_version
 from spane_projector.writer import write_commits
 
 pytestmark = pytest.mark.integration
@@ -176,11 +176,18 @@ async def applied(projector: Projector, entries: int) -> None:
 
 async def rows(pool: asyncpg.Pool, table: str, execution_id: str) -> list[dict[str, Any]]:
     order = {"executions": "1", "node_runs": "node_id", "events": "seq", "dead_letters": "id"}[table]
+    data = ", data" if table == "events" else ""
     async with pool.acquire() as conn:
         found = await conn.fetch(
-            f"SELECT row_to_json(t)::text FROM {table} t WHERE execution_id = $1 ORDER BY {order}", execution_id
+            f"SELECT row_to_json(t)::text{data} FROM {table} t WHERE execution_id = $1 ORDER BY {order}", execution_id
         )
-    return [msgspec.json.decode(r[0].replace(execution_id, "<id>")) for r in found]
+    out = []
+    for r in found:
+        row = msgspec.json.decode(r[0])
+        if data and r[1] is not None:  # the archived envelope, decoded, in place of its bytes
+            row["data"] = codec.envelope_to_dict(codec.decode_envelope(r[1]))
+        out.append(msgspec.json.decode(msgspec.json.encode(row).replace(execution_id.encode(), b"<id>")))
+    return out
 
 
 async def snapshot(pool: asyncpg.Pool, execution_id: str) -> dict[str, list[dict[str, Any]]]:
@@ -192,9 +199,10 @@ async def test_migrate_is_idempotent_and_concurrent(database_url: str) -> None:
     conns = [await asyncpg.connect(database_url) for _ in range(3)]
     try:
         results = await asyncio.gather(*(migrate(c) for c in conns))
-        assert sorted(results, key=len) == [[], [], [1]]
+        everything = list(range(1, len(MIGRATIONS) + 1))
+        assert sorted(results, key=len) == [[], [], everything]
         assert await migrate(conns[0]) == []
-        assert await schema_version(conns[0]) == 1
+        assert await schema_version(conns[0]) == len(MIGRATIONS)
     finally:
         for conn in conns:
             await conn.close()
@@ -237,10 +245,12 @@ async def test_projects_executions_from_every_partition(redis: aioredis.Redis, d
             assert (nodes[node_id]["status"], nodes[node_id]["attempts"]) == (folded.status.value, folded.attempt)
         events = await rows(db, "events", busy.execution_id)
         assert [e["seq"] for e in events] == list(range(1, busy.seq + 1))
+        # The archive holds the log's own envelopes.
         expected = [codec.envelope_to_dict(e) for e in busy.envelopes]
-        assert [e["body"] for e in events] == msgspec.json.decode(
+        assert [e["data"] for e in events] == msgspec.json.decode(
             msgspec.json.encode(expected).replace(busy.execution_id.encode(), b"<id>")
         )
+        assert all(e["body"] is None for e in events)
         assert (events[3]["node_id"], events[3]["type"]) == ("a", "node.failed")
 
         [failed] = await rows(db, "executions", dead.execution_id)
@@ -295,6 +305,33 @@ async def test_a_log_split_anywhere_and_applied_in_any_order_gives_the_same_rows
         for envelope in reversed(log.envelopes):
             await write_commits(conn, [envelope])
         assert await snapshot(db, log.execution_id) == expected
+
+
+async def test_events_archived_before_version_3_still_fill_a_gap(db: asyncpg.Pool) -> None:
+    """A batch that came early under the old schema left its events as jsonb ``body``; the batch that fills the
+    gap folds them as it would the new ``data``."""
+    reference, log = busy_run(), busy_run()
+    head, tail = log.envelopes[:4], log.envelopes[4:]
+    async with db.acquire() as conn:
+        await write_commits(conn, reference.envelopes)
+        await conn.execute(
+            "INSERT INTO events (execution_id, seq, workflow_id, type, at, node_id, body)"
+            " SELECT e, s, w, t, to_timestamp(a / 1000.0), n, b::jsonb"
+            " FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[])"
+            " AS u(e, s, w, t, a, n, b)",
+            *zip(
+                *(
+                    (e.execution_id, e.seq, e.workflow_id, e.type, e.at, getattr(e.event, "node_id", None),
+                     msgspec.json.encode(codec.envelope_to_dict(e)).decode())
+                    for e in tail
+                ),
+                strict=True,
+            ),
+        )  # fmt: skip
+        assert await write_commits(conn, head) == log.seq
+    folded, expected = await snapshot(db, log.execution_id), await snapshot(db, reference.execution_id)
+    for table in ("executions", "node_runs", "dead_letters"):
+        assert folded[table] == expected[table]
 
 
 async def test_concurrent_batches_of_one_execution_take_turns(db: asyncpg.Pool) -> None:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
-from spane_core.codec import iso_ms
+from spane_core.codec import decode_envelope, envelope_to_dict, iso_ms
 from spane_core.errors import StorageError
 
 from spane_api.schemas import ExecutionSummary, ExecutionView, NodeView, VersionInfo, WorkflowSummary
@@ -160,7 +160,10 @@ async def executions(
 
 
 async def archived_events(db: asyncpg.Pool, execution_id: str) -> list[dict[str, Any]]:
-    """The archived log of an execution (for when Redis no longer holds it), in order."""
+    """The archived log of an execution (for when Redis no longer holds it), in order.
+
+    An event holds the log's own bytes (``data``); one archived before schema version 3, its API form (``body``).
+    """
     async with connection(db) as conn:
-        rows = await conn.fetch("SELECT body FROM events WHERE execution_id = $1 ORDER BY seq", execution_id)
-    return [r["body"] for r in rows]
+        rows = await conn.fetch("SELECT data, body FROM events WHERE execution_id = $1 ORDER BY seq", execution_id)
+    return [r["body"] if r["data"] is None else envelope_to_dict(decode_envelope(r["data"])) for r in rows]

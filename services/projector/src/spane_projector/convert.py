@@ -7,11 +7,12 @@ pool whatever jsonb codec it was given.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from typing import Any
 
 import msgspec
-from spane_core.codec import TIME_FIELDS, envelope_to_dict
+from spane_core.codec import TIME_FIELDS
 from spane_core.events import Envelope, Event
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -23,6 +24,7 @@ _json = msgspec.json.Encoder()
 _NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 
 
+@functools.lru_cache(maxsize=4096)  # the events of a commit, and the rows they touch, share their time
 def to_time(epoch_ms: int) -> dt.datetime:
     return EPOCH + dt.timedelta(milliseconds=epoch_ms)
 
@@ -51,10 +53,6 @@ def opt_json_text(value: Any) -> str | None:
 
 def from_json(text: str | None) -> Any:
     return None if text is None else msgspec.json.decode(text)
-
-
-def event_body(envelope: Envelope) -> str:
-    return json_text(envelope_to_dict(envelope))
 
 
 def _iso_ms(text: str) -> int:

@@ -1,7 +1,7 @@
 """The Postgres read models: forward-only migrations, applied under an advisory lock.
 
 Version ``n`` is ``MIGRATIONS[n - 1]``. A migration is never edited once released: change the schema by appending.
-The API reads these tables; only the projector writes them.
+The API reads these tables; only the projector writes them, except ``payloads`` (see migration 2).
 """
 
 from __future__ import annotations
@@ -100,6 +100,23 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX dead_letters_open ON dead_letters (id) WHERE resolved_at IS NULL;
     CREATE INDEX dead_letters_by_node ON dead_letters (execution_id, node_id);
+    """,
+    # 2: the claim check's payloads (spane_core.store.payloads): large values that the log only references. Written
+    # by the API and the workers, not the projector, and content-addressed: a row never changes once written.
+    """
+    CREATE TABLE payloads (
+        id         text PRIMARY KEY,  -- "sha256:<hex>" of body
+        body       bytea NOT NULL,    -- canonical JSON, stored unparsed
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    """,
+    # 3: an archived event keeps the log's own bytes (msgpack, as Redis holds it) in ``data``, not a jsonb
+    # rendering in ``body``: the projector no longer converts each event and Postgres no longer parses it, and
+    # the bytes decode with the same codec as the log. Rows archived before keep their ``body``.
+    """
+    ALTER TABLE events ADD COLUMN data bytea;
+    ALTER TABLE events ALTER COLUMN body DROP NOT NULL;
+    ALTER TABLE events ADD CONSTRAINT events_data_or_body CHECK (data IS NOT NULL OR body IS NOT NULL);
     """,
 )
 

@@ -1,4 +1,5 @@
-"""The projector's SQL. Batches travel as one array per column and are ``unnest``-ed: one round trip per table.
+"""The projector's SQL. A batch's new events are COPYed into the archive; other rows travel as one array per column
+and are ``unnest``-ed: one round trip per table, whatever the size of the batch.
 
 JSON goes in as text cast to jsonb and comes out as text, whatever codecs the connection has.
 """
@@ -10,10 +11,14 @@ LOCK_EXECUTIONS = """
 SELECT pg_advisory_xact_lock($1::int, k) FROM unnest($2::int[]) WITH ORDINALITY AS u(k, i) ORDER BY i
 """
 
+# The archive's columns, in the order of ``writer._event_record``; a batch of new events is COPYed in, and
+# INSERT_EVENTS (which skips the ones archived already) takes the rest.
+EVENT_COLUMNS = ("execution_id", "seq", "workflow_id", "type", "at", "node_id", "data")
+
 INSERT_EVENTS = """
-INSERT INTO events (execution_id, seq, workflow_id, type, at, node_id, body)
-SELECT e, s, w, t, a, n, b::jsonb
-FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[])
+INSERT INTO events (execution_id, seq, workflow_id, type, at, node_id, data)
+SELECT e, s, w, t, a, n, b
+FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::bytea[])
     AS u(e, s, w, t, a, n, b)
 ON CONFLICT DO NOTHING
 """
@@ -24,14 +29,15 @@ SELECT execution_id, workflow_id, workflow_version, status, output::text, error:
 FROM executions WHERE execution_id = ANY($1::text[])
 """
 
-# Executions with archived events after the given seq (a batch that fills a gap folds those too).
+# Executions with archived events after the given seq (their last folded one): events archived by a batch that
+# came early, whose gap this batch may fill.
 SELECT_HAS_LATER = """
 SELECT u.e FROM unnest($1::text[], $2::int[]) AS u(e, s)
 WHERE EXISTS (SELECT 1 FROM events v WHERE v.execution_id = u.e AND v.seq > u.s)
 """
 
 SELECT_EVENTS_AFTER = """
-SELECT v.body::text FROM unnest($1::text[], $2::int[]) AS u(e, s)
+SELECT v.data, v.body::text FROM unnest($1::text[], $2::int[]) AS u(e, s)
 JOIN events v ON v.execution_id = u.e AND v.seq > u.s
 ORDER BY v.execution_id, v.seq
 """

@@ -14,13 +14,13 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+from spane_core.codec import decode_envelope, encode
 from spane_core.events import Envelope
 from spane_core.workflow_events import WorkflowEvent
 
 from spane_projector import sql
 from spane_projector.convert import (
     envelope_from_body,
-    event_body,
     from_json,
     json_text,
     opt_json_text,
@@ -100,9 +100,8 @@ async def write_commits(conn: Conn, envelopes: Iterable[Envelope]) -> int:
     ids = sorted(by_execution, key=_lock_key)
     async with conn.transaction():
         await conn.execute(sql.LOCK_EXECUTIONS, EXECUTION_LOCKS, [_lock_key(i) for i in ids])
-        await _archive(conn, [e for seqs in by_execution.values() for e in seqs.values()])
         stored = {r["execution_id"]: _execution_row(r) for r in await conn.fetch(sql.SELECT_EXECUTIONS, ids)}
-        runs = await _runs(conn, by_execution, {i: row.last_seq for i, row in stored.items()})
+        runs = await _archive_and_runs(conn, by_execution, {i: row.last_seq for i, row in stored.items()})
         if not runs:
             return 0
         wanted = {(i, node_id) for i in runs if i in stored for e in runs[i] if (node_id := node_of(e))}
@@ -118,50 +117,50 @@ async def write_commits(conn: Conn, envelopes: Iterable[Envelope]) -> int:
         return sum(len(run) for run in runs.values())
 
 
-async def _runs(
+async def _archive_and_runs(
     conn: Conn, by_execution: dict[str, dict[int, Envelope]], done: dict[str, int]
 ) -> dict[str, list[Envelope]]:
-    """Per execution, the events to fold now: those right after its ``last_seq``, while contiguous.
+    """Archive the batch's new events; per execution, return the events to fold now: those right after its
+    ``last_seq`` (``done``), while contiguous.
 
-    Usually the batch's own events. When the batch does not follow on (it is early, or it fills a gap behind
-    events archived before), the run is read back from the archive, which already holds this batch.
+    Usually the batch's own events, none of them archived yet: they are COPYed in. An execution with archived
+    events after its ``last_seq`` was reached by an earlier batch that came early (several projectors share a
+    stream; a dead one's entries are reclaimed late): its events are inserted skipping those archived already, and
+    its run is read back from the archive, so that a batch that fills a gap folds every event after it.
     """
-    batch_max = {i: max(seqs) for i, seqs in by_execution.items()}
-    beyond = {r[0] for r in await conn.fetch(sql.SELECT_HAS_LATER, *_columns(batch_max.items(), 2))}
+    after = {i: done.get(i, 0) for i in by_execution}
+    early = {r[0] for r in await conn.fetch(sql.SELECT_HAS_LATER, *_columns(after.items(), 2))}
+    new: list[Envelope] = []
+    maybe_archived: list[Envelope] = []
     runs: dict[str, list[Envelope]] = {}
-    gaps: dict[str, int] = {}
     for execution_id, seqs in by_execution.items():
-        after = done.get(execution_id, 0)
-        fresh = [seqs[s] for s in sorted(seqs) if s > after]
-        if not fresh:
-            continue  # a replay
-        if execution_id not in beyond and fresh[0].seq == after + 1 and fresh[-1].seq == after + len(fresh):
-            runs[execution_id] = fresh
-        else:
-            gaps[execution_id] = after
-    if gaps:
-        for r in await conn.fetch(sql.SELECT_EVENTS_AFTER, *_columns(gaps.items(), 2)):
-            envelope = envelope_from_body(from_json(r[0]))
+        fresh = [seqs[s] for s in sorted(seqs) if s > after[execution_id]]  # a replayed batch has none
+        if execution_id in early:
+            maybe_archived += fresh
+            continue
+        new += fresh
+        run: list[Envelope] = []
+        for envelope in fresh:
+            if envelope.seq != after[execution_id] + len(run) + 1:
+                break  # a gap: what follows it waits, archived, for the batch that fills it
+            run.append(envelope)
+        if run:
+            runs[execution_id] = run
+    if new:
+        await conn.copy_records_to_table("events", records=map(_event_record, new), columns=sql.EVENT_COLUMNS)
+    if maybe_archived:
+        await conn.execute(sql.INSERT_EVENTS, *_columns(map(_event_record, maybe_archived), len(sql.EVENT_COLUMNS)))
+        gaps = {i: after[i] for i in early}
+        for data, body in await conn.fetch(sql.SELECT_EVENTS_AFTER, *_columns(gaps.items(), 2)):
+            envelope = decode_envelope(data) if data is not None else envelope_from_body(from_json(body))
             run = runs.setdefault(envelope.execution_id, [])
             if envelope.seq == gaps[envelope.execution_id] + len(run) + 1:
                 run.append(envelope)
     return {i: run for i, run in runs.items() if run}
 
 
-async def _archive(conn: Conn, envelopes: list[Envelope]) -> None:
-    rows = (
-        (
-            e.execution_id,
-            e.seq,
-            e.workflow_id,
-            e.type,
-            to_time(e.at),
-            node_of(e),
-            event_body(e),
-        )
-        for e in envelopes
-    )
-    await conn.execute(sql.INSERT_EVENTS, *_columns(rows, 7))
+def _event_record(e: Envelope) -> tuple[Any, ...]:
+    return (e.execution_id, e.seq, e.workflow_id, e.type, to_time(e.at), node_of(e), encode(e))
 
 
 async def _write(conn: Conn, projections: list[Projection]) -> None:
