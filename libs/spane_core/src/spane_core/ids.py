@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 import zlib
@@ -34,3 +35,28 @@ def partition_of(execution_id: str, partitions: int) -> int:
     if partitions <= 1:
         return 0
     return zlib.crc32(execution_id.encode()) % partitions
+
+
+class _Leases:
+    """Lease tokens: a random prefix per process and a counter. A lease fences a try of a node (a late result
+    under an old lease is refused), so it must never repeat, but need not be unguessable: a counter is ~20x
+    cheaper than the urandom read per commit that ``secrets.token_hex`` costs."""
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)  # a forked child must not repeat its parent's tokens
+
+    def reset(self) -> None:
+        self.prefix = os.urandom(6).hex()
+        self.counter = itertools.count(1)
+
+    def new(self) -> str:
+        return f"{self.prefix}{next(self.counter):x}"
+
+
+_leases = _Leases()
+
+
+def new_lease() -> str:
+    """A token that no other lease of any process takes (see ``_Leases``)."""
+    return _leases.new()

@@ -7,7 +7,6 @@ moves hundreds of tasks at a time. A version conflict (a sibling node committed 
 from __future__ import annotations
 
 import random
-import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ from spane_core.definition import Workflow
 from spane_core.effects import effects
 from spane_core.errors import ConcurrencyError, NotFound, SpaneError
 from spane_core.events import Envelope
-from spane_core.ids import ExecutionId, WorkflowId
+from spane_core.ids import ExecutionId, WorkflowId, new_lease
 from spane_core.keys import WORKER_GROUP, PartitionKeys, for_execution
 from spane_core.state import FINISHED_EXECUTION, ExecutionState, evolve
 from spane_core.store.scripts import LuaScript, run_pipelined
@@ -195,7 +194,7 @@ class ExecutionStore:
                     raise NotFound(f"execution {t.execution_id!r} not found")
                 workflow = await self.workflows.get(state.workflow_id, state.workflow_version)
             now = now_ms()
-            ctx = Context(now=now, lease=secrets.token_hex(8), jitter=random.random())
+            ctx = Context(now=now, lease=new_lease(), jitter=random.random())
             after = state
             events = []
             acks = list(t.ack)
