@@ -41,7 +41,10 @@ class Settings(BaseSettings):
     # A node still running after this long has its start recorded at once; a quicker one with its result.
     worker_announce_after_ms: int = Field(default=50, ge=0)
     scheduler_interval_ms: int = Field(default=100, ge=5)
-    payload_inline_max: int = 51_200
+    # A node output or execution input whose JSON is larger is stored in Postgres; the log holds a reference.
+    payload_inline_max: int = Field(default=51_200, ge=256)
+    # Stored payloads that each process keeps in memory (bytes of JSON): a value passed along is fetched once.
+    payload_cache_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
     max_depth: int = 32
     max_body_bytes: int = 10 * 1024 * 1024
     log_level: str = "INFO"

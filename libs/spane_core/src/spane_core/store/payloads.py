@@ -1,0 +1,210 @@
+"""The payload store: the large values of the claim check (``spane_core.claim_check``), kept in Postgres.
+
+Payloads are rows ``(id, body)`` of the ``payloads`` table, ``body`` the canonical JSON bytes as they were hashed
+(``bytea``: no jsonb parse on the way in or out). Rows are immutable and content-addressed: putting one that exists
+does nothing, and any process may cache them. Each process keeps the most recently used bodies, bounded in bytes,
+and remembers which ids are stored, so that a value passed along unchanged is neither fetched nor written again.
+
+The table is created by the read models' migrations. A worker or an API may need it before the projector ever ran,
+so the store runs the migrations itself (``prepare``, idempotent and advisory-locked) before its first statement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import msgspec
+
+from spane_core.claim_check import Offloaded, offload, references_in, substitute
+from spane_core.errors import SpaneError, StorageError
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+log = logging.getLogger("spane.payloads")
+
+# How many stored ids a process remembers beyond those whose bodies it caches (an id takes ~120 bytes).
+KNOWN_IDS = 16_384
+
+Prepare = Callable[["PoolConnectionProxy[asyncpg.Record]"], Awaitable[object]]
+
+
+class PayloadsUnavailable(StorageError):
+    """Postgres could not be reached to store or fetch payloads; what needed them is retried later."""
+
+
+class PayloadMissing(SpaneError):
+    """A reference names a payload that is not stored: the value is lost, and retrying will not bring it back."""
+
+
+class PayloadCache:
+    """Payload bodies by id, least recently used first out, holding at most ``max_bytes`` of bodies."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._bodies: OrderedDict[str, bytes] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._bodies)
+
+    def get(self, pid: str) -> bytes | None:
+        body = self._bodies.get(pid)
+        if body is not None:
+            self._bodies.move_to_end(pid)
+        return body
+
+    def put(self, pid: str, body: bytes) -> None:
+        if len(body) > self.max_bytes // 4:
+            return  # one huge value would push out everything else; fetching it again is cheaper than that
+        if pid in self._bodies:
+            self._bodies.move_to_end(pid)
+            return
+        self._bodies[pid] = body
+        self.size += len(body)
+        while self.size > self.max_bytes:
+            _, evicted = self._bodies.popitem(last=False)
+            self.size -= len(evicted)
+
+
+class PayloadStore:
+    def __init__(self, db: asyncpg.Pool, inline_max: int, cache_bytes: int, prepare: Prepare | None = None) -> None:
+        self.db = db
+        self.inline_max = inline_max
+        self.cache = PayloadCache(cache_bytes)
+        self._prepare = prepare
+        self._prepared = prepare is None
+        self._preparing = asyncio.Lock()
+        self._known: OrderedDict[str, None] = OrderedDict()
+        # Fetches in flight, by id: readers that need the same payload at once share one query (single flight).
+        self._fetching: dict[str, asyncio.Task[dict[str, bytes]]] = {}
+        self._decode = msgspec.json.decode
+
+    # -- writing ----------------------------------------------------------------------------------------------
+
+    def offload(self, value: Any) -> Offloaded:
+        """``value`` as it may travel, and the payloads that must be stored first: those not known to be stored."""
+        out = offload(value, self.inline_max)
+        if not out.payloads:
+            return out
+        return Offloaded(out.value, {pid: body for pid, body in out.payloads.items() if not self.is_stored(pid)})
+
+    async def store(self, value: Any) -> Any:
+        """Store what ``value`` needs stored, and return it as it may travel."""
+        out = self.offload(value)
+        await self.put_many(out.payloads)
+        return out.value
+
+    def is_stored(self, pid: str) -> bool:
+        return pid in self._known or self.cache.get(pid) is not None
+
+    async def put_many(self, payloads: Mapping[str, bytes]) -> None:
+        """Store ``payloads`` (by id) in one statement; raises ``PayloadsUnavailable`` when Postgres is away."""
+        if not payloads:
+            return
+        ids = list(payloads)
+        await self._run(
+            # In id order: two batches that share ids then wait for each other in one order, never in a cycle.
+            "INSERT INTO payloads (id, body) SELECT * FROM unnest($1::text[], $2::bytea[]) AS p (id, body)"
+            " ORDER BY id ON CONFLICT (id) DO NOTHING",
+            ids,
+            [payloads[pid] for pid in ids],
+        )
+        for pid, body in payloads.items():
+            self._remember(pid)
+            self.cache.put(pid, body)
+
+    # -- reading ----------------------------------------------------------------------------------------------
+
+    async def get_many(self, ids: Collection[str]) -> dict[str, bytes]:
+        """The bodies of ``ids`` that are stored, in one query for those not cached or being fetched already."""
+        wanted = set(ids)
+        found: dict[str, bytes] = {}
+        fetches: set[asyncio.Task[dict[str, bytes]]] = set()
+        missing: list[str] = []
+        for pid in wanted:
+            body = self.cache.get(pid)
+            if body is not None:
+                found[pid] = body
+            elif (fetching := self._fetching.get(pid)) is not None:
+                fetches.add(fetching)
+            else:
+                missing.append(pid)
+        if missing:
+            fetches.add(self._start_fetch(missing))
+        for fetch in fetches:
+            # Shielded: a reader that is cancelled must not cancel the fetch that other readers wait for.
+            fetched = await asyncio.shield(fetch)
+            found.update({pid: body for pid, body in fetched.items() if pid in wanted})
+        return found
+
+    def _start_fetch(self, ids: list[str]) -> asyncio.Task[dict[str, bytes]]:
+        fetch = asyncio.ensure_future(self._fetch(ids))
+        for pid in ids:
+            self._fetching[pid] = fetch
+
+        def done(task: asyncio.Task[dict[str, bytes]]) -> None:
+            for pid in ids:
+                if self._fetching.get(pid) is task:
+                    del self._fetching[pid]
+            if not task.cancelled():
+                task.exception()  # retrieved: a failure that no reader stayed to see is not an unhandled error
+
+        fetch.add_done_callback(done)
+        return fetch
+
+    async def _fetch(self, ids: list[str]) -> dict[str, bytes]:
+        rows = await self._run("SELECT id, body FROM payloads WHERE id = ANY($1::text[])", ids, fetch=True)
+        fetched = {row["id"]: row["body"] for row in rows}
+        for pid, body in fetched.items():
+            self._remember(pid)
+            self.cache.put(pid, body)
+        return fetched
+
+    async def resolve(self, value: Any) -> Any:
+        (resolved,) = await self.resolve_many([value])
+        return resolved
+
+    async def resolve_many(self, values: Sequence[Any]) -> list[Any]:
+        """``values`` with every reference replaced by the value it names, fetched in one query for them all.
+
+        Raises ``PayloadMissing`` for a reference to a payload that is not stored."""
+        held = [references_in(v) for v in values]
+        ids = set().union(*held)
+        if not ids:
+            return list(values)
+        bodies = await self.get_many(ids)
+        if lost := ids - bodies.keys():
+            raise PayloadMissing(f"stored payload(s) not found: {', '.join(sorted(lost))}")
+        return [substitute(v, bodies, self._decode) if refs else v for v, refs in zip(values, held, strict=True)]
+
+    # -- Postgres ---------------------------------------------------------------------------------------------
+
+    def _remember(self, pid: str) -> None:
+        self._known[pid] = None
+        self._known.move_to_end(pid)
+        if len(self._known) > KNOWN_IDS:
+            self._known.popitem(last=False)
+
+    async def _run(self, sql: str, *args: object, fetch: bool = False) -> list[asyncpg.Record]:
+        try:
+            async with self.db.acquire() as conn:
+                if not self._prepared:
+                    await self._prepare_once(conn)
+                if fetch:
+                    return await conn.fetch(sql, *args)
+                await conn.execute(sql, *args)
+                return []
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            raise PayloadsUnavailable(f"the payload store (Postgres) is unavailable: {e}") from e
+
+    async def _prepare_once(self, conn: PoolConnectionProxy[asyncpg.Record]) -> None:
+        async with self._preparing:
+            if not self._prepared and self._prepare is not None:
+                await self._prepare(conn)
+                self._prepared = True
