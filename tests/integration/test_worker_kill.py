@@ -27,10 +27,11 @@ VISIBILITY_MS = 1000
 EXECUTIONS = 40
 
 
-def start_worker_process(redis_url: str, log: Path) -> subprocess.Popen[bytes]:
+def start_worker_process(redis_url: str, database_url: str, log: Path) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "SPANE_REDIS_URL": redis_url,
+        "SPANE_DATABASE_URL": database_url,  # a worker stores large outputs there
         "SPANE_TASK_VISIBILITY_TIMEOUT_MS": str(VISIBILITY_MS),
         "SPANE_PLUGINS": "kill_plugin",
         "SPANE_CONSUMER_NAME": "doomed-worker",
@@ -41,7 +42,7 @@ def start_worker_process(redis_url: str, log: Path) -> subprocess.Popen[bytes]:
 
 
 async def test_killing_a_worker_mid_run_loses_nothing_and_records_each_result_once(
-    redis_url: str, tmp_path: Path
+    redis_url: str, database_url: str, tmp_path: Path
 ) -> None:
     async with engine(redis_url, task_visibility_timeout_ms=VISIBILITY_MS, consumer_name="survivor") as e:
         nodes: list[dict[str, Any]] = [{"id": "a", "type": "slow"}]
@@ -51,7 +52,7 @@ async def test_killing_a_worker_mid_run_loses_nothing_and_records_each_result_on
         ids = await e.start(wf, {}, count=EXECUTIONS)
 
         log = tmp_path / "worker.log"
-        proc = start_worker_process(redis_url, log)
+        proc = start_worker_process(redis_url, database_url, log)
         try:
             # Kill it once it is well into the run: some nodes done, and some running right now.
             deadline = time.monotonic() + 30

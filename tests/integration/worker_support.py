@@ -20,6 +20,7 @@ from spane_core.sdk import ExecutorRegistry
 from spane_core.settings import Settings
 from spane_core.state import FINISHED_EXECUTION, ExecutionState, fold
 from spane_core.store.executions import ExecutionStore, Transition, now_ms
+from spane_core.store.payloads import PayloadStore
 from spane_core.store.workflows import WorkflowRegistry
 from spane_scheduler.timers import TimerLoop
 from spane_worker.consumer import Worker
@@ -85,11 +86,14 @@ async def engine(redis_url: str, **settings: Any) -> AsyncIterator[Engine]:
 
 
 @contextlib.asynccontextmanager
-async def running(e: Engine, registry: ExecutorRegistry | None = None, scheduler: bool = True) -> AsyncIterator[Worker]:
+async def running(
+    e: Engine, registry: ExecutorRegistry | None = None, scheduler: bool = True, payloads: PayloadStore | None = None
+) -> AsyncIterator[Worker]:
     """A worker (and a scheduler) working on ``e`` for the duration of the block; stopped cleanly after it."""
     stop = asyncio.Event()
     async with httpx.AsyncClient() as http:
-        worker = Worker(e.redis, e.store, e.workflows, worker_executors(http, registry), e.settings, block_ms=200)
+        executors = worker_executors(http, registry)
+        worker = Worker(e.redis, e.store, e.workflows, executors, e.settings, block_ms=200, payloads=payloads)
         tasks = [asyncio.create_task(worker.run(stop))]
         if scheduler:
             timers = TimerLoop(e.redis, e.store, e.settings.partitions, e.settings.scheduler_interval_ms)

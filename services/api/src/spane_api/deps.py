@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from spane_core.errors import SpaneError
 from spane_core.settings import Settings
 from spane_core.store.executions import ExecutionStore
+from spane_core.store.payloads import PayloadStore
 from spane_core.store.workflows import WorkflowRegistry
 from spane_core.validation import NodeTypeSpec
 from spane_projector.schema import migrate
@@ -40,6 +41,7 @@ class Dependencies:
     db: asyncpg.Pool
     workflows: WorkflowRegistry
     executions: ExecutionStore
+    payloads: PayloadStore  # large values (the claim check): stored on the way in, resolved on the way out
     node_types: Mapping[str, NodeTypeSpec | None]
     metrics: Metrics
     # Set once the read-model schema exists; until then /ready answers 503.
@@ -75,6 +77,8 @@ async def open_dependencies(
         db=db,
         workflows=workflows,
         executions=ExecutionStore(redis, workflows, settings.partitions),
+        # ``migrate`` before the first payload, in case the schema is not there yet (see _try_migrate below).
+        payloads=PayloadStore(db, settings.payload_inline_max, settings.payload_cache_bytes, prepare=migrate),
         node_types=node_types,
         metrics=metrics,
     )

@@ -1,4 +1,5 @@
-"""An execution as the API shows it, built from a Redis snapshot (read-your-writes) or from the read model."""
+"""An execution as the API shows it, built from a Redis snapshot (read-your-writes) or from the read model, with
+the large values that the log only references (the claim check) put back in."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from spane_core.codec import iso_ms
 from spane_core.events import ErrorInfo
 from spane_core.state import ExecutionState, NodeState
+from spane_core.store.payloads import PayloadStore
 
 from spane_api.schemas import ErrorView, ExecutionView, NodeView
 
@@ -51,3 +53,13 @@ def execution_from_snapshot(state: ExecutionState) -> ExecutionView:
         finished_at=iso_or_none(state.finished_at),
         nodes=nodes,
     )
+
+
+async def with_payloads(payloads: PayloadStore, view: ExecutionView) -> ExecutionView:
+    """``view`` with the real values in place of references: its input, output and node outputs, in one lookup."""
+    nodes = list(view.nodes.values())
+    values = await payloads.resolve_many([view.input, view.output, *(node.output for node in nodes)])
+    view.input, view.output = values[0], values[1]
+    for node, output in zip(nodes, values[2:], strict=True):
+        node.output = output
+    return view

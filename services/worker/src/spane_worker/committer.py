@@ -4,6 +4,10 @@ One committer drains a queue: a batch is whatever finished while the previous co
 that finish close together share one pipelined ``transact`` call, and a lone result is never delayed. A result
 acknowledges its task only when it is recorded (``ack_if_recorded``): a late result of a try whose lease a
 reclaim took over must leave the task to the worker that now runs it.
+
+Large outputs travel as references (the claim check): their payloads are stored in Postgres first, in one statement
+per batch. When Postgres is away, the results that needed it are not recorded and their tasks stay pending, to be
+run again when reclaimed; the other results of the batch are recorded as usual.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -21,6 +25,7 @@ from spane_core.effects import Task
 from spane_core.ids import ExecutionId
 from spane_core.keys import PartitionKeys
 from spane_core.store.executions import ExecutionStore, Outcome, Transition
+from spane_core.store.payloads import PayloadStore, PayloadsUnavailable
 
 log = logging.getLogger("spane.worker")
 
@@ -47,11 +52,15 @@ class Result:
 
     held: Held
     commands: tuple[Command, ...]
+    payloads: dict[str, bytes] = field(default_factory=dict)  # to store before the commands may be recorded
 
 
 class Committer:
-    def __init__(self, store: ExecutionStore, settled: Callable[[Held], None]) -> None:
+    def __init__(
+        self, store: ExecutionStore, settled: Callable[[Held], None], payloads: PayloadStore | None = None
+    ) -> None:
         self.store = store
+        self.payloads = payloads
         self.settled = settled  # called for every result once its commit is done (or has failed)
         self._queue: asyncio.Queue[Result | None] = asyncio.Queue()
         self._closing = False
@@ -79,12 +88,27 @@ class Committer:
             if not batch:
                 continue
             try:
-                await self.commit(batch)
+                await self.commit(await self._store_payloads(batch))
             except Exception:
                 log.exception("committing %d result(s) failed; their tasks will be reclaimed", len(batch))
             finally:
                 for result in batch:
                     self.settled(result.held)
+
+    async def _store_payloads(self, batch: list[Result]) -> list[Result]:
+        """Store the payloads of the batch's results; returns the results that may be recorded."""
+        wanted: dict[str, bytes] = {}
+        for result in batch:
+            wanted.update(result.payloads)
+        if not wanted or self.payloads is None:
+            return batch
+        try:
+            await self.payloads.put_many(wanted)
+        except PayloadsUnavailable as e:
+            kept = [r for r in batch if not r.payloads]
+            log.warning("%d result(s) not recorded, their tasks will be reclaimed: %s", len(batch) - len(kept), e)
+            return kept
+        return batch
 
     async def commit(self, batch: list[Result]) -> None:
         by_execution: dict[ExecutionId, list[Result]] = defaultdict(list)

@@ -34,6 +34,7 @@ from spane_core.keys import WORKER_GROUP, PartitionKeys, all_partitions
 from spane_core.sdk import ExecutorRegistry
 from spane_core.settings import Settings
 from spane_core.store.executions import ExecutionStore, Transition, WorkflowSource, now_ms
+from spane_core.store.payloads import PayloadStore
 
 from spane_worker.committer import Committer, Held, Result
 from spane_worker.execute import execute
@@ -54,8 +55,10 @@ class Worker:
         *,
         block_ms: int = 1000,
         shutdown_grace_s: float = 30.0,
+        payloads: PayloadStore | None = None,
     ) -> None:
         self.redis = redis
+        self.payloads = payloads  # large values (the claim check); None: outputs stay inline
         self.store = store
         self.workflows = workflows
         self.executors = executors
@@ -72,7 +75,7 @@ class Worker:
         self._running: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(self.concurrency)
         self._room = asyncio.Event()
-        self._committer = Committer(store, self._release)
+        self._committer = Committer(store, self._release, payloads)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then finish the tasks in flight (up to the shutdown grace) and commit them."""
@@ -229,11 +232,14 @@ class Worker:
         try:
             async with self._slots:
                 workflow = await self.workflows.get(task.workflow_id, task.workflow_version)
-                running = asyncio.ensure_future(execute(task, workflow.node(task.node_id), lease, self.executors))
+                running = asyncio.ensure_future(
+                    execute(task, workflow.node(task.node_id), lease, self.executors, self.payloads)
+                )
                 try:
                     done, _ = await asyncio.wait({running}, timeout=self.announce_after_s)
                     if done:
-                        commands: tuple[Command, ...] = (start, running.result())
+                        ran = running.result()
+                        commands: tuple[Command, ...] = (start, ran.command)
                     else:  # a slow node: record its start now, so that it shows as running while it runs
                         transition = Transition(task.execution_id, [start], traceparent=task.traceparent)
                         (outcome,) = await self.store.transact([transition])
@@ -243,11 +249,12 @@ class Worker:
                             running.cancel()
                             self._release(held)
                             return
-                        commands = (await running,)
+                        ran = await running
+                        commands = (ran.command,)
                 finally:
                     if not running.done():
                         running.cancel()
-            self._committer.put(Result(held, commands))
+            self._committer.put(Result(held, commands, ran.payloads))
         except Exception:
             log.exception("task %s of %s could not run; it will be reclaimed", task.node_id, task.execution_id)
             self._release(held)
@@ -306,8 +313,9 @@ class Worker:
         try:
             async with self._slots:
                 workflow = await self.workflows.get(held.task.workflow_id, held.task.workflow_version)
-                command = await execute(held.task, workflow.node(held.task.node_id), lease, self.executors)
-            self._committer.put(Result(held, (command,)))
+                node = workflow.node(held.task.node_id)
+                ran = await execute(held.task, node, lease, self.executors, self.payloads)
+            self._committer.put(Result(held, (ran.command,), ran.payloads))
         except Exception:
             log.exception(
                 "task %s of %s could not run; it will be reclaimed", held.task.node_id, held.task.execution_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import asyncpg
 import httpx
 from redis.asyncio import Redis
 from spane_core import sdk
@@ -12,7 +13,9 @@ from spane_core.errors import SpaneError
 from spane_core.sdk import ExecutorRegistry, load_plugins
 from spane_core.settings import Settings
 from spane_core.store.executions import ExecutionStore
+from spane_core.store.payloads import PayloadStore
 from spane_core.store.workflows import WorkflowRegistry
+from spane_projector.schema import migrate
 
 from spane_worker.consumer import Worker
 from spane_worker.executors import builtin_executors
@@ -20,6 +23,9 @@ from spane_worker.executors import builtin_executors
 log = logging.getLogger("spane.worker")
 
 HTTP_TIMEOUT_S = 30.0
+# Postgres holds only the large payloads for a worker: a few connections serve its batched reads and writes.
+DB_POOL_SIZE = 4
+DB_COMMAND_TIMEOUT_S = 10.0
 
 
 def worker_executors(http: httpx.AsyncClient, registry: ExecutorRegistry | None = None) -> ExecutorRegistry:
@@ -34,16 +40,25 @@ def worker_executors(http: httpx.AsyncClient, registry: ExecutorRegistry | None 
 
 async def run_worker(settings: Settings, stop: asyncio.Event, registry: ExecutorRegistry | None = None) -> None:
     """Run a worker until ``stop`` is set; in-flight tasks finish and are committed before it returns."""
-    if not settings.redis_url:
-        raise SpaneError("the worker needs SPANE_REDIS_URL (only `spane dev` starts an embedded Redis)")
+    if not settings.redis_url or not settings.database_url:
+        raise SpaneError(
+            "the worker needs SPANE_REDIS_URL and SPANE_DATABASE_URL (large values are stored in Postgres;"
+            " only `spane dev` starts embedded servers)"
+        )
     loaded = load_plugins(settings.plugins)
     redis = Redis.from_url(settings.redis_url)
+    # min_size=0: the worker starts, and runs nodes whose values are inline, while Postgres is still down.
+    db = await asyncpg.create_pool(
+        settings.database_url, min_size=0, max_size=DB_POOL_SIZE, command_timeout=DB_COMMAND_TIMEOUT_S
+    )
     http = httpx.AsyncClient(follow_redirects=True, timeout=HTTP_TIMEOUT_S)
     try:
         workflows = WorkflowRegistry(redis)
         store = ExecutionStore(redis, workflows, settings.partitions)
         executors = worker_executors(http, registry)
-        worker = Worker(redis, store, workflows, executors, settings)
+        # ``migrate`` before the first payload: this worker may store one before the projector created the table.
+        payloads = PayloadStore(db, settings.payload_inline_max, settings.payload_cache_bytes, prepare=migrate)
+        worker = Worker(redis, store, workflows, executors, settings, payloads=payloads)
         log.info(
             "worker %s: %d partition(s), node types %s, plugins %s",
             settings.consumer_name, settings.partitions, ", ".join(executors.names()), ", ".join(loaded) or "none",
@@ -51,4 +66,5 @@ async def run_worker(settings: Settings, stop: asyncio.Event, registry: Executor
         await worker.run(stop)
     finally:
         await http.aclose()
+        await db.close()
         await redis.aclose()

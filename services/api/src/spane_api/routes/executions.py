@@ -16,7 +16,7 @@ from spane_api import readmodel, service
 from spane_api.deps import Deps
 from spane_api.problems import problem_responses
 from spane_api.schemas import CommandAccepted, ExecutionPage, ExecutionView, History
-from spane_api.views import execution_from_snapshot
+from spane_api.views import execution_from_snapshot, with_payloads
 
 MAX_PAGE = 500
 
@@ -41,8 +41,12 @@ async def list_executions(
     return ExecutionPage(items=items, next_cursor=items[-1].execution_id if more else None)
 
 
-@get("/{execution_id:str}", summary="Read an execution and its nodes", responses=problem_responses(404))
+@get("/{execution_id:str}", summary="Read an execution and its nodes", responses=problem_responses(404, 503))
 async def read_execution(execution_id: FromPath[str], deps: Deps) -> ExecutionView:
+    return await with_payloads(deps.payloads, await _execution_view(deps, execution_id))
+
+
+async def _execution_view(deps: Deps, execution_id: str) -> ExecutionView:
     snapshot_seq, projected = await asyncio.gather(
         _snapshot_seq(deps, execution_id), readmodel.execution(deps.db, execution_id), return_exceptions=True
     )
@@ -69,15 +73,15 @@ async def _snapshot_seq(deps: Deps, execution_id: str) -> int | None:
     return None if seq is None else int(seq)
 
 
-@get("/{execution_id:str}/history", summary="The execution's log, in order", responses=problem_responses(404))
+@get("/{execution_id:str}/history", summary="The execution's log, in order", responses=problem_responses(404, 503))
 async def read_history(execution_id: FromPath[str], deps: Deps) -> History:
     envelopes = await deps.executions.read_log(execution_id)
-    if envelopes:
-        return History(events=[envelope_to_dict(e) for e in envelopes])
-    archived = await readmodel.archived_events(deps.db, execution_id)
-    if not archived:
+    events = [envelope_to_dict(e) for e in envelopes]
+    if not events:
+        events = await readmodel.archived_events(deps.db, execution_id)
+    if not events:
         raise _not_found(execution_id)
-    return History(events=archived)
+    return History(events=await deps.payloads.resolve_many(events))
 
 
 async def _command(deps: Deps, execution_id: str, name: str) -> CommandAccepted:
