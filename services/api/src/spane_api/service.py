@@ -1,7 +1,7 @@
 """What the API asks of the core: start an execution (idempotently) and send it a user's command.
 
-The rules are the core's (``decide``); this module only resolves the workflow version, claims idempotency keys and
-commits through the ``ExecutionStore``.
+The rules are the core's (``decide``); this module only resolves the workflow version, claims idempotency keys,
+stores large inputs aside (the claim check) and commits through the ``ExecutionStore``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from spane_core.claim_check import REF_KEY, references_in
 from spane_core.commands import Cancel, Command, Pause, Resume, Start
 from spane_core.definition import Workflow
 from spane_core.errors import FieldError, InvalidInput, NotFound
@@ -68,13 +69,26 @@ async def start_execution(
         execution_id = new_execution_id()
     else:
         execution_id = await claim_execution_id(deps.redis, workflow.id, idempotency_key)
-    start = Start(execution_id=execution_id, input=execution_input, idempotency_key=idempotency_key)
+    stored = await stored_value(deps, execution_input, "input")
+    start = Start(execution_id=execution_id, input=stored, idempotency_key=idempotency_key)
     outcome = await deps.executions.apply(Transition(execution_id, [start], workflow=workflow))
     assert outcome.state is not None, "a committed start leaves a state"
     created = bool(outcome.events)
     if created:
         deps.metrics.executions_started.labels(workflow.id).inc()
     return Started(outcome.state, created)
+
+
+async def stored_value(deps: Dependencies, value: Any, path: str) -> Any:
+    """A user's value as it may enter the log: a reference to it when its JSON is over ``SPANE_PAYLOAD_INLINE_MAX``.
+
+    A value that contains a reference already is refused (422): that shape is SPANE's own, and a user's copy of one
+    would be read as the stored value it names.
+    """
+    if references_in(value):
+        problem = FieldError(path, f"objects of the shape {{{REF_KEY!r}: ..., 'size': ...}} are reserved")
+        raise InvalidInput("the value holds a reference to a stored payload", [problem])
+    return await deps.payloads.store(value)
 
 
 USER_COMMANDS: dict[str, Callable[[], Command]] = {"pause": Pause, "resume": Resume, "cancel": Cancel}

@@ -104,8 +104,9 @@ async def delete_workflow(workflow_id: FromPath[str], deps: Deps) -> None:
     "/{workflow_id:str}/execute",
     status_code=HTTP_202_ACCEPTED,
     summary="Start an execution",
-    description="The same `idempotencyKey` (per workflow, for 24 hours) answers with the same execution.",
-    responses=problem_responses(400, 404, 413, 422),
+    description="The same `idempotencyKey` (per workflow, for 24 hours) answers with the same execution. An input "
+    "whose JSON is larger than `SPANE_PAYLOAD_INLINE_MAX` is stored in Postgres (503 while it is unavailable).",
+    responses=problem_responses(400, 404, 413, 422, 503),
 )
 async def execute_workflow(
     workflow_id: FromPath[str], deps: Deps, data: JSONBody[ExecuteRequest | None] = None
