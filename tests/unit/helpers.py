@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 from spane_core.commands import Command, Context, MarkStarted
-from spane_core.decide import decide
+from spane_core.decide import decide_and_evolve
 from spane_core.definition import Workflow, WorkflowDefinition
 from spane_core.events import Envelope, Event
 from spane_core.ids import ExecutionId, NodeId, WorkflowId
@@ -41,7 +41,8 @@ class Driver:
     def send(self, command: Command, jitter: float = 0.0) -> list[Event]:
         self.leases += 1
         ctx = Context(now=self.now, lease=f"lease-{self.leases}", jitter=jitter)
-        events = decide(self.state, self.wf, command, ctx)
+        events, decided_state = decide_and_evolve(self.state, self.wf, command, ctx)
+        before = self.state
         for event in events:
             self.state = evolve(self.state, event, self.now)
             assert self.state is not None
@@ -54,6 +55,8 @@ class Driver:
                     event=event,
                 )
             )
+        # What deciding hands back as the new state is the fold of its events, as the store relies on.
+        assert decided_state == self.state, (before, command)
         return events
 
     @property

@@ -158,10 +158,18 @@ def decide(state: ExecutionState | None, workflow: Workflow, command: Command, c
 
     Raises ``StateConflict`` when a user's command is not allowed in the current state.
     """
+    return decide_and_evolve(state, workflow, command, ctx)[0]
+
+
+def decide_and_evolve(
+    state: ExecutionState | None, workflow: Workflow, command: Command, ctx: Context
+) -> tuple[list[Event], ExecutionState | None]:
+    """``decide``, and the state after its events (each evolved at ``ctx.now``): deciding evolves them anyway,
+    so a caller that needs the new state need not fold the events again."""
     d = _Decision(state, workflow, ctx)
     if isinstance(command, Start):
         if state is not None:
-            return []  # started already: starting is idempotent
+            return [], state  # started already: starting is idempotent
         d.emit(
             ExecutionStarted(
                 execution_id=command.execution_id,
@@ -175,11 +183,11 @@ def decide(state: ExecutionState | None, workflow: Workflow, command: Command, c
             )
         )
         d.advance()
-        return d.events
+        return d.events, d.state
     if state is None:
         raise StateConflict("the execution has not started")
     _decide_on(d, state, command)
-    return d.events
+    return d.events, d.state
 
 
 def _decide_on(d: _Decision, state: ExecutionState, command: Command) -> None:

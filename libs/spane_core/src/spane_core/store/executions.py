@@ -17,14 +17,14 @@ from redis.asyncio import Redis
 
 from spane_core import codec
 from spane_core.commands import Command, Context, Start
-from spane_core.decide import decide
+from spane_core.decide import decide_and_evolve
 from spane_core.definition import Workflow
 from spane_core.effects import effects
 from spane_core.errors import ConcurrencyError, NotFound, SpaneError
 from spane_core.events import Envelope
 from spane_core.ids import ExecutionId, WorkflowId, new_lease
 from spane_core.keys import WORKER_GROUP, PartitionKeys, for_execution
-from spane_core.state import FINISHED_EXECUTION, ExecutionState, evolve
+from spane_core.state import FINISHED_EXECUTION, ExecutionState
 from spane_core.store.scripts import LuaScript, run_pipelined
 
 MAX_ROUNDS = 64
@@ -107,7 +107,7 @@ class ExecutionStore:
             for t in transitions
             if t.execution_id not in self._cache and not (first_round and _starts(t))
         ]
-        loaded = dict(zip(missing, await self.load_many(missing), strict=True)) if missing else {}
+        loaded = await self._load_and_remember(missing)
         return [
             (loaded[t.execution_id], False)
             if t.execution_id in loaded
@@ -118,8 +118,23 @@ class ExecutionStore:
     async def peek(self, execution_ids: Sequence[str]) -> list[ExecutionState | None]:
         """The snapshots this process last saw, else read from Redis: a hint that may be stale, never a decision."""
         missing = [eid for eid in execution_ids if eid not in self._cache]
-        loaded = dict(zip(missing, await self.load_many(missing), strict=True)) if missing else {}
+        loaded = await self._load_and_remember(missing)
         return [loaded[eid] if eid in loaded else _state_of(self._cache.get(eid)) for eid in execution_ids]
+
+    async def _load_and_remember(self, execution_ids: Sequence[str]) -> dict[str, ExecutionState | None]:
+        """Read snapshots from Redis and cache them: a worker that peeked at an execution before running its task
+        then commits the result without reading the snapshot again."""
+        if not execution_ids:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for eid in execution_ids:
+            pipe.hget(self.keys(eid).snapshot(eid), "s")
+        loaded: dict[str, ExecutionState | None] = {}
+        for eid, data in zip(execution_ids, await pipe.execute(), strict=True):
+            state = None if data is None else codec.decode_state(data)
+            self._remember(eid, state, len(data or b""))
+            loaded[eid] = state
+        return loaded
 
     def keys(self, execution_id: str) -> PartitionKeys:
         return for_execution(execution_id, self.partitions)
@@ -199,10 +214,8 @@ class ExecutionStore:
             events = []
             acks = list(t.ack)
             for n, command in enumerate(t.commands):
-                decided = decide(after, workflow, command, ctx)
-                for event in decided:
-                    after = evolve(after, event, now)
-                    events.append(event)
+                decided, after = decide_and_evolve(after, workflow, command, ctx)
+                events += decided
                 if decided and n < len(t.ack_if_recorded) and (entry := t.ack_if_recorded[n]) is not None:
                     acks.append(entry)
         except SpaneError as e:
