@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -29,7 +28,7 @@ from redis.exceptions import ResponseError
 from spane_core import codec
 from spane_core.commands import Command, MarkStarted
 from spane_core.errors import ConcurrencyError
-from spane_core.ids import ExecutionId
+from spane_core.ids import ExecutionId, new_lease
 from spane_core.keys import WORKER_GROUP, PartitionKeys, all_partitions
 from spane_core.sdk import ExecutorRegistry
 from spane_core.settings import Settings
@@ -227,7 +226,7 @@ class Worker:
 
     async def _run_quick(self, held: Held) -> None:
         task = held.task
-        lease = secrets.token_hex(8)
+        lease = new_lease()
         start = MarkStarted(task.node_id, task.queued_seq, lease=lease, first_only=True, started_at=now_ms())
         try:
             async with self._slots:
@@ -236,8 +235,11 @@ class Worker:
                     execute(task, workflow.node(task.node_id), lease, self.executors, self.payloads)
                 )
                 try:
-                    done, _ = await asyncio.wait({running}, timeout=self.announce_after_s)
-                    if done:
+                    # Most nodes finish in their first step: look after it before arming the announce timer.
+                    await asyncio.sleep(0)
+                    if not running.done():
+                        await asyncio.wait({running}, timeout=self.announce_after_s)
+                    if running.done():
                         ran = running.result()
                         commands: tuple[Command, ...] = (start, ran.command)
                     else:  # a slow node: record its start now, so that it shows as running while it runs
