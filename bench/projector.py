@@ -28,7 +28,7 @@ from spane_core.node_schemas import BUILTIN_NODE_TYPES
 from spane_core.state import ExecutionState, NodeStatus, evolve
 from spane_core.validation import parse_definition
 from spane_projector.schema import migrate
-from spane_projector.writer import write_commits
+from spane_projector.writer import FoldCache, write_commits
 
 from bench.procs import postmaster_pid
 from bench.workloads import WORKLOADS, Workload
@@ -121,12 +121,13 @@ async def main() -> None:
             await migrate(db)
             postmaster = postmaster_pid(pg.data_dir)
             assert postmaster is not None
+            folds = FoldCache()  # as the projector keeps one
             pg_before = tree_cpu_seconds(postmaster)
             usage_before = resource.getrusage(resource.RUSAGE_SELF)
             started = time.perf_counter()
             for i in range(0, len(commits), args.batch):
                 batch = [e for commit in commits[i : i + args.batch] for e in commit]
-                await write_commits(db, batch)
+                await write_commits(db, batch, folds)
             wall = time.perf_counter() - started
             usage = resource.getrusage(resource.RUSAGE_SELF)
             pg_cpu = tree_cpu_seconds(postmaster) - pg_before

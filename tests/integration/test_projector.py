@@ -35,7 +35,7 @@ from spane_core.ids import ExecutionId, NodeId, WorkflowId, new_execution_id
 from spane_core.state import fold
 from spane_core.workflow_events import WorkflowDeleted, WorkflowEvent, WorkflowRegistered
 from spane_projector import MIGRATIONS, Projector, migrate, schema_version
-from spane_projector.writer import write_commits
+from spane_projector.writer import FoldCache, write_commits
 
 pytestmark = pytest.mark.integration
 
@@ -287,10 +287,12 @@ async def test_replaying_a_batch_changes_nothing(db: asyncpg.Pool) -> None:
 
 
 @pytest.mark.parametrize("make_log", [busy_run, dead_letter_run])
+@pytest.mark.parametrize("cached", [False, True], ids=["rows-read-back", "fold-cache"])
 async def test_a_log_split_anywhere_and_applied_in_any_order_gives_the_same_rows(
-    db: asyncpg.Pool, make_log: Callable[[str | None], Log]
+    db: asyncpg.Pool, make_log: Callable[[str | None], Log], cached: bool
 ) -> None:
     reference = make_log(None)
+    cache = FoldCache() if cached else None
     async with db.acquire() as conn:
         await write_commits(conn, reference.envelopes)
         expected = await snapshot(db, reference.execution_id)
@@ -299,12 +301,30 @@ async def test_a_log_split_anywhere_and_applied_in_any_order_gives_the_same_rows
                 log = make_log(None)
                 head, tail = log.envelopes[:cut], log.envelopes[cut:]
                 for part in (tail, head) if later_first else (head, tail):
-                    await write_commits(conn, part)
+                    await write_commits(conn, part, cache)
                 assert await snapshot(db, log.execution_id) == expected, (cut, later_first)
         log = make_log(None)  # one event per batch, newest first: only the last batch folds them all
         for envelope in reversed(log.envelopes):
-            await write_commits(conn, [envelope])
+            await write_commits(conn, [envelope], cache)
         assert await snapshot(db, log.execution_id) == expected
+        log = make_log(None)  # one event per batch, in order: each batch folds on from the last one's state
+        for envelope in log.envelopes:
+            await write_commits(conn, [envelope], cache)
+        assert await snapshot(db, log.execution_id) == expected
+
+
+async def test_the_fold_cache_is_not_used_once_another_projector_moved_the_execution_on(db: asyncpg.Pool) -> None:
+    reference, log = busy_run(), busy_run()
+    ours, theirs = FoldCache(), FoldCache()
+    async with db.acquire() as conn:
+        await write_commits(conn, reference.envelopes)
+        thirds = [log.envelopes[:4], log.envelopes[4:8], log.envelopes[8:]]
+        await write_commits(conn, thirds[0], ours)
+        await write_commits(conn, thirds[1], theirs)  # ours now holds a state the rows have moved past
+        stale = ours.get(log.execution_id, 4)
+        assert stale is not None and stale.seq == 4
+        await write_commits(conn, thirds[2], ours)
+    assert await snapshot(db, log.execution_id) == await snapshot(db, reference.execution_id)
 
 
 async def test_events_archived_before_version_3_still_fill_a_gap(db: asyncpg.Pool) -> None:

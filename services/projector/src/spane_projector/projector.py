@@ -26,7 +26,7 @@ from spane_core.workflow_events import WorkflowEvent
 
 from spane_projector.rows import stream_pos
 from spane_projector.schema import migrate
-from spane_projector.writer import write_commits, write_workflow_events
+from spane_projector.writer import FoldCache, write_commits, write_workflow_events
 
 log = logging.getLogger("spane.projector")
 TRIM_EVERY_S = 1.0  # how often the commit streams are trimmed behind the projector
@@ -88,6 +88,7 @@ class Projector:
         self.stats = ProjectorStats()
         self._pool: asyncpg.Pool | None = database if isinstance(database, asyncpg.Pool) else None
         self._trimmed_at: dict[str, float] = {}
+        self._folds = FoldCache()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume every stream until ``stop`` is set."""
@@ -215,7 +216,7 @@ class Projector:
                 newest = max((e.at for _, e in events), default=None)
             else:
                 envelopes: list[Envelope] = [e for _, b in bodies for e in decode_envelopes(b)]
-                folded = await write_commits(conn, envelopes)
+                folded = await write_commits(conn, envelopes, self._folds)
                 newest = max((e.at for e in envelopes), default=None)
         self.stats.events += folded
         if newest is not None and (self.stats.last_event_at is None or newest > self.stats.last_event_at):

@@ -80,6 +80,7 @@ class Projection:
     nodes: list[NodeRunRow]
     dead_letters: list[DeadLetterRow]
     requeues: list[Requeue]
+    state: ExecutionState  # after the events: what the rows were made from
 
 
 def node_of(envelope: Envelope) -> NodeId | None:
@@ -196,7 +197,7 @@ def project(state: ExecutionState | None, envelopes: Sequence[Envelope]) -> Proj
     assert state is not None, "project() needs at least one envelope"
     last = envelopes[-1]
     nodes = [_node_row(state, node_id, seq) for node_id, seq in touched.items()]
-    return Projection(_execution_row(state, last.at, last.seq), nodes, dead_letters, list(requeues.values()))
+    return Projection(_execution_row(state, last.at, last.seq), nodes, dead_letters, list(requeues.values()), state)
 
 
 @dataclass(slots=True)

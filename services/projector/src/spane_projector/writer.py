@@ -10,12 +10,14 @@ batch folds nothing. A per-execution advisory lock makes concurrent batches of o
 from __future__ import annotations
 
 import zlib
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from spane_core.codec import decode_envelope, encode
 from spane_core.events import Envelope
+from spane_core.state import FINISHED_EXECUTION, ExecutionState
 from spane_core.workflow_events import WorkflowEvent
 
 from spane_projector import sql
@@ -90,7 +92,41 @@ def _columns(rows: Iterable[Sequence[Any]], width: int) -> list[list[Any]]:
     return columns or [[] for _ in range(width)]
 
 
-async def write_commits(conn: Conn, envelopes: Iterable[Envelope]) -> int:
+class FoldCache:
+    """The state each execution was left in by this projector's last batch of it (bounded, least recent out).
+
+    A batch whose execution's stored ``last_seq`` is the one cached folds on from the cached state instead of
+    reading the execution's node rows back: the rows were made from that very state, under the same lock.
+    """
+
+    def __init__(self, max_states: int = 1024, max_bytes: int = 32 * 1024 * 1024) -> None:
+        self.max_states = max_states
+        self.max_bytes = max_bytes
+        self._states: OrderedDict[str, tuple[ExecutionState, int]] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, execution_id: str, last_seq: int) -> ExecutionState | None:
+        entry = self._states.get(execution_id)
+        if entry is None or entry[0].seq != last_seq:
+            return None
+        self._states.move_to_end(execution_id)
+        return entry[0]
+
+    def put(self, state: ExecutionState) -> None:
+        old = self._states.pop(state.execution_id, None)
+        if old is not None:
+            self._bytes -= old[1]
+        if state.status in FINISHED_EXECUTION:
+            return  # rarely folded again (a retry from the dead letters reads its rows back)
+        size = len(encode(state))  # a measure of its weight: decoded, it takes a few times this
+        self._states[state.execution_id] = (state, size)
+        self._bytes += size
+        while self._states and (len(self._states) > self.max_states or self._bytes > self.max_bytes):
+            _, (_, evicted) = self._states.popitem(last=False)
+            self._bytes -= evicted
+
+
+async def write_commits(conn: Conn, envelopes: Iterable[Envelope], cache: FoldCache | None = None) -> int:
     """Apply commits' envelopes in one transaction; returns how many events were folded into rows."""
     by_execution: dict[str, dict[int, Envelope]] = {}
     for envelope in envelopes:
@@ -104,17 +140,23 @@ async def write_commits(conn: Conn, envelopes: Iterable[Envelope]) -> int:
         runs = await _archive_and_runs(conn, by_execution, {i: row.last_seq for i, row in stored.items()})
         if not runs:
             return 0
-        wanted = {(i, node_id) for i in runs if i in stored for e in runs[i] if (node_id := node_of(e))}
+        cached = {i: state for i in runs if i in stored and cache and (state := cache.get(i, stored[i].last_seq))}
+        wanted = {
+            (i, node_id) for i in runs if i in stored and i not in cached for e in runs[i] if (node_id := node_of(e))
+        }
         nodes: dict[str, list[NodeRunRow]] = {}
         if wanted:
             for r in await conn.fetch(sql.SELECT_NODE_RUNS, *_columns(wanted, 2)):
                 nodes.setdefault(r["execution_id"], []).append(_node_row(r))
         projections = [
-            project(state_from_rows(stored[i], nodes.get(i, ())) if i in stored else None, run)
+            project(cached.get(i) or (state_from_rows(stored[i], nodes.get(i, ())) if i in stored else None), run)
             for i, run in runs.items()
         ]
         await _write(conn, projections)
-        return sum(len(run) for run in runs.values())
+    if cache is not None:  # committed: the states are now what the rows say
+        for projection in projections:
+            cache.put(projection.state)
+    return sum(len(run) for run in runs.values())
 
 
 async def _archive_and_runs(
