@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
-from spane_core.codec import decode_envelope, envelope_to_dict, iso_ms
+from spane_core.codec import decode_envelopes, envelope_to_dict, iso_ms
 from spane_core.errors import StorageError
 
 from spane_api.schemas import ExecutionSummary, ExecutionView, NodeView, VersionInfo, WorkflowSummary
@@ -160,10 +160,16 @@ async def executions(
 
 
 async def archived_events(db: asyncpg.Pool, execution_id: str) -> list[dict[str, Any]]:
-    """The archived log of an execution (for when Redis no longer holds it), in order.
+    """The archived log of an execution (for when Redis no longer holds it), in order, each event once.
 
-    An event holds the log's own bytes (``data``); one archived before schema version 3, its API form (``body``).
+    The archive keeps runs of envelopes as the log holds them (``event_runs``, which may overlap); events archived
+    before schema version 3 are in ``events``, in their API form.
     """
     async with connection(db) as conn:
-        rows = await conn.fetch("SELECT data, body FROM events WHERE execution_id = $1 ORDER BY seq", execution_id)
-    return [r["body"] if r["data"] is None else envelope_to_dict(decode_envelope(r["data"])) for r in rows]
+        runs = await conn.fetch("SELECT data FROM event_runs WHERE execution_id = $1", execution_id)
+        old = await conn.fetch("SELECT seq, body FROM events WHERE execution_id = $1", execution_id)
+    by_seq: dict[int, dict[str, Any]] = {r["seq"]: r["body"] for r in old}
+    for r in runs:
+        for envelope in decode_envelopes(r["data"]):
+            by_seq.setdefault(envelope.seq, envelope_to_dict(envelope))
+    return [by_seq[seq] for seq in sorted(by_seq)]

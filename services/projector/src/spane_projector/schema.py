@@ -110,13 +110,20 @@ MIGRATIONS: tuple[str, ...] = (
         created_at timestamptz NOT NULL DEFAULT now()
     );
     """,
-    # 3: an archived event keeps the log's own bytes (msgpack, as Redis holds it) in ``data``, not a jsonb
-    # rendering in ``body``: the projector no longer converts each event and Postgres no longer parses it, and
-    # the bytes decode with the same codec as the log. Rows archived before keep their ``body``.
+    # 3: the archive keeps runs of events, not one row per event: a row per execution and batch holds the run's
+    # envelopes as the log holds them (a msgpack array), so the projector neither renders nor COPYs each event
+    # and Postgres neither parses nor indexes each one. Runs of replayed or split batches may overlap; a reader
+    # takes each seq once. Events archived before stay in ``events`` (jsonb ``body``) and are read as before.
     """
-    ALTER TABLE events ADD COLUMN data bytea;
-    ALTER TABLE events ALTER COLUMN body DROP NOT NULL;
-    ALTER TABLE events ADD CONSTRAINT events_data_or_body CHECK (data IS NOT NULL OR body IS NOT NULL);
+    CREATE TABLE event_runs (
+        execution_id text NOT NULL,
+        first_seq    int NOT NULL,
+        last_seq     int NOT NULL,
+        workflow_id  text NOT NULL,
+        at           timestamptz NOT NULL,  -- of the run's last event
+        data         bytea NOT NULL,        -- msgpack array of the envelopes first_seq..last_seq
+        PRIMARY KEY (execution_id, first_seq)
+    );
     """,
 )
 

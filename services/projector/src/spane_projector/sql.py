@@ -1,5 +1,5 @@
-"""The projector's SQL. A batch's new events are COPYed into the archive; other rows travel as one array per column
-and are ``unnest``-ed: one round trip per table, whatever the size of the batch.
+"""The projector's SQL. A batch's new runs of events are COPYed into the archive; other rows travel as one array per
+column and are ``unnest``-ed: one round trip per table, whatever the size of the batch.
 
 JSON goes in as text cast to jsonb and comes out as text, whatever codecs the connection has.
 """
@@ -11,15 +11,14 @@ LOCK_EXECUTIONS = """
 SELECT pg_advisory_xact_lock($1::int, k) FROM unnest($2::int[]) WITH ORDINALITY AS u(k, i) ORDER BY i
 """
 
-# The archive's columns, in the order of ``writer._event_record``; a batch of new events is COPYed in, and
-# INSERT_EVENTS (which skips the ones archived already) takes the rest.
-EVENT_COLUMNS = ("execution_id", "seq", "workflow_id", "type", "at", "node_id", "data")
+# The archive's columns, in the order of ``writer._run_record``: a batch's new runs are COPYed in, and
+# INSERT_EVENT_RUNS (which skips the ones archived already) takes the rest.
+EVENT_RUN_COLUMNS = ("execution_id", "first_seq", "last_seq", "workflow_id", "at", "data")
 
-INSERT_EVENTS = """
-INSERT INTO events (execution_id, seq, workflow_id, type, at, node_id, data)
-SELECT e, s, w, t, a, n, b
-FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::bytea[])
-    AS u(e, s, w, t, a, n, b)
+INSERT_EVENT_RUNS = """
+INSERT INTO event_runs (execution_id, first_seq, last_seq, workflow_id, at, data)
+SELECT e, f, l, w, a, d
+FROM unnest($1::text[], $2::int[], $3::int[], $4::text[], $5::timestamptz[], $6::bytea[]) AS u(e, f, l, w, a, d)
 ON CONFLICT DO NOTHING
 """
 
@@ -30,16 +29,21 @@ FROM executions WHERE execution_id = ANY($1::text[])
 """
 
 # Executions with archived events after the given seq (their last folded one): events archived by a batch that
-# came early, whose gap this batch may fill.
+# came early, whose gap this batch may fill. ``events`` holds what was archived before schema version 3.
 SELECT_HAS_LATER = """
 SELECT u.e FROM unnest($1::text[], $2::int[]) AS u(e, s)
-WHERE EXISTS (SELECT 1 FROM events v WHERE v.execution_id = u.e AND v.seq > u.s)
+WHERE EXISTS (SELECT 1 FROM event_runs r WHERE r.execution_id = u.e AND r.last_seq > u.s)
+   OR EXISTS (SELECT 1 FROM events v WHERE v.execution_id = u.e AND v.seq > u.s)
 """
 
-SELECT_EVENTS_AFTER = """
-SELECT v.data, v.body::text FROM unnest($1::text[], $2::int[]) AS u(e, s)
+# Everything archived after the given seqs: runs (msgpack arrays, which may reach back before the seq) and old
+# events (jsonb). The caller orders them and takes each seq once.
+SELECT_ARCHIVED_AFTER = """
+SELECT r.data, NULL::text AS body FROM unnest($1::text[], $2::int[]) AS u(e, s)
+JOIN event_runs r ON r.execution_id = u.e AND r.last_seq > u.s
+UNION ALL
+SELECT NULL::bytea, v.body::text FROM unnest($1::text[], $2::int[]) AS u(e, s)
 JOIN events v ON v.execution_id = u.e AND v.seq > u.s
-ORDER BY v.execution_id, v.seq
 """
 
 SELECT_NODE_RUNS = """

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
-from spane_core.codec import decode_envelope, encode
+from spane_core.codec import decode_envelopes, encode
 from spane_core.events import Envelope
 from spane_core.state import FINISHED_EXECUTION, ExecutionState
 from spane_core.workflow_events import WorkflowEvent
@@ -165,44 +165,56 @@ async def _archive_and_runs(
     """Archive the batch's new events; per execution, return the events to fold now: those right after its
     ``last_seq`` (``done``), while contiguous.
 
-    Usually the batch's own events, none of them archived yet: they are COPYed in. An execution with archived
-    events after its ``last_seq`` was reached by an earlier batch that came early (several projectors share a
-    stream; a dead one's entries are reclaimed late): its events are inserted skipping those archived already, and
-    its run is read back from the archive, so that a batch that fills a gap folds every event after it.
+    Usually the batch's own events, none of them archived yet: each contiguous run of them becomes one row, COPYed
+    in. An execution with archived events after its ``last_seq`` was reached by an earlier batch that came early
+    (several projectors share a stream; a dead one's entries are reclaimed late): its events are inserted one per
+    row, skipping those archived already (a row that starts at a seq covers it), and its run is read back from the
+    archive, so that a batch that fills a gap folds every event after it.
     """
     after = {i: done.get(i, 0) for i in by_execution}
     early = {r[0] for r in await conn.fetch(sql.SELECT_HAS_LATER, *_columns(after.items(), 2))}
-    new: list[Envelope] = []
-    maybe_archived: list[Envelope] = []
+    new: list[list[Envelope]] = []
+    maybe_archived: list[list[Envelope]] = []
     runs: dict[str, list[Envelope]] = {}
     for execution_id, seqs in by_execution.items():
         fresh = [seqs[s] for s in sorted(seqs) if s > after[execution_id]]  # a replayed batch has none
         if execution_id in early:
-            maybe_archived += fresh
+            maybe_archived += ([e] for e in fresh)
             continue
-        new += fresh
-        run: list[Envelope] = []
-        for envelope in fresh:
-            if envelope.seq != after[execution_id] + len(run) + 1:
-                break  # a gap: what follows it waits, archived, for the batch that fills it
-            run.append(envelope)
-        if run:
-            runs[execution_id] = run
+        new += _contiguous(fresh)
+        if fresh and fresh[0].seq == after[execution_id] + 1:
+            runs[execution_id] = _contiguous(fresh)[0]  # up to a gap: what follows waits for the batch that fills it
     if new:
-        await conn.copy_records_to_table("events", records=map(_event_record, new), columns=sql.EVENT_COLUMNS)
+        await conn.copy_records_to_table("event_runs", records=map(_run_record, new), columns=sql.EVENT_RUN_COLUMNS)
     if maybe_archived:
-        await conn.execute(sql.INSERT_EVENTS, *_columns(map(_event_record, maybe_archived), len(sql.EVENT_COLUMNS)))
+        rows = _columns(map(_run_record, maybe_archived), len(sql.EVENT_RUN_COLUMNS))
+        await conn.execute(sql.INSERT_EVENT_RUNS, *rows)
         gaps = {i: after[i] for i in early}
-        for data, body in await conn.fetch(sql.SELECT_EVENTS_AFTER, *_columns(gaps.items(), 2)):
-            envelope = decode_envelope(data) if data is not None else envelope_from_body(from_json(body))
-            run = runs.setdefault(envelope.execution_id, [])
-            if envelope.seq == gaps[envelope.execution_id] + len(run) + 1:
-                run.append(envelope)
-    return {i: run for i, run in runs.items() if run}
+        archived: dict[str, dict[int, Envelope]] = {}
+        for data, body in await conn.fetch(sql.SELECT_ARCHIVED_AFTER, *_columns(gaps.items(), 2)):
+            for envelope in decode_envelopes(data) if data is not None else [envelope_from_body(from_json(body))]:
+                archived.setdefault(envelope.execution_id, {})[envelope.seq] = envelope
+        for execution_id, seqs in archived.items():
+            fresh = [seqs[s] for s in sorted(seqs) if s > gaps[execution_id]]
+            if fresh and fresh[0].seq == gaps[execution_id] + 1:
+                runs[execution_id] = _contiguous(fresh)[0]
+    return runs
 
 
-def _event_record(e: Envelope) -> tuple[Any, ...]:
-    return (e.execution_id, e.seq, e.workflow_id, e.type, to_time(e.at), node_of(e), encode(e))
+def _contiguous(envelopes: list[Envelope]) -> list[list[Envelope]]:
+    """``envelopes`` (of one execution, in seq order) cut where a seq is missing."""
+    out: list[list[Envelope]] = []
+    for envelope in envelopes:
+        if out and envelope.seq == out[-1][-1].seq + 1:
+            out[-1].append(envelope)
+        else:
+            out.append([envelope])
+    return out
+
+
+def _run_record(run: list[Envelope]) -> tuple[Any, ...]:
+    first, last = run[0], run[-1]
+    return (first.execution_id, first.seq, last.seq, first.workflow_id, to_time(last.at), encode(run))
 
 
 async def _write(conn: Conn, projections: list[Projection]) -> None:
