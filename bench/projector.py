@@ -3,8 +3,8 @@
 The logs of E executions of a workload are made with the pure core (``decide``/``evolve``, no worker), cut into
 commits the way a worker commits them (a node's start and result in one commit), interleaved across executions as
 they arrive under load, and written with ``write_commits`` in batches of B commits into a fresh Postgres (fsync
-off, as in ``make bench``). It reports events/s and the CPU the projector process and Postgres spent per 1,000
-events: the figures to watch when changing the projector's hot path.
+off, as in ``make bench``), then checks that every execution shows completed. It reports events/s and the CPU the
+projector process and Postgres spent per 1,000 events: the figures to watch when changing the projector's hot path.
 """
 
 from __future__ import annotations
@@ -132,6 +132,7 @@ async def main() -> None:
             usage = resource.getrusage(resource.RUSAGE_SELF)
             pg_cpu = tree_cpu_seconds(postmaster) - pg_before
             own = (usage.ru_utime - usage_before.ru_utime) + (usage.ru_stime - usage_before.ru_stime)
+            completed = await db.fetchval("SELECT count(*) FROM executions WHERE status = 'completed'")
             await db.close()
         finally:
             pg.stop()
@@ -143,6 +144,8 @@ async def main() -> None:
     per_k = 1e6 / events  # seconds of CPU -> ms per 1,000 events
     print(f"  CPU per 1,000 events: projector {own * per_k:.1f} ms, postgres {pg_cpu * per_k:.1f} ms")
     print(f"  (machine: {os.cpu_count()} cores)")
+    if completed != args.executions:  # the figures mean nothing if the fold went wrong
+        raise SystemExit(f"the read model shows {completed} of {args.executions} executions completed")
 
 
 if __name__ == "__main__":

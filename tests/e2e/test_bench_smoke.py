@@ -58,3 +58,18 @@ def test_celery_smoke(tmp_path: Path) -> None:
         assert result["ok"], result["errors"]
         assert result["completed"] == result["executions"] > 0
     assert document["spane"] == []
+
+
+def test_projector_bench_smoke() -> None:
+    """``python -m bench.projector`` folds its logs into a fresh Postgres and checks every execution completed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.projector", "--workload", "diamond", "-E", "5", "-B", "7"],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert "events/s" in done.stdout
