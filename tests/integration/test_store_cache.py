@@ -12,7 +12,8 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 from spane_core.commands import Complete, MarkStarted, Start
-from spane_core.definition import Workflow, WorkflowDefinition
+from spane_core.definition import Graph, Workflow, WorkflowDefinition
+from spane_core.errors import InternalError
 from spane_core.events import NodeCompleted, NodeStarted
 from spane_core.ids import ExecutionId, NodeId, WorkflowId, new_execution_id
 from spane_core.state import ExecutionStatus, NodeStatus
@@ -103,3 +104,55 @@ async def test_the_cache_holds_at_most_its_byte_budget(redis: Redis, monkeypatch
     assert list(one._cache)[-1] == ids[-1]  # the most recent stays
     # Executions that fell out of the cache are read from Redis again, and go on as before.
     await _run(one, ids[0], "a")
+
+
+class _Buggy(Workflow):
+    """A workflow on which the rules fail, as a bug in them would."""
+
+    @property
+    def graph(self) -> Graph:
+        raise RuntimeError("a bug in the rules")
+
+
+class _BrokenFor:
+    """A workflow source that hands out one workflow as ``_Buggy``."""
+
+    def __init__(self, registry: WorkflowRegistry, broken: WorkflowId) -> None:
+        self.registry = registry
+        self.broken = broken
+
+    async def get(self, workflow_id: WorkflowId, version: int | None = None) -> Workflow:
+        workflow = await self.registry.get(workflow_id, version)
+        return _Buggy(workflow.definition, workflow.version) if workflow_id == self.broken else workflow
+
+
+async def test_a_bug_deciding_on_one_execution_fails_only_its_transition(redis: Redis) -> None:
+    registry = WorkflowRegistry(redis)
+    starter = ExecutionStore(redis, registry)
+    leases: dict[ExecutionId, str] = {}
+    for workflow_id in ("bug-good", "bug-bad"):
+        version, _ = await registry.register(
+            msgspec.convert({**CHAIN, "id": workflow_id}, WorkflowDefinition), now_ms()
+        )
+        workflow = await registry.get(WorkflowId(workflow_id), version)
+        eid = new_execution_id()
+        await starter.apply(Transition(eid, [Start(eid, input=1)], workflow=workflow))
+        state = await starter.load(eid)
+        assert state is not None
+        started = await starter.apply(Transition(eid, [MarkStarted(NodeId("a"), state.node(NodeId("a")).queued_seq)]))
+        assert started.state is not None
+        leases[eid] = started.state.node(NodeId("a")).lease
+    good, bad = leases
+
+    store = ExecutionStore(redis, _BrokenFor(registry, WorkflowId("bug-bad")))
+    outcomes = await store.transact(
+        [Transition(e, [Complete(NodeId("a"), lease, output=1)]) for e, lease in leases.items()]
+    )
+
+    by_id = {o.execution_id: o for o in outcomes}
+    assert by_id[good].error is None
+    assert NodeCompleted in [type(e.event) for e in by_id[good].events]
+    assert isinstance(by_id[bad].error, InternalError)
+    assert by_id[bad].events == []
+    state = await store.load(bad)
+    assert state is not None and state.node(NodeId("a")).status is NodeStatus.RUNNING  # nothing half-applied

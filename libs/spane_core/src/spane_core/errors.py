@@ -51,3 +51,8 @@ class NonRetryableError(SpaneError):
 
 class StorageError(SpaneError):
     """A backing store (Redis, Postgres) failed or is unreachable."""
+
+
+class InternalError(SpaneError):
+    """A bug: the rules could not decide on one execution (HTTP 500). Logged with its traceback; it fails that
+    execution's transition only, never the others committed with it."""

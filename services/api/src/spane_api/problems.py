@@ -18,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from spane_core.errors import (
     ConcurrencyError,
+    InternalError,
     InvalidInput,
     MalformedInput,
     NotFound,
@@ -40,6 +41,7 @@ SPANE_ERRORS: dict[type[SpaneError], tuple[int, str]] = {
     StateConflict: (409, "state-conflict"),
     ConcurrencyError: (409, "concurrent-update"),
     StorageError: (503, "storage-unavailable"),
+    InternalError: (500, "internal-error"),
 }
 
 # Litestar's own errors, by status: problem type slug and the detail shown when Litestar gives none worth showing.

@@ -6,6 +6,7 @@ moves hundreds of tasks at a time. A version conflict (a sibling node committed 
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections import OrderedDict
@@ -20,13 +21,14 @@ from spane_core.commands import Command, Context, Start
 from spane_core.decide import decide_and_evolve
 from spane_core.definition import Workflow
 from spane_core.effects import effects
-from spane_core.errors import ConcurrencyError, NotFound, SpaneError
+from spane_core.errors import ConcurrencyError, InternalError, NotFound, SpaneError
 from spane_core.events import Envelope
 from spane_core.ids import ExecutionId, WorkflowId, new_lease
 from spane_core.keys import WORKER_GROUP, PartitionKeys, for_execution
 from spane_core.state import FINISHED_EXECUTION, ExecutionState
 from spane_core.store.scripts import LuaScript, run_pipelined
 
+log = logging.getLogger("spane.store")
 MAX_ROUNDS = 64
 # Snapshots this process committed or saw last, by execution. A cached snapshot may be stale (another process
 # committed since): the commit script's version check then refuses it and hands back the current one, so a hit
@@ -220,6 +222,11 @@ class ExecutionStore:
                     acks.append(entry)
         except SpaneError as e:
             outcome.error = e
+            events = []
+            acks = list(t.ack)
+        except Exception as e:  # a bug in the rules for this execution: fail its transition, not the whole batch
+            log.exception("deciding on execution %s failed", t.execution_id)
+            outcome.error = InternalError(f"deciding on execution {t.execution_id!r} failed: {e!r}")
             events = []
             acks = list(t.ack)
         if not events and not acks and not t.drop_timers:
