@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 
 from .api_support import Client, api_client, chain, error_paths, execute, make_settings, problem, save, unique
@@ -218,3 +219,25 @@ async def test_without_redis_the_api_answers_503(database_url: str) -> None:
         assert response.json()["checks"]["postgres"] == "ok"
         problem(await client.post("/api/workflows", json=chain()), 503)
         problem(await client.get("/api/executions/01ARZ3NDEKTSV4RRFFQ69G5FAV"), 503)
+
+
+async def test_a_read_model_query_the_schema_does_not_fit_is_a_500_not_an_outage(
+    redis_url: str, database_url: str
+) -> None:
+    """A database error that is not an outage is a bug: a logged 500, not a 503 that says "try again later"."""
+    admin = await asyncpg.connect(database_url)
+    name = unique("readmodel-drift")
+    base = database_url.rsplit("/", 1)[0]
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        settings = make_settings(redis_url, f"{base}/{name}")
+        async with api_client(settings) as client:
+            assert (await client.get("/api/workflows")).status_code == 200
+        drifted = await asyncpg.connect(f"{base}/{name}")
+        await drifted.execute("ALTER TABLE workflows RENAME COLUMN name TO title")
+        await drifted.close()
+        async with api_client(settings) as client:
+            body = problem(await client.get("/api/workflows"), 500)
+            assert "name" not in body["detail"]  # internals stay in the log
+    finally:
+        await admin.close()

@@ -1,6 +1,7 @@
 """Queries of the Postgres read models that the projector writes (the API never writes them).
 
-A driver error becomes ``StorageError`` (HTTP 503), so that a Postgres outage is not reported as a bug.
+An outage (no connection, the server shutting down or out of connections, tables not created yet) becomes
+``StorageError`` (HTTP 503); any other database error is a bug and answers a logged 500.
 """
 
 from __future__ import annotations
@@ -36,8 +37,24 @@ async def connection(db: asyncpg.Pool) -> AsyncIterator[PoolConnectionProxy[asyn
     try:
         async with db.acquire() as conn:
             yield conn
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+    except (OSError, asyncpg.InterfaceError) as e:
         raise StorageError(f"the read-model database is unavailable: {e}") from e
+    except asyncpg.PostgresError as e:
+        if not _unavailable(e):
+            raise  # a bug (a query the schema does not fit, say): a logged 500, not "try again later"
+        raise StorageError(f"the read-model database is unavailable: {e}") from e
+
+
+# SQLSTATE classes and codes that say "not now" rather than "wrong": connection exceptions, insufficient
+# resources, operator intervention (shutdown, cancel), a transaction to retry, and tables the projector has not
+# created yet (it migrates on start).
+_UNAVAILABLE_CLASSES = ("08", "53", "57", "58")
+_UNAVAILABLE_CODES = ("40001", "40P01", "42P01")
+
+
+def _unavailable(error: asyncpg.PostgresError) -> bool:
+    code = str(getattr(error, "sqlstate", "") or "")
+    return code[:2] in _UNAVAILABLE_CLASSES or code in _UNAVAILABLE_CODES
 
 
 async def list_workflows(db: asyncpg.Pool) -> list[WorkflowSummary]:
