@@ -510,3 +510,27 @@ async def test_takes_over_what_a_dead_projector_left_pending(redis: aioredis.Red
         assert await pending(redis, stream) == 0
     [execution] = await rows(db, "executions", log.execution_id)
     assert (execution["status"], execution["last_seq"]) == ("completed", log.seq)
+
+
+async def test_completed_executions_leave_redis_after_the_retention_once_archived(
+    redis: aioredis.Redis, db: asyncpg.Pool
+) -> None:
+    done, failed, running_log = busy_run(), dead_letter_run(), busy_run()
+    for log in (done, failed, running_log):  # what a live system keeps: the log and the snapshot
+        execution_keys = keys.for_execution(log.execution_id, 1)
+        await redis.rpush(execution_keys.log(log.execution_id), *(codec.encode(e) for e in log.envelopes))
+        await redis.hset(execution_keys.snapshot(log.execution_id), "v", str(log.seq))
+    await xadd(redis, done.commits + failed.commits[:3] + running_log.commits[:4])
+    async with running(projector_for(redis, db, retention_s=3600)) as projector:
+        await applied(projector, len(done.commits) + 3 + 4)
+
+    for log, expiring in ((done, True), (failed, False), (running_log, False)):
+        execution_keys = keys.for_execution(log.execution_id, 1)
+        ttls = [
+            await redis.ttl(k)
+            for k in (execution_keys.snapshot(log.execution_id), execution_keys.log(log.execution_id))
+        ]
+        if expiring:  # archived and final: gone after the retention
+            assert all(0 < t <= 3600 for t in ttls), ttls
+        else:  # failed (its dead letter may be retried) or running: kept
+            assert ttls == [-1, -1], ttls

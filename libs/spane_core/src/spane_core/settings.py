@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     payload_inline_max: int = Field(default=51_200, ge=256)
     # Stored payloads that each process keeps in memory (bytes of JSON): a value passed along is fetched once.
     payload_cache_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
+    # A completed or cancelled execution's log and snapshot stay in Redis this long once the projector has archived
+    # them (reads then come from the read model); 0 keeps them forever. Longer than an idempotency key lives (a
+    # day), so that a retried start still finds the execution it names.
+    execution_retention_s: int = Field(default=7 * 24 * 3600, ge=0)
     max_depth: int = 32
     max_body_bytes: int = 10 * 1024 * 1024
     log_level: str = "INFO"

@@ -30,6 +30,7 @@ from spane_projector.writer import FoldCache, write_commits, write_workflow_even
 
 log = logging.getLogger("spane.projector")
 TRIM_EVERY_S = 1.0  # how often the commit streams are trimmed behind the projector
+FINAL_FOR_GOOD = frozenset({"execution.completed", "execution.cancelled"})  # no command moves these on
 T = TypeVar("T")
 Entry = tuple[str, bytes | None]  # stream entry id, field ``b`` (None: the entry was deleted)
 
@@ -71,6 +72,7 @@ class Projector:
         batch_timeout_s: float = 60.0,
         run_migrations: bool = True,
         linger_ms: int = 25,
+        retention_s: int = 0,
     ) -> None:
         self.redis = redis
         self.database = database
@@ -85,6 +87,8 @@ class Projector:
         self.batch_timeout_s = batch_timeout_s
         self.run_migrations = run_migrations
         self.linger_ms = linger_ms
+        self.retention_s = retention_s
+        self.partitions = partitions
         self.stats = ProjectorStats()
         self._pool: asyncpg.Pool | None = database if isinstance(database, asyncpg.Pool) else None
         self._trimmed_at: dict[str, float] = {}
@@ -218,9 +222,26 @@ class Projector:
                 envelopes: list[Envelope] = [e for _, b in bodies for e in decode_envelopes(b)]
                 folded = await write_commits(conn, envelopes, self._folds)
                 newest = max((e.at for e in envelopes), default=None)
+                await self._expire_finished(envelopes)
         self.stats.events += folded
         if newest is not None and (self.stats.last_event_at is None or newest > self.stats.last_event_at):
             self.stats.last_event_at = newest
+
+    async def _expire_finished(self, envelopes: list[Envelope]) -> None:
+        """Let Redis drop the log and snapshot of executions that completed or were cancelled in this batch, after
+        ``retention_s``: they are archived now (the batch committed), and nothing moves them on any more. Failed
+        executions stay: a dead letter may be retried. A replayed batch only sets the same expiry again."""
+        if not self.retention_s:
+            return
+        finished = {e.execution_id for e in envelopes if e.type in FINAL_FOR_GOOD}
+        if not finished:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for execution_id in finished:
+            execution_keys = keys.for_execution(execution_id, self.partitions)
+            pipe.expire(execution_keys.snapshot(execution_id), self.retention_s)
+            pipe.expire(execution_keys.log(execution_id), self.retention_s)
+        await pipe.execute()
 
     async def _retry(self, what: str, stop: asyncio.Event, attempt: Callable[[], Awaitable[T]]) -> T:
         """``attempt()`` until it succeeds; raises ``_Stopped`` when ``stop`` is set first.

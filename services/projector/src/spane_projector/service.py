@@ -21,7 +21,11 @@ async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
     redis = Redis.from_url(settings.redis_url)  # bytes replies: the entries are msgpack
     try:
         projector = Projector(
-            redis, settings.database_url, consumer=settings.consumer_name, partitions=settings.partitions
+            redis,
+            settings.database_url,
+            consumer=settings.consumer_name,
+            partitions=settings.partitions,
+            retention_s=settings.execution_retention_s,
         )
         log.info("projector %s: %d partition(s)", settings.consumer_name, settings.partitions)
         await projector.run(stop)
