@@ -6,7 +6,7 @@ import os
 import socket
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field, SecretStr
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -18,6 +18,10 @@ def _comma_list(value: object) -> object:
 
 def _default_consumer() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
+
+
+# How long an idempotency key names its execution: a client retrying a start later than this starts a new one.
+IDEMPOTENCY_KEY_TTL_S = 24 * 3600
 
 
 class Settings(BaseSettings):
@@ -52,3 +56,13 @@ class Settings(BaseSettings):
     max_depth: int = 32
     max_body_bytes: int = 10 * 1024 * 1024
     log_level: str = "INFO"
+
+    @field_validator("execution_retention_s")
+    @classmethod
+    def _retention_outlives_idempotency_keys(cls, value: int) -> int:
+        if 0 < value < IDEMPOTENCY_KEY_TTL_S:
+            raise ValueError(
+                f"must be 0 (keep forever) or at least {IDEMPOTENCY_KEY_TTL_S} s, how long an idempotency key names"
+                " its execution: a retried start must find the execution, not begin it anew"
+            )
+        return value

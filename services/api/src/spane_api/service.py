@@ -17,13 +17,11 @@ from spane_core.definition import Workflow
 from spane_core.errors import FieldError, InvalidInput, NotFound
 from spane_core.ids import ExecutionId, WorkflowId, new_execution_id
 from spane_core.keys import WorkflowKeys
+from spane_core.settings import IDEMPOTENCY_KEY_TTL_S
 from spane_core.state import ExecutionState
 from spane_core.store.executions import Transition
 
 from spane_api.deps import Dependencies
-
-# How long an idempotency key maps to its execution: a client retrying later than this starts a new one.
-IDEMPOTENCY_TTL_S = 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +53,7 @@ async def claim_execution_id(redis: Redis, workflow_id: str, key: str) -> Execut
     name = WorkflowKeys.idempotency(workflow_id, key)
     while True:
         fresh = new_execution_id()
-        if await redis.set(name, fresh, nx=True, ex=IDEMPOTENCY_TTL_S):
+        if await redis.set(name, fresh, nx=True, ex=IDEMPOTENCY_KEY_TTL_S):
             return fresh
         existing = await redis.get(name)
         if existing is not None:  # else it expired between the two calls: claim it again
