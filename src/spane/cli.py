@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 import uvloop
+from pydantic import ValidationError
 from spane_core.errors import SpaneError
 from spane_core.settings import Settings
 
@@ -21,7 +22,14 @@ Host = Annotated[str | None, typer.Option(help="Interface the API binds (default
 
 
 def _settings(port: int | None = None, host: str | None = None) -> Settings:
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as e:
+        for error in e.errors():
+            name = "SPANE_" + "_".join(str(part) for part in error["loc"]).upper()
+            message = str(error["msg"]).removeprefix("Value error, ")
+            typer.echo(f"spane: {name}={error.get('input')!s}: {message}", err=True)
+        raise typer.Exit(2) from None
     if port is not None:
         settings.port = port
     if host is not None:

@@ -1,0 +1,22 @@
+"""The `spane` command answers bad settings with one readable line each, not a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def test_bad_settings_are_named_with_why_and_exit_2() -> None:
+    env = {"PATH": "/usr/bin:/bin", "SPANE_PORT": "abc", "SPANE_EXECUTION_RETENTION_S": "60"}
+    done = subprocess.run(
+        [sys.executable, "-m", "spane", "projector"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[0].startswith("spane: SPANE_PORT=abc: ") and "integer" in lines[0]
+    assert lines[1].startswith("spane: SPANE_EXECUTION_RETENTION_S=60: must be 0")
