@@ -194,3 +194,13 @@ def test_executions_are_listed_newest_first_with_a_cursor(api: httpx.Client) -> 
     rest = api.get("/api/executions", params={"workflowId": wf, "limit": 3, "cursor": page["nextCursor"]}).json()
     assert [i["executionId"] for i in rest["items"]] == ids[::-1][3:]
     assert rest["nextCursor"] is None
+
+
+def test_an_http_node_cannot_reach_the_cloud_metadata_address(api: httpx.Client) -> None:
+    wf = unique("ssrf")
+    metadata = node("steal", "http", config={"url": "http://169.254.169.254/latest/meta-data/"})
+    post_workflow(api, {"id": wf, "name": "SSRF", "nodes": [metadata]})
+    body = wait_final(api, execute(api, wf, {}))
+    assert body["status"] == "failed"
+    assert body["nodes"]["steal"]["attempts"] == 1  # refused for good, not retried
+    assert "SPANE_HTTP_DENY" in body["error"]["message"]

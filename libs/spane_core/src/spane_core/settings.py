@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from typing import Annotated
@@ -53,9 +54,26 @@ class Settings(BaseSettings):
     # them (reads then come from the read model); 0 keeps them forever. Longer than an idempotency key lives (a
     # day), so that a retried start still finds the execution it names.
     execution_retention_s: int = Field(default=7 * 24 * 3600, ge=0)
+    # Networks the http node may not connect to (CIDRs), and exceptions to that. The default denies link-local
+    # addresses, where clouds serve instance metadata and credentials; a multi-tenant deployment adds its private
+    # ranges (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 127.0.0.0/8, ::1/128, fc00::/7).
+    http_deny: Annotated[list[str], NoDecode, BeforeValidator(_comma_list)] = Field(
+        default_factory=lambda: ["169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32"]
+    )
+    http_allow: Annotated[list[str], NoDecode, BeforeValidator(_comma_list)] = Field(default_factory=list)
     max_depth: int = 32
     max_body_bytes: int = 10 * 1024 * 1024
     log_level: str = "INFO"
+
+    @field_validator("http_deny", "http_allow")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not a network (CIDR such as 10.0.0.0/8) or an address") from None
+        return value
 
     @field_validator("execution_retention_s")
     @classmethod

@@ -19,6 +19,7 @@ from spane_projector.schema import migrate
 
 from spane_worker.consumer import Worker
 from spane_worker.executors import builtin_executors
+from spane_worker.executors.http_guard import AddressGuard, guarded_client, networks
 
 log = logging.getLogger("spane.worker")
 
@@ -51,7 +52,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event, registry: Executor
     db = await asyncpg.create_pool(
         settings.database_url, min_size=0, max_size=DB_POOL_SIZE, command_timeout=DB_COMMAND_TIMEOUT_S
     )
-    http = httpx.AsyncClient(follow_redirects=True, timeout=HTTP_TIMEOUT_S)
+    guard = AddressGuard(networks(settings.http_deny), networks(settings.http_allow))
+    http = guarded_client(guard, HTTP_TIMEOUT_S)
     try:
         workflows = WorkflowRegistry(redis)
         store = ExecutionStore(redis, workflows, settings.partitions)
