@@ -22,6 +22,7 @@ from redis.exceptions import ResponseError
 from spane_core import keys
 from spane_core.codec import decode_envelopes, decode_workflow_event
 from spane_core.events import Envelope
+from spane_core.store.consumers import forget_gone_consumers
 from spane_core.workflow_events import WorkflowEvent
 
 from spane_projector.rows import stream_pos
@@ -182,7 +183,15 @@ class Projector:
         return [_entry(item) for batch in batches for item in (batch[0] if _nested(batch) else batch)]
 
     async def _claim(self, stream: str, stop: asyncio.Event) -> None:
-        """Take over entries that a dead projector left unacked for ``claim_idle_ms``."""
+        """Take over entries that a dead projector left unacked for ``claim_idle_ms``, and forget the consumers
+        of projectors gone for good."""
+        try:
+            gone = await forget_gone_consumers(self.redis, stream, self.group, keep=self.consumer)
+        except aioredis.RedisError as e:  # housekeeping: the next period tries again
+            log.warning("could not look for gone consumers on %s: %s", stream, e)
+        else:
+            if gone:
+                log.info("forgot %d consumer(s) gone from %s: %s", len(gone), stream, ", ".join(gone))
         start = "0-0"
         while True:
             claim = functools.partial(

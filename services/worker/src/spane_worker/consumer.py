@@ -32,6 +32,7 @@ from spane_core.ids import ExecutionId, new_lease
 from spane_core.keys import WORKER_GROUP, PartitionKeys, all_partitions
 from spane_core.sdk import ExecutorRegistry
 from spane_core.settings import Settings
+from spane_core.store.consumers import forget_gone_consumers
 from spane_core.store.executions import ExecutionStore, Transition, WorkflowSource, now_ms
 from spane_core.store.payloads import PayloadStore
 
@@ -41,6 +42,7 @@ from spane_worker.lost import settle_lost
 from spane_worker.task_state import keep_pending, lease_if_started, may_start
 
 log = logging.getLogger("spane.worker")
+FORGET_EVERY_S = 60.0  # how often the group's consumers of workers gone for good are deleted
 
 
 class Worker:
@@ -86,6 +88,7 @@ class Worker:
         loops = [asyncio.create_task(self._read_loop(p, stop), name=f"spane-worker-read-{p.partition}")
                  for p in self.partitions]  # fmt: skip
         loops.append(asyncio.create_task(self._every(self.visibility_ms / 2000, self._reclaim, stop)))
+        loops.append(asyncio.create_task(self._every(FORGET_EVERY_S, self._forget_gone, stop)))
         try:
             await asyncio.gather(*loops)
         finally:
@@ -163,6 +166,13 @@ class Worker:
                     await self._accept(p, entries, reclaimed=True)
                 if start == "0-0":
                     break
+
+    async def _forget_gone(self) -> None:
+        """Delete the consumers that workers gone for good left in the group (see ``forget_gone_consumers``)."""
+        for p in self.partitions:
+            gone = await forget_gone_consumers(self.redis, p.tasks, WORKER_GROUP, keep=self.consumer)
+            if gone:
+                log.info("forgot %d consumer(s) gone from %s: %s", len(gone), p.tasks, ", ".join(gone))
 
     async def _heartbeat(self) -> None:
         """Reset the idle time of every task held here, so that a long-running node is not reclaimed."""
