@@ -239,3 +239,6 @@ async def test_the_read_model_and_the_snapshot_show_the_same_execution(client: C
     await deps.redis.delete(keys.snapshot(execution_id), keys.log(execution_id))
     assert (await client.get(f"/api/executions/{execution_id}")).json() == from_snapshot
     assert (await client.get(f"/api/executions/{execution_id}/history")).json() == history
+    # A command on it is refused for its state, as before its copy left Redis, not as if it never existed.
+    assert "completed" in problem(await client.post(f"/api/executions/{execution_id}/pause"), 409)["detail"]
+    problem(await client.post("/api/executions/01ARZ3NDEKTSV4RRFFQ69G5FAV/pause"), 404)

@@ -14,13 +14,14 @@ from redis.asyncio import Redis
 from spane_core.claim_check import REF_KEY, references_in
 from spane_core.commands import Cancel, Command, Pause, Resume, Start
 from spane_core.definition import Workflow
-from spane_core.errors import FieldError, InvalidInput, NotFound
+from spane_core.errors import FieldError, InvalidInput, NotFound, StateConflict
 from spane_core.ids import ExecutionId, WorkflowId, new_execution_id
 from spane_core.keys import WorkflowKeys
 from spane_core.settings import IDEMPOTENCY_KEY_TTL_S
 from spane_core.state import ExecutionState
 from spane_core.store.executions import Transition
 
+from spane_api import readmodel
 from spane_api.deps import Dependencies
 
 
@@ -95,6 +96,13 @@ USER_COMMANDS: dict[str, Callable[[], Command]] = {"pause": Pause, "resume": Res
 async def command_execution(deps: Dependencies, execution_id: str, name: str) -> ExecutionState:
     """Pause, resume or cancel; ``NotFound`` for an unknown execution, ``StateConflict`` when not allowed."""
     command = USER_COMMANDS[name]()
-    outcome = await deps.executions.apply(Transition(ExecutionId(execution_id), [command]))
+    try:
+        outcome = await deps.executions.apply(Transition(ExecutionId(execution_id), [command]))
+    except NotFound:
+        # Redis no longer holds a finished execution after its retention; the read model still knows it.
+        found = await readmodel.execution(deps.db, execution_id)
+        if found is None:
+            raise
+        raise StateConflict(f"cannot {name} an execution that is {found[0].status}") from None
     assert outcome.state is not None
     return outcome.state
