@@ -181,9 +181,10 @@ async def _archive_and_runs(
         if execution_id in early:
             maybe_archived += ([e] for e in fresh)
             continue
-        new += _contiguous(fresh)
-        if fresh and fresh[0].seq == after[execution_id] + 1:
-            runs[execution_id] = _contiguous(fresh)[0]  # up to a gap: what follows waits for the batch that fills it
+        pieces = _contiguous(fresh)
+        new += pieces
+        if pieces and pieces[0][0].seq == after[execution_id] + 1:
+            runs[execution_id] = pieces[0]  # up to a gap: what follows waits for the batch that fills it
     if new:
         await conn.copy_records_to_table("event_runs", records=map(_run_record, new), columns=sql.EVENT_RUN_COLUMNS)
     if maybe_archived:
