@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -140,7 +142,33 @@ async def test_a_condition_chooses_by_the_real_value(redis_url: str, database_ur
         assert len(await stored_ids(database_url)) == 1  # the condition passed it on: nothing new to store
 
 
-async def test_a_result_whose_payload_cannot_be_stored_is_not_recorded_until_a_reclaim_runs_it_again(
+async def test_a_result_waits_for_the_payload_store_to_come_back_and_its_node_runs_once(
+    redis_url: str, postgres_server: str
+) -> None:
+    seen: dict[str, Any] = {}
+    name = f"later_{uuid.uuid4().hex[:8]}"
+    later = urlunsplit(urlsplit(postgres_server)._replace(path=f"/{name}"))  # no such database yet
+    async with engine(redis_url, payload_inline_max=LIMIT, task_visibility_timeout_ms=600_000) as e:
+        wf = await e.register("wait-store", [node("make", "big"), node("use", "see", inputs=["make"])])
+        (eid,) = await e.start(wf, {"n": 1})
+        ran = asyncio.Event()
+        async with payload_store(later) as store, running(e, recorder(seen, ran=ran), payloads=store):
+            await asyncio.wait_for(ran.wait(), timeout=20)
+            await asyncio.sleep(0.3)  # a few tries to store the output fail meanwhile
+            admin = await asyncpg.connect(postgres_server)
+            try:
+                await admin.execute(f"CREATE DATABASE {name}")
+            finally:
+                await admin.close()
+            (state,) = await e.wait_finished([eid])
+        started = await e.node_events(eid, "node.started")
+    assert state.status is ExecutionStatus.COMPLETED and state.node(NodeId("make")).output == BIG_REF
+    assert seen == {"make": {"n": 1}, "use": BIG}
+    assert started == ["make", "use"] and state.node(NodeId("make")).attempt == 1  # one try, never run again
+    assert await stored_ids(later) == [BIG_REF["$spane.payload"]]
+
+
+async def test_a_result_whose_payload_cannot_be_stored_when_the_worker_stops_is_run_again_by_a_reclaim(
     redis_url: str, database_url: str
 ) -> None:
     seen: dict[str, Any] = {}

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     worker_batch: int = Field(default=500, ge=1)
     # A node still running after this long has its start recorded at once; a quicker one with its result.
     worker_announce_after_ms: int = Field(default=50, ge=0)
+    # Redis connections one service (one process of `spane dev`: each of its services) may open; callers wait for
+    # a free one up to redis_pool_timeout_s. Never fewer than 2 per partition + 16 (the blocking readers).
+    redis_max_connections: int = Field(default=64, ge=4)
+    redis_pool_timeout_s: float = Field(default=30.0, gt=0)
     scheduler_interval_ms: int = Field(default=100, ge=5)
     # A node output or execution input whose JSON is larger is stored in Postgres; the log holds a reference.
     payload_inline_max: int = Field(default=51_200, ge=256)

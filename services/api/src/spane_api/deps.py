@@ -15,6 +15,7 @@ from litestar.params import SkipValidation
 from redis.asyncio import Redis
 from spane_core.errors import SpaneError
 from spane_core.settings import Settings
+from spane_core.store.connection import open_redis
 from spane_core.store.executions import ExecutionStore
 from spane_core.store.payloads import PayloadStore
 from spane_core.store.workflows import WorkflowRegistry
@@ -65,7 +66,7 @@ async def open_dependencies(
 ) -> AsyncIterator[Dependencies]:
     if not settings.redis_url or not settings.database_url:
         raise ConfigurationError("the API needs SPANE_REDIS_URL and SPANE_DATABASE_URL")
-    redis = Redis.from_url(settings.redis_url)
+    redis = open_redis(settings)
     # min_size=0: the API starts (and /ready says why it is not ready) while Postgres is still down.
     db = await asyncpg.create_pool(
         settings.database_url, min_size=0, max_size=10, init=_init_connection, command_timeout=DB_COMMAND_TIMEOUT_S

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from redis.asyncio import Redis
 from spane_core.errors import SpaneError
 from spane_core.settings import Settings
+from spane_core.store.connection import open_redis
 
 from spane_projector.projector import Projector
 
@@ -18,7 +18,7 @@ async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
     """Project the log into Postgres until ``stop`` is set (the schema is migrated first)."""
     if not settings.redis_url or not settings.database_url:
         raise SpaneError("the projector needs SPANE_REDIS_URL and SPANE_DATABASE_URL (only `spane dev` embeds them)")
-    redis = Redis.from_url(settings.redis_url)  # bytes replies: the entries are msgpack
+    redis = open_redis(settings)  # bytes replies: the entries are msgpack
     try:
         projector = Projector(
             redis,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from redis.asyncio import Redis
 from spane_core.errors import SpaneError
 from spane_core.settings import Settings
+from spane_core.store.connection import open_redis
 from spane_core.store.executions import ExecutionStore
 from spane_core.store.workflows import WorkflowRegistry
 
@@ -20,7 +20,7 @@ async def run_scheduler(settings: Settings, stop: asyncio.Event) -> None:
     """Fire due timers until ``stop`` is set. Any number of schedulers may run side by side."""
     if not settings.redis_url:
         raise SpaneError("the scheduler needs SPANE_REDIS_URL (only `spane dev` starts an embedded Redis)")
-    redis = Redis.from_url(settings.redis_url)
+    redis = open_redis(settings)
     try:
         store = ExecutionStore(redis, WorkflowRegistry(redis), settings.partitions)
         timers = TimerLoop(redis, store, settings.partitions, settings.scheduler_interval_ms)

@@ -20,13 +20,15 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from spane_core import codec
 from spane_core.commands import Command, MarkStarted
+from spane_core.definition import NodeDef, Workflow
+from spane_core.effects import Task
 from spane_core.errors import ConcurrencyError
 from spane_core.ids import ExecutionId, new_lease
 from spane_core.keys import WORKER_GROUP, PartitionKeys, all_partitions
@@ -34,14 +36,17 @@ from spane_core.sdk import ExecutorRegistry
 from spane_core.settings import Settings
 from spane_core.store.consumers import forget_gone_consumers
 from spane_core.store.executions import ExecutionStore, Transition, WorkflowSource, now_ms
-from spane_core.store.payloads import PayloadStore
+from spane_core.store.payloads import PayloadStore, PayloadsUnavailable
+from spane_core.store.transient import TRANSIENT, Backoff
 
 from spane_worker.committer import Committer, Held, Result
-from spane_worker.execute import execute
+from spane_worker.execute import Ran, execute
 from spane_worker.lost import settle_lost
 from spane_worker.task_state import keep_pending, lease_if_started, may_start
 
 log = logging.getLogger("spane.worker")
+_A = TypeVar("_A")
+_R = TypeVar("_R")
 FORGET_EVERY_S = 60.0  # how often the group's consumers of workers gone for good are deleted
 
 
@@ -201,8 +206,11 @@ class Worker:
             except (ValueError, msgspec.DecodeError):
                 log.exception("dropping unreadable task entry %s on %s", entry_id, p.tasks)
                 unreadable.append(entry_id)
-        if unreadable:
-            await self.redis.xack(p.tasks, WORKER_GROUP, *unreadable)
+        if unreadable:  # acknowledged and deleted, as the commit script does with finished tasks
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.xack(p.tasks, WORKER_GROUP, *unreadable)
+            pipe.xdel(p.tasks, *unreadable)
+            await pipe.execute()
         for held in fresh:
             self._held[held.key] = held
         try:
@@ -223,56 +231,15 @@ class Worker:
         if not fresh:
             return fresh
         execution_ids = list({h.task.execution_id for h in fresh})
-        views = dict(zip(execution_ids, await self.store.peek(execution_ids), strict=True))
+        seen = await self._retrying("reading snapshots", self.store.peek, execution_ids)
+        views = dict(zip(execution_ids, seen, strict=True))
         rest = []
         for held in fresh:
             if may_start(views[held.task.execution_id], held.task):
-                task = asyncio.create_task(self._run_quick(held))
-                self._running.add(task)
-                task.add_done_callback(self._running.discard)
+                self._launch(held, None)
             else:
                 rest.append(held)
         return rest
-
-    async def _run_quick(self, held: Held) -> None:
-        task = held.task
-        lease = new_lease()
-        start = MarkStarted(task.node_id, task.queued_seq, lease=lease, first_only=True, started_at=now_ms())
-        try:
-            async with self._slots:
-                workflow = await self.workflows.get(task.workflow_id, task.workflow_version)
-                running = asyncio.ensure_future(
-                    execute(task, workflow.node(task.node_id), lease, self.executors, self.payloads)
-                )
-                try:
-                    # Most nodes finish in their first step: look after it before arming the announce timer.
-                    await asyncio.sleep(0)
-                    if not running.done():
-                        await asyncio.wait({running}, timeout=self.announce_after_s)
-                    if running.done():
-                        ran = running.result()
-                        commands: tuple[Command, ...] = (start, ran.command)
-                    else:  # a slow node: record its start now, so that it shows as running while it runs
-                        transition = Transition(task.execution_id, [start], traceparent=task.traceparent)
-                        (outcome,) = await self.store.transact([transition])
-                        if lease_if_started(outcome, task) != lease:
-                            # Paused, cancelled or reclaimed meanwhile: stop; the task stays pending and the
-                            # worker that reclaims it settles it.
-                            running.cancel()
-                            self._release(held)
-                            return
-                        ran = await running
-                        commands = (ran.command,)
-                finally:
-                    if not running.done():
-                        running.cancel()
-            self._committer.put(Result(held, commands, ran.payloads))
-        except Exception:
-            log.exception("task %s of %s could not run; it will be reclaimed", task.node_id, task.execution_id)
-            self._release(held)
-        except asyncio.CancelledError:
-            self._release(held)
-            raise
 
     async def _start(self, fresh: list[Held]) -> None:
         """Mark the tasks started, in one transaction per execution, and run those that did start."""
@@ -285,7 +252,7 @@ class Worker:
                        traceparent=group[0].task.traceparent)
             for eid, group in groups
         ]  # fmt: skip
-        outcomes = await self.store.transact(transitions)
+        outcomes = await self._retrying("recording starts", self.store.transact, transitions) if transitions else []
         stale: list[Transition] = []
         for (eid, group), outcome in zip(groups, outcomes, strict=True):
             if isinstance(outcome.error, ConcurrencyError):
@@ -314,28 +281,83 @@ class Worker:
             except Exception:  # they stay pending and are acknowledged when reclaimed
                 log.exception("acknowledging %d stale task group(s) failed", len(stale))
 
+    async def _retrying(self, what: str, call: Callable[[_A], Awaitable[_R]], arg: _A) -> _R:
+        """``call(arg)``, tried again after a backoff while it fails for a transient reason (Redis or Postgres away
+        for a moment): the tasks in hand stay with this worker instead of waiting for the visibility timeout."""
+        backoff = Backoff()
+        while True:
+            try:
+                return await call(arg)
+            except TRANSIENT as e:
+                await backoff.wait(log, what, e)
+
     # -- running them ---------------------------------------------------------------------------------------
 
-    def _launch(self, held: Held, lease: str) -> None:
-        task = asyncio.create_task(self._run_one(held, lease))
+    def _launch(self, held: Held, lease: str | None) -> None:
+        task = asyncio.create_task(self._run(held, lease))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    async def _run_one(self, held: Held, lease: str) -> None:
+    async def _run(self, held: Held, lease: str | None) -> None:
+        """Run one try of ``held``'s node and hand its result to the committer.
+
+        ``lease`` is the node's lease when its start is recorded already; None runs it at once, recording the start
+        with the result when the node is quick, or announcing it (through the committer's next batch) when it is
+        still running after ``announce_after``."""
+        task = held.task
+        start: MarkStarted | None = None
+        if lease is None:
+            lease = new_lease()
+            start = MarkStarted(task.node_id, task.queued_seq, lease=lease, first_only=True, started_at=now_ms())
         try:
             async with self._slots:
-                workflow = await self.workflows.get(held.task.workflow_id, held.task.workflow_version)
-                node = workflow.node(held.task.node_id)
-                ran = await execute(held.task, node, lease, self.executors, self.payloads)
-            self._committer.put(Result(held, (ran.command,), ran.payloads))
+                workflow = await self._retrying("loading a workflow", self._workflow, task)
+                running = asyncio.ensure_future(self._execute(task, workflow.node(task.node_id), lease))
+                try:
+                    commands: tuple[Command, ...]
+                    if start is None:
+                        ran = await running
+                        commands = (ran.command,)
+                    else:
+                        # Most nodes finish in their first step: look after it before arming the announce timer.
+                        await asyncio.sleep(0)
+                        if not running.done():
+                            await asyncio.wait({running}, timeout=self.announce_after_s)
+                        if running.done():
+                            ran = running.result()
+                            commands = (start, ran.command)
+                        else:  # a slow node: record its start now, so that it shows as running while it runs
+                            outcome = await self._committer.announce(held, start)
+                            if lease_if_started(outcome, task) != lease:
+                                # Paused, cancelled or reclaimed meanwhile: stop; the task stays pending and the
+                                # worker that reclaims it settles it.
+                                running.cancel()
+                                self._release(held)
+                                return
+                            ran = await running
+                            commands = (ran.command,)
+                finally:
+                    if not running.done():
+                        running.cancel()
+            self._committer.put(Result(held, commands, ran.payloads))
         except Exception:
-            log.exception(
-                "task %s of %s could not run; it will be reclaimed", held.task.node_id, held.task.execution_id
-            )
+            log.exception("task %s of %s could not run; it will be reclaimed", task.node_id, task.execution_id)
             self._release(held)
         except asyncio.CancelledError:
             self._release(held)
             raise
+
+    async def _workflow(self, task: Task) -> Workflow:
+        return await self.workflows.get(task.workflow_id, task.workflow_version)
+
+    async def _execute(self, task: Task, node: NodeDef, lease: str) -> Ran:
+        """``execute``, waiting out a payload store that is away: nothing ran when it cannot read the input."""
+        backoff = Backoff()
+        while True:
+            try:
+                return await execute(task, node, lease, self.executors, self.payloads)
+            except PayloadsUnavailable as e:
+                await backoff.wait(log, f"reading the input of {task.node_id} of {task.execution_id}", e)
 
     async def _drain(self) -> None:
         if not self._running:

@@ -7,11 +7,11 @@ import logging
 
 import asyncpg
 import httpx
-from redis.asyncio import Redis
 from spane_core import sdk
 from spane_core.errors import SpaneError
 from spane_core.sdk import ExecutorRegistry, load_plugins
 from spane_core.settings import Settings
+from spane_core.store.connection import open_redis
 from spane_core.store.executions import ExecutionStore
 from spane_core.store.payloads import PayloadStore
 from spane_core.store.workflows import WorkflowRegistry
@@ -47,7 +47,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, registry: Executor
             " only `spane dev` starts embedded servers)"
         )
     loaded = load_plugins(settings.plugins)
-    redis = Redis.from_url(settings.redis_url)
+    redis = open_redis(settings)
     # min_size=0: the worker starts, and runs nodes whose values are inline, while Postgres is still down.
     db = await asyncpg.create_pool(
         settings.database_url, min_size=0, max_size=DB_POOL_SIZE, command_timeout=DB_COMMAND_TIMEOUT_S

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Any, cast
 
@@ -32,6 +33,8 @@ class WorkflowRegistry:
         self._register = LuaScript("register")
         self._delete = LuaScript("delete")
         self._cache: dict[tuple[str, int], Workflow] = {}
+        # One read per version in flight: the first tasks of a new version arrive hundreds at once.
+        self._loading: dict[tuple[str, int], asyncio.Future[Workflow]] = {}
 
     async def register(self, definition: WorkflowDefinition, now: int) -> tuple[int, bool]:
         """Store ``definition`` as a new version; returns (version, created). Identical to the latest: not created."""
@@ -82,15 +85,29 @@ class WorkflowRegistry:
             version = await self.latest_version(workflow_id)
             if version is None:
                 raise NotFound(f"workflow {workflow_id!r} not found")
-        cached = self._cache.get((workflow_id, version))
+        key = (workflow_id, version)
+        cached = self._cache.get(key)
         if cached is not None:
             return cached
-        body = await self.redis.hget(K.definitions, f"{workflow_id}@{version}")
-        if body is None:
-            raise NotFound(f"workflow {workflow_id!r} has no version {version}")
-        workflow = Workflow(msgspec.json.decode(body, type=WorkflowDefinition), version)
-        self._cache[(workflow_id, version)] = workflow
-        return workflow
+        loading = self._loading.get(key)
+        if loading is not None:
+            return await asyncio.shield(loading)
+        future: asyncio.Future[Workflow] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            body = await self.redis.hget(K.definitions, f"{workflow_id}@{version}")
+            if body is None:
+                raise NotFound(f"workflow {workflow_id!r} has no version {version}")
+            workflow = Workflow(msgspec.json.decode(body, type=WorkflowDefinition), version)
+            self._cache[key] = workflow
+            future.set_result(workflow)
+            return workflow
+        except BaseException as e:
+            future.set_exception(e if isinstance(e, Exception) else asyncio.CancelledError())
+            future.exception()  # retrieved: no other reader may be waiting
+            raise
+        finally:
+            del self._loading[key]
 
     async def delete(self, workflow_id: str, now: int) -> bool:
         event = WorkflowDeleted(workflow_id=WorkflowId(workflow_id), at=now)

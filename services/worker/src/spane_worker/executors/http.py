@@ -1,7 +1,9 @@
 """``http``: one HTTP request through the worker's shared ``httpx.AsyncClient``.
 
 Config: ``url``, ``method`` (GET), ``headers``, ``query``, ``body`` (default: the node input for POST, PUT and
-PATCH; a string is sent as is, anything else as JSON), ``timeoutMs``. Output: ``{"status", "headers", "body"}``,
+PATCH; a string is sent as is, anything else as JSON), ``timeoutMs``. Every request carries an ``Idempotency-Key``
+header (``executionId:nodeId:attempt``, unless ``headers`` names one) that stays the same when a worker runs a try
+again after a crash, so the receiving service can recognise the repeat. Output: ``{"status", "headers", "body"}``,
 the body parsed when the response is JSON. A 4xx answer other than 408 and 429 is final (``NonRetryableError``);
 5xx, 408, 429 and network errors raise retryable errors, so the node's retry policy applies.
 """
@@ -26,7 +28,9 @@ class HttpClientError(NonRetryableError):
     """A 4xx answer that a retry would not change."""
 
 
-def build_request(client: httpx.AsyncClient, config: Mapping[str, Any], data: Any) -> httpx.Request:
+def build_request(
+    client: httpx.AsyncClient, config: Mapping[str, Any], data: Any, idempotency_key: str | None = None
+) -> httpx.Request:
     method = str(config.get("method") or "GET").upper()
     url = config.get("url")
     if not isinstance(url, str) or not url:
@@ -42,10 +46,13 @@ def build_request(client: httpx.AsyncClient, config: Mapping[str, Any], data: An
     extensions = {}
     if isinstance(timeout_ms, int | float) and timeout_ms > 0:
         extensions["timeout"] = httpx.Timeout(timeout_ms / 1000).as_dict()
+    headers = {str(k): str(v) for k, v in (config.get("headers") or {}).items()}
+    if idempotency_key and not any(k.lower() == "idempotency-key" for k in headers):
+        headers["Idempotency-Key"] = idempotency_key
     return client.build_request(
         method,
         url,
-        headers={str(k): str(v) for k, v in (config.get("headers") or {}).items()},
+        headers=headers,
         params={str(k): _query_value(v) for k, v in (config.get("query") or {}).items()},
         content=content,
         json=json_body,
@@ -92,7 +99,7 @@ def http_executor(client: httpx.AsyncClient) -> Executor:
     """The ``http`` executor bound to the worker's shared client."""
 
     async def http(ctx: NodeContext) -> dict[str, Any]:
-        request = build_request(client, ctx.config, ctx.input)
+        request = build_request(client, ctx.config, ctx.input, ctx.idempotency_key)
         response = await client.send(request)
         check_status(response, request)
         return read_response(response)

@@ -1,0 +1,42 @@
+"""Failures that pass: Redis or Postgres unreachable for a moment, or a connection pool briefly full.
+
+Work that hits one is retried in place after a short backoff (``Backoff``), by the process that holds it; leaving it
+for another process to reclaim after the visibility timeout would stall it for that long and could run a node's
+side effects twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from spane_core.store.payloads import PayloadsUnavailable
+
+# MaxConnectionsError and a blocking pool's "no connection available" are ConnectionErrors too.
+TRANSIENT: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, PayloadsUnavailable)
+
+
+def is_transient(error: BaseException) -> bool:
+    return isinstance(error, TRANSIENT)
+
+
+class Backoff:
+    """Exponential waits between tries of one piece of work: ``first`` seconds, doubling up to ``cap``."""
+
+    def __init__(self, first: float = 0.05, cap: float = 2.0) -> None:
+        self.first = first
+        self.cap = cap
+        self.tries = 0
+
+    def next_delay(self) -> float:
+        delay: float = min(self.first * 2**self.tries, self.cap)
+        self.tries += 1
+        return delay
+
+    async def wait(self, log: logging.Logger, what: str, error: BaseException) -> None:
+        delay = self.next_delay()
+        log.warning("%s: %s; trying again in %.2f s", what, error or type(error).__name__, delay)
+        await asyncio.sleep(delay)
