@@ -8,6 +8,16 @@ local i = 8
 local function take()
   local n = tonumber(ARGV[i]); local first = i + 1; i = i + 1 + n; return first, n
 end
+-- Lua's unpack fails past a few thousand values ("too many results to unpack"): every variadic call is made in
+-- chunks of at most CHUNK arguments, so a transition may carry any number of events, timers and acks.
+local CHUNK = 1000  -- even: ZADD's arguments come in (score, member) pairs
+local function chunked(prefix, first, n)
+  for from = first, first + n - 1, CHUNK do
+    local args = {unpack(prefix)}
+    for j = from, math.min(from + CHUNK - 1, first + n - 1) do args[#args + 1] = ARGV[j] end
+    redis.call(unpack(args))
+  end
+end
 local env_first, n_env = take()
 local task_first, n_task = take()
 local timer_first, n_timer_args = take()
@@ -20,21 +30,15 @@ if n_env > 0 then
     return {0, tonumber(current), redis.call('HGET', KEYS[1], 's')}
   end
   redis.call('HSET', KEYS[1], 'v', ARGV[2], 's', ARGV[3], 'w', ARGV[4], 'n', ARGV[5])
-  redis.call('RPUSH', KEYS[2], unpack(ARGV, env_first, env_first + n_env - 1))
+  chunked({'RPUSH', KEYS[2]}, env_first, n_env)
   redis.call('XADD', KEYS[3], '*', 'b', ARGV[6])
   for t = task_first, task_first + n_task - 1 do
     redis.call('XADD', KEYS[4], '*', 't', ARGV[t])
   end
-  if n_timer_args > 0 then
-    redis.call('ZADD', KEYS[5], unpack(ARGV, timer_first, timer_first + n_timer_args - 1))
-  end
+  chunked({'ZADD', KEYS[5]}, timer_first, n_timer_args)
 end
-if n_drop > 0 then
-  redis.call('ZREM', KEYS[5], unpack(ARGV, drop_first, drop_first + n_drop - 1))
-end
-if n_ack > 0 then
-  -- A task acknowledged is done for good: delete it too, so the tasks stream holds only live work.
-  redis.call('XACK', KEYS[4], ARGV[7], unpack(ARGV, ack_first, ack_first + n_ack - 1))
-  redis.call('XDEL', KEYS[4], unpack(ARGV, ack_first, ack_first + n_ack - 1))
-end
+chunked({'ZREM', KEYS[5]}, drop_first, n_drop)
+-- A task acknowledged is done for good: delete it too, so the tasks stream holds only live work.
+chunked({'XACK', KEYS[4], ARGV[7]}, ack_first, n_ack)
+chunked({'XDEL', KEYS[4]}, ack_first, n_ack)
 return {1, tonumber(ARGV[2])}
