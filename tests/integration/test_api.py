@@ -241,3 +241,17 @@ async def test_a_read_model_query_the_schema_does_not_fit_is_a_500_not_an_outage
             assert "name" not in body["detail"]  # internals stay in the log
     finally:
         await admin.close()
+
+
+@pytest.mark.parametrize(
+    ("node", "path"),
+    [
+        ({"type": "sub-workflow", "config": {"workflowId": "other"}}, "nodes[0].type"),
+        ({"type": "transform", "circuitBreaker": {"failureThreshold": 3}}, "nodes[0].circuitBreaker"),
+        ({"type": "transform", "rateLimit": {"max": 5, "perMs": 1000}}, "nodes[0].rateLimit"),
+    ],
+)
+async def test_what_is_not_built_yet_is_422(client: Client, node: dict[str, Any], path: str) -> None:
+    definition = {"id": unique("nb"), "name": "not built", "nodes": [{"id": "a", **node}]}
+    body = problem(await client.post("/api/workflows", json=definition), 422)
+    assert error_paths(body) == [path] and "not supported yet" in str(body["errors"])

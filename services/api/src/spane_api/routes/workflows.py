@@ -11,6 +11,7 @@ from litestar.params import Body, FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 from spane_core.errors import FieldError, InvalidInput, NotFound
 from spane_core.ids import WorkflowId
+from spane_core.not_built import check_buildable
 from spane_core.store.executions import now_ms
 from spane_core.validation import parse_definition
 
@@ -50,6 +51,7 @@ VersionQuery = Annotated[int | None, QueryParameter(ge=1, description="A version
 )
 async def save_workflow(data: DefinitionBody, deps: Deps) -> Response[WorkflowSaved]:
     definition = parse_definition(data, deps.node_types)
+    check_buildable(definition)
     version, created = await deps.workflows.register(definition, now_ms())
     if created:
         deps.metrics.workflows_registered.inc()
