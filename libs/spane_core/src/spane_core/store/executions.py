@@ -72,6 +72,12 @@ def now_ms() -> int:
 
 
 class ExecutionStore:
+    """The command handler: decides transitions and commits them through a ``Repository``.
+
+    ``clock`` (epoch ms) and ``rand`` (a fraction in [0, 1), the retry jitter) are its only sources of time and
+    chance, so that tests can fix both.
+    """
+
     def __init__(
         self,
         repository: Repository,
