@@ -18,6 +18,7 @@ from spane_core.events import NodeCompleted, NodeStarted
 from spane_core.ids import ExecutionId, NodeId, WorkflowId, new_execution_id
 from spane_core.state import ExecutionStatus, NodeStatus
 from spane_core.store.executions import ExecutionStore, Transition, now_ms
+from spane_core.store.redis_repository import redis_execution_store
 from spane_core.store.workflows import WorkflowRegistry
 
 pytestmark = pytest.mark.integration
@@ -44,7 +45,7 @@ async def _setup(redis: Redis) -> tuple[ExecutionStore, ExecutionStore, Workflow
     registry = WorkflowRegistry(redis)
     version, _ = await registry.register(msgspec.convert(CHAIN, WorkflowDefinition), now_ms())
     workflow = await registry.get(WorkflowId("cache-chain"), version)
-    return ExecutionStore(redis, registry), ExecutionStore(redis, registry), workflow
+    return redis_execution_store(redis, registry), redis_execution_store(redis, registry), workflow
 
 
 async def _run(store: ExecutionStore, eid: ExecutionId, node: str) -> None:
@@ -128,7 +129,7 @@ class _BrokenFor:
 
 async def test_a_bug_deciding_on_one_execution_fails_only_its_transition(redis: Redis) -> None:
     registry = WorkflowRegistry(redis)
-    starter = ExecutionStore(redis, registry)
+    starter = redis_execution_store(redis, registry)
     leases: dict[ExecutionId, str] = {}
     for workflow_id in ("bug-good", "bug-bad"):
         version, _ = await registry.register(
@@ -144,7 +145,7 @@ async def test_a_bug_deciding_on_one_execution_fails_only_its_transition(redis: 
         leases[eid] = started.state.node(NodeId("a")).lease
     good, bad = leases
 
-    store = ExecutionStore(redis, _BrokenFor(registry, WorkflowId("bug-bad")))
+    store = redis_execution_store(redis, _BrokenFor(registry, WorkflowId("bug-bad")))
     outcomes = await store.transact(
         [Transition(e, [Complete(NodeId("a"), lease, output=1)]) for e, lease in leases.items()]
     )

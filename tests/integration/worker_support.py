@@ -23,6 +23,7 @@ from spane_core.state import FINISHED_EXECUTION, ExecutionState, fold
 from spane_core.store.connection import open_redis
 from spane_core.store.executions import ExecutionStore, Transition, now_ms
 from spane_core.store.payloads import PayloadStore
+from spane_core.store.redis_repository import redis_execution_store
 from spane_core.store.workflows import WorkflowRegistry
 from spane_scheduler.timers import TimerLoop
 from spane_worker.consumer import Worker
@@ -86,7 +87,7 @@ async def engine(redis_url: str, **settings: Any) -> AsyncIterator[Engine]:
     redis = open_redis(s)  # as the services open it: a blocking pool sized from the settings
     try:
         workflows = WorkflowRegistry(redis)
-        yield Engine(redis, workflows, ExecutionStore(redis, workflows, s.partitions), s)
+        yield Engine(redis, workflows, redis_execution_store(redis, workflows, s.partitions), s)
     finally:
         await redis.aclose()
 

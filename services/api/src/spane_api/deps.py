@@ -18,6 +18,7 @@ from spane_core.settings import Settings
 from spane_core.store.connection import open_redis
 from spane_core.store.executions import ExecutionStore
 from spane_core.store.payloads import PayloadStore
+from spane_core.store.redis_repository import redis_execution_store
 from spane_core.store.workflows import WorkflowRegistry
 from spane_core.validation import NodeTypeSpec
 from spane_projector.schema import migrate
@@ -77,7 +78,7 @@ async def open_dependencies(
         redis=redis,
         db=db,
         workflows=workflows,
-        executions=ExecutionStore(redis, workflows, settings.partitions),
+        executions=redis_execution_store(redis, workflows, settings.partitions),
         # ``migrate`` before the first payload, in case the schema is not there yet (see _try_migrate below).
         payloads=PayloadStore(db, settings.payload_inline_max, settings.payload_cache_bytes, prepare=migrate),
         node_types=node_types,

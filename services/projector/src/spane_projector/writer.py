@@ -10,13 +10,13 @@ batch folds nothing. A per-execution advisory lock makes concurrent batches of o
 from __future__ import annotations
 
 import zlib
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from spane_core.codec import decode_envelopes, encode
 from spane_core.events import Envelope
+from spane_core.lru import ByteLRU
 from spane_core.state import FINISHED_EXECUTION, ExecutionState
 from spane_core.workflow_events import WorkflowEvent
 
@@ -100,30 +100,18 @@ class FoldCache:
     """
 
     def __init__(self, max_states: int = 1024, max_bytes: int = 32 * 1024 * 1024) -> None:
-        self.max_states = max_states
-        self.max_bytes = max_bytes
-        self._states: OrderedDict[str, tuple[ExecutionState, int]] = OrderedDict()
-        self._bytes = 0
+        self._states: ByteLRU[str, ExecutionState] = ByteLRU(max_bytes, max_states)
 
     def get(self, execution_id: str, last_seq: int) -> ExecutionState | None:
-        entry = self._states.get(execution_id)
-        if entry is None or entry[0].seq != last_seq:
-            return None
-        self._states.move_to_end(execution_id)
-        return entry[0]
+        state = self._states.get(execution_id)
+        return state if state is not None and state.seq == last_seq else None
 
     def put(self, state: ExecutionState) -> None:
-        old = self._states.pop(state.execution_id, None)
-        if old is not None:
-            self._bytes -= old[1]
+        self._states.pop(state.execution_id)
         if state.status in FINISHED_EXECUTION:
             return  # rarely folded again (a retry from the dead letters reads its rows back)
-        size = len(encode(state))  # a measure of its weight: decoded, it takes a few times this
-        self._states[state.execution_id] = (state, size)
-        self._bytes += size
-        while self._states and (len(self._states) > self.max_states or self._bytes > self.max_bytes):
-            _, (_, evicted) = self._states.popitem(last=False)
-            self._bytes -= evicted
+        # The encoded size is a measure of its weight: decoded, it takes a few times this.
+        self._states.put(state.execution_id, state, len(encode(state)))
 
 
 async def write_commits(conn: Conn, envelopes: Iterable[Envelope], cache: FoldCache | None = None) -> int:

@@ -8,7 +8,7 @@ import logging
 from spane_core.errors import SpaneError
 from spane_core.settings import Settings
 from spane_core.store.connection import open_redis
-from spane_core.store.executions import ExecutionStore
+from spane_core.store.redis_repository import redis_execution_store
 from spane_core.store.workflows import WorkflowRegistry
 
 from spane_scheduler.timers import TimerLoop
@@ -22,7 +22,7 @@ async def run_scheduler(settings: Settings, stop: asyncio.Event) -> None:
         raise SpaneError("the scheduler needs SPANE_REDIS_URL (only `spane dev` starts an embedded Redis)")
     redis = open_redis(settings)
     try:
-        store = ExecutionStore(redis, WorkflowRegistry(redis), settings.partitions)
+        store = redis_execution_store(redis, WorkflowRegistry(redis), settings.partitions)
         timers = TimerLoop(redis, store, settings.partitions, settings.scheduler_interval_ms)
         # The seam for cron triggers: a CronLoop(redis, registry, store).run(stop) is added to this list.
         loops = [timers.run(stop)]

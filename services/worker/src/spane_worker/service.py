@@ -12,8 +12,8 @@ from spane_core.errors import SpaneError
 from spane_core.sdk import ExecutorRegistry, load_plugins
 from spane_core.settings import Settings
 from spane_core.store.connection import open_redis
-from spane_core.store.executions import ExecutionStore
 from spane_core.store.payloads import PayloadStore
+from spane_core.store.redis_repository import redis_execution_store
 from spane_core.store.workflows import WorkflowRegistry
 from spane_projector.schema import migrate
 
@@ -56,7 +56,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, registry: Executor
     http = guarded_client(guard, HTTP_TIMEOUT_S)
     try:
         workflows = WorkflowRegistry(redis)
-        store = ExecutionStore(redis, workflows, settings.partitions)
+        store = redis_execution_store(redis, workflows, settings.partitions)
         executors = worker_executors(http, registry)
         # ``migrate`` before the first payload: this worker may store one before the projector created the table.
         payloads = PayloadStore(db, settings.payload_inline_max, settings.payload_cache_bytes, prepare=migrate)

@@ -1,7 +1,8 @@
-"""The execution store: load a snapshot, decide, and commit the events with their effects in one atomic step.
+"""The command handler over executions: load a snapshot, decide, and commit the events with their effects.
 
-Many transitions are decided and committed together, in one pipelined round trip per phase, because the worker
-moves hundreds of tasks at a time. A version conflict (a sibling node committed first) reloads and decides again.
+Many transitions are decided and committed together, in one repository round trip per phase, because the worker
+moves hundreds of tasks at a time. A version conflict (a sibling node committed first) decides again on the
+snapshot the refusal handed back. Time and jitter come from the given clock and random source.
 """
 
 from __future__ import annotations
@@ -9,12 +10,9 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, cast
-
-from redis.asyncio import Redis
+from typing import Protocol
 
 from spane_core import codec
 from spane_core.commands import Command, Context, Start
@@ -24,14 +22,15 @@ from spane_core.effects import effects
 from spane_core.errors import ConcurrencyError, InternalError, NotFound, SpaneError
 from spane_core.events import Envelope
 from spane_core.ids import ExecutionId, WorkflowId, new_lease
-from spane_core.keys import WORKER_GROUP, PartitionKeys, for_execution
+from spane_core.keys import PartitionKeys, for_execution
+from spane_core.lru import ByteLRU
 from spane_core.state import FINISHED_EXECUTION, ExecutionState
-from spane_core.store.scripts import LuaScript, run_pipelined
+from spane_core.store.commit import Commit, Committed, Repository
 
 log = logging.getLogger("spane.store")
 MAX_ROUNDS = 64
 # Snapshots this process committed or saw last, by execution. A cached snapshot may be stale (another process
-# committed since): the commit script's version check then refuses it and hands back the current one, so a hit
+# committed since): the commit's version check then refuses it and hands back the current one, so a hit
 # saves the load round trip and a miss costs nothing extra.
 CACHE_SIZE = 1024
 # ...and at most this many bytes of encoded snapshots (decoded, they take a few times more): large payloads
@@ -73,33 +72,39 @@ def now_ms() -> int:
 
 
 class ExecutionStore:
-    def __init__(self, redis: Redis, workflows: WorkflowSource, partitions: int = 1) -> None:
-        self.redis = redis
-        self.workflows = workflows
-        self.partitions = partitions
-        self._commit = LuaScript("commit")
-        self._cache: OrderedDict[str, tuple[ExecutionState, int]] = OrderedDict()
-        self._cache_bytes = 0
+    """The command handler: decides transitions and commits them through a ``Repository``.
 
-    def _forget(self, execution_id: str) -> None:
-        entry = self._cache.pop(execution_id, None)
-        if entry is not None:
-            self._cache_bytes -= entry[1]
+    ``clock`` (epoch ms) and ``rand`` (a fraction in [0, 1), the retry jitter) are its only sources of time and
+    chance, so that tests can fix both.
+    """
+
+    def __init__(
+        self,
+        repository: Repository,
+        workflows: WorkflowSource,
+        clock: Callable[[], int] = now_ms,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.repository = repository
+        self.workflows = workflows
+        self.clock = clock
+        self.rand = rand
+        self._cache: ByteLRU[str, ExecutionState] = ByteLRU(CACHE_BYTES, CACHE_SIZE)
+
+    @property
+    def _cache_bytes(self) -> int:
+        return self._cache.size
 
     def _remember(self, execution_id: str, state: ExecutionState | None, size: int) -> None:
-        self._forget(execution_id)
+        self._cache.pop(execution_id)
         if state is None or state.status in FINISHED_EXECUTION:
             return
-        self._cache[execution_id] = (state, size)
-        self._cache_bytes += size
-        while self._cache and (len(self._cache) > CACHE_SIZE or self._cache_bytes > CACHE_BYTES):
-            _, (_, evicted) = self._cache.popitem(last=False)
-            self._cache_bytes -= evicted
+        self._cache.put(execution_id, state, size)
 
     async def _current(
         self, transitions: Sequence[Transition], first_round: bool
     ) -> list[tuple[ExecutionState | None, bool]]:
-        """Each execution's snapshot, and whether it is a guess (cached or assumed) rather than read from Redis.
+        """Each execution's snapshot, and whether it is a guess (cached or assumed) rather than loaded.
 
         A start is assumed to be the first: a new id has no snapshot to load. Were it started already, the commit
         is refused like any stale guess and the execution's snapshot comes back with the refusal.
@@ -111,50 +116,41 @@ class ExecutionStore:
         ]
         loaded = await self._load_and_remember(missing)
         return [
-            (loaded[t.execution_id], False)
-            if t.execution_id in loaded
-            else (_state_of(self._cache.get(t.execution_id)), True)
+            (loaded[t.execution_id], False) if t.execution_id in loaded else (self._cache.get(t.execution_id), True)
             for t in transitions
         ]
 
     async def peek(self, execution_ids: Sequence[str]) -> list[ExecutionState | None]:
-        """The snapshots this process last saw, else read from Redis: a hint that may be stale, never a decision."""
+        """The snapshots this process last saw, else loaded: a hint that may be stale, never a decision."""
         missing = [eid for eid in execution_ids if eid not in self._cache]
         loaded = await self._load_and_remember(missing)
-        return [loaded[eid] if eid in loaded else _state_of(self._cache.get(eid)) for eid in execution_ids]
+        return [loaded[eid] if eid in loaded else self._cache.get(eid) for eid in execution_ids]
 
     async def _load_and_remember(self, execution_ids: Sequence[str]) -> dict[str, ExecutionState | None]:
-        """Read snapshots from Redis and cache them: a worker that peeked at an execution before running its task
+        """Load snapshots and cache them: a worker that peeked at an execution before running its task
         then commits the result without reading the snapshot again."""
         if not execution_ids:
             return {}
-        pipe = self.redis.pipeline(transaction=False)
-        for eid in execution_ids:
-            pipe.hget(self.keys(eid).snapshot(eid), "s")
         loaded: dict[str, ExecutionState | None] = {}
-        for eid, data in zip(execution_ids, await pipe.execute(), strict=True):
+        for eid, data in zip(execution_ids, await self.repository.load_encoded(execution_ids), strict=True):
             state = None if data is None else codec.decode_state(data)
             self._remember(eid, state, len(data or b""))
             loaded[eid] = state
         return loaded
 
     def keys(self, execution_id: str) -> PartitionKeys:
-        return for_execution(execution_id, self.partitions)
+        return for_execution(execution_id, self.repository.partitions)
 
     async def load(self, execution_id: str) -> ExecutionState | None:
-        # The client does not decode responses, so redis-py's ``bytes | str`` is bytes here (and below).
-        data = cast(bytes | None, await self.redis.hget(self.keys(execution_id).snapshot(execution_id), "s"))
-        return None if data is None else codec.decode_state(data)
+        (state,) = await self.load_many([execution_id])
+        return state
 
     async def load_many(self, execution_ids: Sequence[str]) -> list[ExecutionState | None]:
-        pipe = self.redis.pipeline(transaction=False)
-        for eid in execution_ids:
-            pipe.hget(self.keys(eid).snapshot(eid), "s")
-        return [None if d is None else codec.decode_state(d) for d in await pipe.execute()]
+        encoded = await self.repository.load_encoded(execution_ids)
+        return [None if d is None else codec.decode_state(d) for d in encoded]
 
     async def read_log(self, execution_id: str, after_seq: int = 0) -> list[Envelope]:
-        raw = cast(list[bytes], await self.redis.lrange(self.keys(execution_id).log(execution_id), after_seq, -1))
-        return [codec.decode_envelope(item) for item in raw]
+        return await self.repository.read_log(execution_id, after_seq)
 
     async def apply(self, transition: Transition) -> Outcome:
         (outcome,) = await self.transact([transition])
@@ -169,40 +165,38 @@ class ExecutionStore:
             if not pending:
                 break
             states = await self._current([transitions[i] for i in pending], first_round=round_ == 0)
-            calls = []
+            commits = []
             in_flight = []
             again = []
             for i, (state, cached) in zip(pending, states, strict=True):
                 t = transitions[i]
-                outcome, call = await self._prepare(t, state)
+                outcome, commit = await self._prepare(t, state)
                 outcomes[i] = outcome
                 if cached and t.commands and not outcome.events:
                     # Deciding nothing is not checked by the commit's version guard: decide again on a
-                    # snapshot read from Redis, lest a stale cached one call a live task stale.
-                    self._forget(t.execution_id)
+                    # snapshot loaded afresh, lest a stale cached one call a live task stale.
+                    self._cache.pop(t.execution_id)
                     again.append(i)
                     continue
-                if call is not None:
-                    calls.append(call)
+                if commit is not None:
+                    commits.append(commit)
                     in_flight.append(i)
-            results = await run_pipelined(self.redis, self._commit, calls) if calls else []
+            results = await self.repository.commit(commits) if commits else []
             pending = again
             for i, result in zip(in_flight, results, strict=True):
                 eid = transitions[i].execution_id
-                if int(result[0]) == 1:
+                if isinstance(result, Committed):
                     if outcomes[i].events:
                         self._remember(eid, outcomes[i].state, outcomes[i].snapshot_bytes)
                 else:
-                    current = result[2] if len(result) > 2 else None
+                    current = result.snapshot
                     self._remember(eid, codec.decode_state(current) if current else None, len(current or b""))
                     pending.append(i)
         for i in pending:
             outcomes[i] = Outcome(transitions[i].execution_id, error=ConcurrencyError("too many conflicts"))
         return [outcomes[i] for i in range(len(transitions))]
 
-    async def _prepare(
-        self, t: Transition, state: ExecutionState | None
-    ) -> tuple[Outcome, tuple[list[str], list[object]] | None]:
+    async def _prepare(self, t: Transition, state: ExecutionState | None) -> tuple[Outcome, Commit | None]:
         outcome = Outcome(t.execution_id, state=state)
         try:
             workflow = t.workflow
@@ -210,8 +204,8 @@ class ExecutionStore:
                 if state is None:
                     raise NotFound(f"execution {t.execution_id!r} not found")
                 workflow = await self.workflows.get(state.workflow_id, state.workflow_version)
-            now = now_ms()
-            ctx = Context(now=now, lease=new_lease(), jitter=random.random())
+            now = self.clock()
+            ctx = Context(now=now, lease=new_lease(), jitter=self.rand())
             after = state
             events = []
             acks = list(t.ack)
@@ -231,12 +225,8 @@ class ExecutionStore:
             acks = list(t.ack)
         if not events and not acks and not t.drop_timers:
             return outcome, None
-        keys = self.keys(t.execution_id)
-        key_list = [keys.snapshot(t.execution_id), keys.log(t.execution_id), keys.events, keys.tasks, keys.timers]
         if not events:
-            args: list[object] = [0, 0, b"", "", 0, b"", WORKER_GROUP, 0, 0, 0]
-            args += [len(t.drop_timers), *t.drop_timers, len(acks), *acks]
-            return outcome, (key_list, args)
+            return outcome, Commit(t.execution_id, 0, dropped_timers=t.drop_timers, acks=acks)
         assert after is not None
         assert workflow is not None  # events were decided, so the try block ran to its end
         base = state.seq if state is not None else 0
@@ -252,39 +242,23 @@ class ExecutionStore:
             for n, event in enumerate(events, start=1)
         ]
         eff = effects(workflow, state, after, events, t.traceparent)
-        encoded = [codec.encode(e) for e in envelopes]
-        timer_args: list[object] = []
-        for timer in eff.timers:
-            timer_args += [timer.due, timer.member]
         snapshot = codec.encode(after)
         outcome.snapshot_bytes = len(snapshot)
-        args = [base, after.seq, snapshot, after.workflow_id, after.workflow_version]
-        args += [b"\x90" if not encoded else _msgpack_array(encoded), WORKER_GROUP]
-        args += [len(encoded), *encoded]
-        args += [len(eff.tasks), *(codec.encode(task) for task in eff.tasks)]
-        args += [len(timer_args), *timer_args]
-        args += [len(t.drop_timers) + len(eff.dropped_timers), *t.drop_timers, *eff.dropped_timers]
-        args += [len(acks), *acks]
         outcome.state = after
         outcome.events = envelopes
-        return outcome, (key_list, args)
-
-
-def _state_of(entry: tuple[ExecutionState, int] | None) -> ExecutionState | None:
-    return None if entry is None else entry[0]
+        return outcome, Commit(
+            t.execution_id,
+            base,
+            state=after,
+            snapshot=snapshot,
+            envelopes=envelopes,
+            encoded=[codec.encode(e) for e in envelopes],
+            tasks=eff.tasks,
+            timers=eff.timers,
+            dropped_timers=[*t.drop_timers, *eff.dropped_timers],
+            acks=acks,
+        )
 
 
 def _starts(transition: Transition) -> bool:
     return transition.workflow is not None and any(isinstance(c, Start) for c in transition.commands)
-
-
-def _msgpack_array(items: list[bytes]) -> bytes:
-    """A msgpack array of already-encoded items, without decoding and re-encoding them."""
-    n = len(items)
-    if n < 16:
-        header = bytes([0x90 | n])
-    elif n < 65536:
-        header = b"\xdc" + n.to_bytes(2, "big")
-    else:
-        header = b"\xdd" + n.to_bytes(4, "big")
-    return header + b"".join(items)

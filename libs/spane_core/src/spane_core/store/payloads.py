@@ -22,6 +22,7 @@ import msgspec
 
 from spane_core.claim_check import Offloaded, offload, references_in, substitute
 from spane_core.errors import SpaneError, StorageError
+from spane_core.lru import ByteLRU
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -47,29 +48,23 @@ class PayloadCache:
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self.size = 0
-        self._bodies: OrderedDict[str, bytes] = OrderedDict()
+        self._bodies: ByteLRU[str, bytes] = ByteLRU(max_bytes)
+
+    @property
+    def size(self) -> int:
+        return self._bodies.size
 
     def __len__(self) -> int:
         return len(self._bodies)
 
     def get(self, pid: str) -> bytes | None:
-        body = self._bodies.get(pid)
-        if body is not None:
-            self._bodies.move_to_end(pid)
-        return body
+        return self._bodies.get(pid)
 
     def put(self, pid: str, body: bytes) -> None:
         if len(body) > self.max_bytes // 4:
             return  # one huge value would push out everything else; fetching it again is cheaper than that
-        if pid in self._bodies:
-            self._bodies.move_to_end(pid)
-            return
-        self._bodies[pid] = body
-        self.size += len(body)
-        while self.size > self.max_bytes:
-            _, evicted = self._bodies.popitem(last=False)
-            self.size -= len(evicted)
+        if not self._bodies.touch(pid):
+            self._bodies.put(pid, body, len(body))
 
 
 class PayloadStore:

@@ -1,0 +1,59 @@
+"""Executions in memory, with the Redis repository's semantics: for tests of the decision logic without Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from spane_core import codec
+from spane_core.effects import Task
+from spane_core.events import Envelope
+from spane_core.store.commit import Commit, Committed, Refused
+
+
+@dataclass
+class InMemoryRepository:
+    """Snapshots, logs, queued tasks (by stream entry id), armed timers (member -> due) and acked entries."""
+
+    partitions: int = 1
+    snapshots: dict[str, tuple[int, bytes]] = field(default_factory=dict)  # execution id -> (seq, state)
+    logs: dict[str, list[bytes]] = field(default_factory=dict)
+    tasks: dict[str, Task] = field(default_factory=dict)
+    timers: dict[str, int] = field(default_factory=dict)
+    acked: list[str] = field(default_factory=list)
+    _entries: int = 0
+
+    def add_task(self, task: Task) -> str:
+        """Queue ``task`` as the worker would find it; its entry id."""
+        self._entries += 1
+        entry = f"{self._entries}-0"
+        self.tasks[entry] = task
+        return entry
+
+    async def load_encoded(self, execution_ids: Sequence[str]) -> list[bytes | None]:
+        return [self.snapshots[eid][1] if eid in self.snapshots else None for eid in execution_ids]
+
+    async def read_log(self, execution_id: str, after_seq: int = 0) -> list[Envelope]:
+        return [codec.decode_envelope(item) for item in self.logs.get(execution_id, [])[after_seq:]]
+
+    async def commit(self, commits: Sequence[Commit]) -> list[Committed | Refused]:
+        return [self._commit(c) for c in commits]
+
+    def _commit(self, c: Commit) -> Committed | Refused:
+        if c.state is not None:
+            seq, snapshot = self.snapshots.get(c.execution_id, (0, None))
+            if seq != c.expected_seq:
+                return Refused(seq, snapshot)
+            self.snapshots[c.execution_id] = (c.state.seq, c.snapshot)
+            self.logs.setdefault(c.execution_id, []).extend(c.encoded)
+            for task in c.tasks:
+                self.add_task(task)
+            for timer in c.timers:
+                self.timers[timer.member] = timer.due
+        for member in c.dropped_timers:
+            self.timers.pop(member, None)
+        for entry in c.acks:
+            # Acknowledged is deleted too, as the commit script does: the stream holds only live work.
+            if self.tasks.pop(entry, None) is not None:
+                self.acked.append(entry)
+        return Committed(c.state.seq if c.state is not None else 0)
