@@ -14,13 +14,13 @@ from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 from redis.asyncio import Redis
 from spane_core.errors import SpaneError
+from spane_core.readmodel import migrate
 from spane_core.settings import Settings
 from spane_core.store.connection import open_redis
 from spane_core.store.executions import ExecutionStore
 from spane_core.store.payloads import PayloadStore
 from spane_core.store.workflows import WorkflowRegistry
 from spane_core.validation import NodeTypeSpec
-from spane_projector.schema import migrate
 
 from spane_api.metrics import Metrics
 
