@@ -25,9 +25,9 @@ from spane_core.definition import Workflow
 from spane_core.events import Envelope, Event
 from spane_core.ids import ExecutionId, NodeId, WorkflowId, new_ulid
 from spane_core.node_schemas import BUILTIN_NODE_TYPES
+from spane_core.readmodel import migrate
 from spane_core.state import ExecutionState, NodeStatus, evolve
 from spane_core.validation import parse_definition
-from spane_projector.schema import migrate
 from spane_projector.writer import FoldCache, write_commits
 
 from bench.procs import postmaster_pid

@@ -32,9 +32,10 @@ from spane_core.events import (
     NodeWaiting,
 )
 from spane_core.ids import ExecutionId, NodeId, WorkflowId, new_execution_id
+from spane_core.readmodel import MIGRATIONS, migrate, schema_version
 from spane_core.state import fold
 from spane_core.workflow_events import WorkflowDeleted, WorkflowEvent, WorkflowRegistered
-from spane_projector import MIGRATIONS, Projector, migrate, schema_version
+from spane_projector import Projector
 from spane_projector.writer import FoldCache, write_commits
 
 pytestmark = pytest.mark.integration

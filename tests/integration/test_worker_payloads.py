@@ -15,10 +15,10 @@ import pytest
 from spane_core.claim_check import canonical_json, payload_id, reference, reference_id
 from spane_core.events import NodeCompleted
 from spane_core.ids import NodeId
+from spane_core.readmodel import migrate
 from spane_core.sdk import ExecutorRegistry, NodeContext
 from spane_core.state import ExecutionStatus, NodeStatus
 from spane_core.store.payloads import PayloadStore
-from spane_projector import migrate
 
 from spane.embedded import free_port
 

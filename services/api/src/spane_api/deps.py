@@ -14,6 +14,7 @@ from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 from redis.asyncio import Redis
 from spane_core.errors import SpaneError
+from spane_core.readmodel import migrate
 from spane_core.settings import Settings
 from spane_core.store.connection import open_redis
 from spane_core.store.executions import ExecutionStore
@@ -21,7 +22,6 @@ from spane_core.store.payloads import PayloadStore
 from spane_core.store.redis_repository import redis_execution_store
 from spane_core.store.workflows import WorkflowRegistry
 from spane_core.validation import NodeTypeSpec
-from spane_projector.schema import migrate
 
 from spane_api.metrics import Metrics
 

@@ -1,4 +1,5 @@
-"""Queries of the Postgres read models that the projector writes (the API never writes them).
+"""The API's reads of the Postgres read models that the projector writes (the API never writes them): the
+statements are the core's (``spane_core.readmodel.reads``); this module runs them and turns rows into views.
 
 An outage (no connection, the server shutting down or out of connections, tables not created yet) becomes
 ``StorageError`` (HTTP 503); any other database error is a bug and answers a logged 500.
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from spane_core.codec import decode_envelopes, envelope_to_dict, iso_ms
 from spane_core.errors import StorageError
+from spane_core.readmodel import reads
 
 from spane_api.schemas import ExecutionSummary, ExecutionView, NodeView, VersionInfo, WorkflowSummary
 from spane_api.views import error_view
@@ -59,10 +61,7 @@ def _unavailable(error: asyncpg.PostgresError) -> bool:
 
 async def list_workflows(db: asyncpg.Pool) -> list[WorkflowSummary]:
     async with connection(db) as conn:
-        rows = await conn.fetch(
-            "SELECT workflow_id, name, latest_version, updated_at, triggers FROM workflows"
-            " WHERE deleted_at IS NULL AND latest_version IS NOT NULL ORDER BY workflow_id"
-        )
+        rows = await conn.fetch(reads.SELECT_WORKFLOWS)
     return [
         WorkflowSummary(
             workflow_id=r["workflow_id"],
@@ -78,40 +77,24 @@ async def list_workflows(db: asyncpg.Pool) -> list[WorkflowSummary]:
 async def workflow_definition(db: asyncpg.Pool, workflow_id: str, version: int) -> dict[str, Any] | None:
     """A version's definition; None when the projector has not stored it (yet)."""
     async with connection(db) as conn:
-        definition: dict[str, Any] | None = await conn.fetchval(
-            "SELECT definition FROM workflow_versions WHERE workflow_id = $1 AND version = $2", workflow_id, version
-        )
+        definition: dict[str, Any] | None = await conn.fetchval(reads.SELECT_WORKFLOW_DEFINITION, workflow_id, version)
     return definition
 
 
 async def workflow_versions(db: asyncpg.Pool, workflow_id: str) -> list[VersionInfo]:
     """The versions of a workflow that the projector has stored, oldest first."""
     async with connection(db) as conn:
-        rows = await conn.fetch(
-            "SELECT version, created_at FROM workflow_versions WHERE workflow_id = $1 ORDER BY version", workflow_id
-        )
+        rows = await conn.fetch(reads.SELECT_WORKFLOW_VERSIONS, workflow_id)
     return [VersionInfo(version=r["version"], created_at=iso(r["created_at"])) for r in rows]
-
-
-_EXECUTION_COLUMNS = (
-    "execution_id, workflow_id, workflow_version, status, error, parent_execution_id, depth, started_at,"
-    " finished_at, last_seq"
-)
 
 
 async def execution(db: asyncpg.Pool, execution_id: str) -> tuple[ExecutionView, int] | None:
     """The execution and the seq of the last event its row reflects; None when the projector has not seen it."""
     async with connection(db) as conn:
-        row = await conn.fetchrow(
-            f"SELECT {_EXECUTION_COLUMNS}, input, output FROM executions WHERE execution_id = $1", execution_id
-        )
+        row = await conn.fetchrow(reads.SELECT_EXECUTION, execution_id)
         if row is None:
             return None
-        node_rows = await conn.fetch(
-            "SELECT node_id, status, attempts, started_at, finished_at, output, error FROM node_runs"
-            " WHERE execution_id = $1",
-            execution_id,
-        )
+        node_rows = await conn.fetch(reads.SELECT_NODE_RUNS_OF, execution_id)
     nodes = {
         n["node_id"]: NodeView(
             status=n["status"],
@@ -159,18 +142,7 @@ async def executions(
     db: asyncpg.Pool, *, workflow_id: str | None, status: str | None, limit: int, cursor: str | None
 ) -> list[ExecutionSummary]:
     """Newest first (execution ids sort by creation time), strictly older than ``cursor``."""
-    clauses: list[str] = []
-    args: list[object] = []
-    for column, value in (("workflow_id", workflow_id), ("status", status)):
-        if value is not None:
-            args.append(value)
-            clauses.append(f"{column} = ${len(args)}")
-    if cursor is not None:
-        args.append(cursor)
-        clauses.append(f"execution_id < ${len(args)}")
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    args.append(limit)
-    sql = f"SELECT {_EXECUTION_COLUMNS} FROM executions {where} ORDER BY execution_id DESC LIMIT ${len(args)}"
+    sql, args = reads.select_executions(workflow_id=workflow_id, status=status, cursor=cursor, limit=limit)
     async with connection(db) as conn:
         rows = await conn.fetch(sql, *args)
     return [_summary(r) for r in rows]
@@ -183,8 +155,8 @@ async def archived_events(db: asyncpg.Pool, execution_id: str) -> list[dict[str,
     before schema version 3 are in ``events``, in their API form.
     """
     async with connection(db) as conn:
-        runs = await conn.fetch("SELECT data FROM event_runs WHERE execution_id = $1", execution_id)
-        old = await conn.fetch("SELECT seq, body FROM events WHERE execution_id = $1", execution_id)
+        runs = await conn.fetch(reads.SELECT_EVENT_RUNS, execution_id)
+        old = await conn.fetch(reads.SELECT_OLD_EVENTS, execution_id)
     by_seq: dict[int, dict[str, Any]] = {r["seq"]: r["body"] for r in old}
     for r in runs:
         for envelope in decode_envelopes(r["data"]):

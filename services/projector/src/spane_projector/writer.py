@@ -17,10 +17,10 @@ import asyncpg
 from spane_core.codec import decode_envelopes, encode
 from spane_core.events import Envelope
 from spane_core.lru import ByteLRU
+from spane_core.readmodel import writes
 from spane_core.state import FINISHED_EXECUTION, ExecutionState
 from spane_core.workflow_events import WorkflowEvent
 
-from spane_projector import sql
 from spane_projector.convert import (
     envelope_from_body,
     from_json,
@@ -42,7 +42,7 @@ from spane_projector.rows import (
 )
 
 if TYPE_CHECKING:
-    from spane_projector.schema import Conn
+    from spane_core.readmodel.schema import Conn
 
 EXECUTION_LOCKS = 0x5350  # advisory lock class of executions (key: a hash of the id)
 REGISTRY_LOCK = (0x5351, 0)
@@ -123,8 +123,8 @@ async def write_commits(conn: Conn, envelopes: Iterable[Envelope], cache: FoldCa
         return 0
     ids = sorted(by_execution, key=_lock_key)
     async with conn.transaction():
-        await conn.execute(sql.LOCK_EXECUTIONS, EXECUTION_LOCKS, [_lock_key(i) for i in ids])
-        stored = {r["execution_id"]: _execution_row(r) for r in await conn.fetch(sql.SELECT_EXECUTIONS, ids)}
+        await conn.execute(writes.LOCK_EXECUTIONS, EXECUTION_LOCKS, [_lock_key(i) for i in ids])
+        stored = {r["execution_id"]: _execution_row(r) for r in await conn.fetch(writes.SELECT_EXECUTIONS, ids)}
         runs = await _archive_and_runs(conn, by_execution, {i: row.last_seq for i, row in stored.items()})
         if not runs:
             return 0
@@ -134,7 +134,7 @@ async def write_commits(conn: Conn, envelopes: Iterable[Envelope], cache: FoldCa
         }
         nodes: dict[str, list[NodeRunRow]] = {}
         if wanted:
-            for r in await conn.fetch(sql.SELECT_NODE_RUNS, *_columns(wanted, 2)):
+            for r in await conn.fetch(writes.SELECT_NODE_RUNS, *_columns(wanted, 2)):
                 nodes.setdefault(r["execution_id"], []).append(_node_row(r))
         projections = [
             project(cached.get(i) or (state_from_rows(stored[i], nodes.get(i, ())) if i in stored else None), run)
@@ -160,7 +160,7 @@ async def _archive_and_runs(
     archive, so that a batch that fills a gap folds every event after it.
     """
     after = {i: done.get(i, 0) for i in by_execution}
-    early = {r[0] for r in await conn.fetch(sql.SELECT_HAS_LATER, *_columns(after.items(), 2))}
+    early = {r[0] for r in await conn.fetch(writes.SELECT_HAS_LATER, *_columns(after.items(), 2))}
     new: list[list[Envelope]] = []
     maybe_archived: list[list[Envelope]] = []
     runs: dict[str, list[Envelope]] = {}
@@ -174,13 +174,13 @@ async def _archive_and_runs(
         if pieces and pieces[0][0].seq == after[execution_id] + 1:
             runs[execution_id] = pieces[0]  # up to a gap: what follows waits for the batch that fills it
     if new:
-        await conn.copy_records_to_table("event_runs", records=map(_run_record, new), columns=sql.EVENT_RUN_COLUMNS)
+        await conn.copy_records_to_table("event_runs", records=map(_run_record, new), columns=writes.EVENT_RUN_COLUMNS)
     if maybe_archived:
-        rows = _columns(map(_run_record, maybe_archived), len(sql.EVENT_RUN_COLUMNS))
-        await conn.execute(sql.INSERT_EVENT_RUNS, *rows)
+        rows = _columns(map(_run_record, maybe_archived), len(writes.EVENT_RUN_COLUMNS))
+        await conn.execute(writes.INSERT_EVENT_RUNS, *rows)
         gaps = {i: after[i] for i in early}
         archived: dict[str, dict[int, Envelope]] = {}
-        for data, body in await conn.fetch(sql.SELECT_ARCHIVED_AFTER, *_columns(gaps.items(), 2)):
+        for data, body in await conn.fetch(writes.SELECT_ARCHIVED_AFTER, *_columns(gaps.items(), 2)):
             for envelope in decode_envelopes(data) if data is not None else [envelope_from_body(from_json(body))]:
                 archived.setdefault(envelope.execution_id, {})[envelope.seq] = envelope
         for execution_id, seqs in archived.items():
@@ -215,7 +215,7 @@ async def _write(conn: Conn, projections: list[Projection]) -> None:
         )
         for x in (p.execution for p in projections)
     )  # fmt: skip
-    await conn.execute(sql.UPSERT_EXECUTIONS, *_columns(executions, 15))
+    await conn.execute(writes.UPSERT_EXECUTIONS, *_columns(executions, 15))
     node_rows = (
         (
             n.execution_id, n.node_id, n.status, n.attempts, opt_time(n.started_at), opt_time(n.finished_at),
@@ -224,7 +224,7 @@ async def _write(conn: Conn, projections: list[Projection]) -> None:
         for p in projections
         for n in p.nodes
     )  # fmt: skip
-    await conn.execute(sql.UPSERT_NODE_RUNS, *_columns(node_rows, 9))
+    await conn.execute(writes.UPSERT_NODE_RUNS, *_columns(node_rows, 9))
     dead = [
         (
             d.id, d.execution_id, d.workflow_id, d.node_id, d.attempt, json_text(d.error), opt_json_text(d.input),
@@ -234,10 +234,10 @@ async def _write(conn: Conn, projections: list[Projection]) -> None:
         for d in p.dead_letters
     ]  # fmt: skip
     if dead:
-        await conn.execute(sql.INSERT_DEAD_LETTERS, *_columns(dead, 9))
+        await conn.execute(writes.INSERT_DEAD_LETTERS, *_columns(dead, 9))
     requeues = [(q.execution_id, q.node_id, q.attempt, to_time(q.at)) for p in projections for q in p.requeues]
     if requeues:
-        await conn.execute(sql.RESOLVE_DEAD_LETTERS, *_columns(requeues, 4))
+        await conn.execute(writes.RESOLVE_DEAD_LETTERS, *_columns(requeues, 4))
 
 
 async def write_workflow_events(conn: Conn, events: Iterable[tuple[int, WorkflowEvent]]) -> int:
@@ -249,7 +249,7 @@ async def write_workflow_events(conn: Conn, events: Iterable[tuple[int, Workflow
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *REGISTRY_LOCK)
         version_rows = ((v.workflow_id, v.version, json_text(v.definition), to_time(v.created_at)) for v in versions)
-        await conn.execute(sql.INSERT_WORKFLOW_VERSIONS, *_columns(version_rows, 4))
+        await conn.execute(writes.INSERT_WORKFLOW_VERSIONS, *_columns(version_rows, 4))
         workflow_rows = (
             (
                 w.workflow_id, w.name, w.latest_version, opt_json_text(w.triggers), opt_time(w.created_at),
@@ -257,5 +257,5 @@ async def write_workflow_events(conn: Conn, events: Iterable[tuple[int, Workflow
             )
             for w in workflows
         )  # fmt: skip
-        await conn.execute(sql.UPSERT_WORKFLOWS, *_columns(workflow_rows, 8))
+        await conn.execute(writes.UPSERT_WORKFLOWS, *_columns(workflow_rows, 8))
     return len(batch)

@@ -9,13 +9,13 @@ import asyncpg
 import httpx
 from spane_core import sdk
 from spane_core.errors import SpaneError
+from spane_core.readmodel import migrate
 from spane_core.sdk import ExecutorRegistry, load_plugins
 from spane_core.settings import Settings
 from spane_core.store.connection import open_redis
 from spane_core.store.payloads import PayloadStore
 from spane_core.store.redis_repository import redis_execution_store
 from spane_core.store.workflows import WorkflowRegistry
-from spane_projector.schema import migrate
 
 from spane_worker.consumer import Worker
 from spane_worker.executors import builtin_executors

@@ -5,8 +5,9 @@ Payloads are rows ``(id, body)`` of the ``payloads`` table, ``body`` the canonic
 does nothing, and any process may cache them. Each process keeps the most recently used bodies, bounded in bytes,
 and remembers which ids are stored, so that a value passed along unchanged is neither fetched nor written again.
 
-The table is created by the read models' migrations. A worker or an API may need it before the projector ever ran,
-so the store runs the migrations itself (``prepare``, idempotent and advisory-locked) before its first statement.
+The table is created by the read models' migrations (``spane_core.readmodel``). A worker or an API may need it
+before the projector ever ran, so the store runs the migrations itself (``prepare``, idempotent and advisory-locked)
+before its first statement.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import msgspec
 from spane_core.claim_check import Offloaded, offload, references_in, substitute
 from spane_core.errors import SpaneError, StorageError
 from spane_core.lru import ByteLRU
+from spane_core.readmodel import reads, writes
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -103,13 +105,7 @@ class PayloadStore:
         if not payloads:
             return
         ids = list(payloads)
-        await self._run(
-            # In id order: two batches that share ids then wait for each other in one order, never in a cycle.
-            "INSERT INTO payloads (id, body) SELECT * FROM unnest($1::text[], $2::bytea[]) AS p (id, body)"
-            " ORDER BY id ON CONFLICT (id) DO NOTHING",
-            ids,
-            [payloads[pid] for pid in ids],
-        )
+        await self._run(writes.INSERT_PAYLOADS, ids, [payloads[pid] for pid in ids])
         for pid, body in payloads.items():
             self._remember(pid)
             self.cache.put(pid, body)
@@ -154,7 +150,7 @@ class PayloadStore:
         return fetch
 
     async def _fetch(self, ids: list[str]) -> dict[str, bytes]:
-        rows = await self._run("SELECT id, body FROM payloads WHERE id = ANY($1::text[])", ids, fetch=True)
+        rows = await self._run(reads.SELECT_PAYLOADS, ids, fetch=True)
         fetched = {row["id"]: row["body"] for row in rows}
         for pid, body in fetched.items():
             self._remember(pid)

@@ -9,10 +9,12 @@ from litestar import get, post
 from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 from spane_core.codec import envelope_to_dict
-from spane_core.errors import NotFound, StorageError
+from spane_core.errors import NotFound, StateConflict, StorageError
+from spane_core.ids import ExecutionId
 from spane_core.state import ExecutionStatus
+from spane_core.usecases import command_execution
 
-from spane_api import readmodel, service
+from spane_api import readmodel
 from spane_api.deps import Deps
 from spane_api.problems import problem_responses
 from spane_api.schemas import CommandAccepted, ExecutionPage, ExecutionView, History
@@ -85,7 +87,14 @@ async def read_history(execution_id: FromPath[str], deps: Deps) -> History:
 
 
 async def _command(deps: Deps, execution_id: str, name: str) -> CommandAccepted:
-    state = await service.command_execution(deps, execution_id, name)
+    try:
+        state = await command_execution(deps.executions, ExecutionId(execution_id), name)
+    except NotFound:
+        # Redis no longer holds a finished execution after its retention; the read model still knows it.
+        found = await readmodel.execution(deps.db, execution_id)
+        if found is None:
+            raise
+        raise StateConflict(f"cannot {name} an execution that is {found[0].status}") from None
     return CommandAccepted(execution_id=state.execution_id, status=state.status)
 
 

@@ -13,9 +13,10 @@ from spane_core.errors import FieldError, InvalidInput, NotFound
 from spane_core.ids import WorkflowId
 from spane_core.not_built import check_buildable
 from spane_core.store.executions import now_ms
+from spane_core.usecases import resolve_workflow, start_execution
 from spane_core.validation import parse_definition
 
-from spane_api import readmodel, service
+from spane_api import readmodel
 from spane_api.deps import Deps
 from spane_api.problems import problem_responses
 from spane_api.schemas import (
@@ -114,8 +115,13 @@ async def execute_workflow(
     workflow_id: FromPath[str], deps: Deps, data: JSONBody[ExecuteRequest | None] = None
 ) -> ExecutionAccepted:
     request = data or ExecuteRequest()
-    workflow = await service.resolve_workflow(deps, WorkflowId(workflow_id), request.version)
-    started = await service.start_execution(deps, workflow, _input_of(request), request.idempotency_key)
+    # The workflow first, then the input: an unknown workflow is a 404 whatever the body holds.
+    workflow = await resolve_workflow(deps.workflows, WorkflowId(workflow_id), request.version)
+    started = await start_execution(
+        deps.redis, deps.executions, deps.payloads, workflow, _input_of(request), request.idempotency_key
+    )
+    if started.created:
+        deps.metrics.executions_started.labels(workflow.id).inc()
     state = started.state
     return ExecutionAccepted(
         execution_id=state.execution_id,

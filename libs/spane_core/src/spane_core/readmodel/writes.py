@@ -1,7 +1,11 @@
-"""The projector's SQL. A batch's new runs of events are COPYed into the archive; other rows travel as one array per
+"""The statements that write the read models.
+
+The projector's: a batch's new runs of events are COPYed into the archive; other rows travel as one array per
 column and are ``unnest``-ed: one round trip per table, whatever the size of the batch.
 
 JSON goes in as text cast to jsonb and comes out as text, whatever codecs the connection has.
+
+The payload store's (``spane_core.store.payloads``) are here too: the API and the workers write that table.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ LOCK_EXECUTIONS = """
 SELECT pg_advisory_xact_lock($1::int, k) FROM unnest($2::int[]) WITH ORDINALITY AS u(k, i) ORDER BY i
 """
 
-# The archive's columns, in the order of ``writer._run_record``: a batch's new runs are COPYed in, and
+# The archive's columns, in the order of the projector's ``writer._run_record``: a batch's new runs are COPYed in, and
 # INSERT_EVENT_RUNS (which skips the ones archived already) takes the rest.
 EVENT_RUN_COLUMNS = ("execution_id", "first_seq", "last_seq", "workflow_id", "at", "data")
 
@@ -124,4 +128,10 @@ ON CONFLICT (workflow_id) DO UPDATE SET
     updated_at = CASE WHEN EXCLUDED.last_pos > w.last_pos THEN EXCLUDED.updated_at ELSE w.updated_at END,
     deleted_at = CASE WHEN EXCLUDED.last_pos > w.last_pos THEN EXCLUDED.deleted_at ELSE w.deleted_at END,
     last_pos = greatest(w.last_pos, EXCLUDED.last_pos)
+"""
+
+# In id order: two batches that share ids then wait for each other in one order, never in a cycle.
+INSERT_PAYLOADS = """
+INSERT INTO payloads (id, body) SELECT * FROM unnest($1::text[], $2::bytea[]) AS p (id, body)
+ORDER BY id ON CONFLICT (id) DO NOTHING
 """
