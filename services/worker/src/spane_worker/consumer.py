@@ -34,9 +34,9 @@ from spane_core.ids import ExecutionId, new_lease
 from spane_core.keys import WORKER_GROUP, PartitionKeys, all_partitions
 from spane_core.sdk import ExecutorRegistry
 from spane_core.settings import Settings
-from spane_core.store.consumers import forget_gone_consumers
 from spane_core.store.executions import ExecutionStore, Transition, WorkflowSource, now_ms
 from spane_core.store.payloads import PayloadStore, PayloadsUnavailable
+from spane_core.store.streams import forget_gone_consumers
 from spane_core.store.transient import TRANSIENT, Backoff
 
 from spane_worker.committer import Committer, Held, Result
