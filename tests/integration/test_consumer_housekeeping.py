@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
-from spane_core.store.consumers import forget_gone_consumers
+from spane_core.store.streams import forget_gone_consumers
 
 from .api_support import unique
 

@@ -1,6 +1,6 @@
 """The projector: consumer group ``projector`` on every events stream, folding batches into Postgres.
 
-It talks to Redis with redis-py directly, not through FastStream: FastStream's subscriber handles one message at a
+It reads through the core's ``ConsumerGroup``, not FastStream: FastStream's subscriber handles one message at a
 time (~4k msgs/s measured) and its reclaim mode never reads new messages, while this loop takes up to 1000 entries
 per XREADGROUP, writes them in one transaction and acks them with one XACK.
 """
@@ -14,15 +14,15 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import asyncpg
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
 from spane_core import keys
 from spane_core.codec import decode_envelopes, decode_workflow_event
 from spane_core.events import Envelope
-from spane_core.store.consumers import forget_gone_consumers
+from spane_core.store.connection import as_text
+from spane_core.store.streams import ConsumerGroup
 from spane_core.workflow_events import WorkflowEvent
 
 from spane_projector.rows import stream_pos
@@ -78,8 +78,8 @@ class Projector:
         self.redis = redis
         self.database = database
         self.consumer = consumer
-        self.group = keys.PROJECTOR_GROUP
         self.streams = [p.events for p in keys.all_partitions(partitions)] + [keys.WorkflowKeys.events]
+        self.consumer_group = ConsumerGroup(redis, keys.PROJECTOR_GROUP, consumer, self.streams)
         self.batch_size = batch_size
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms
@@ -118,16 +118,7 @@ class Projector:
 
     async def backlog(self) -> int:
         """Entries not yet acked by the group (delivered or not) over all streams, for metrics."""
-        total = 0
-        for stream in self.streams:
-            try:
-                groups = await self.redis.xinfo_groups(stream)
-            except ResponseError:  # no such stream yet
-                continue
-            for group in groups:
-                if _text(group["name"]) == self.group:
-                    total += int(group.get("pending") or 0) + int(group.get("lag") or 0)
-        return total
+        return await self.consumer_group.backlog()
 
     async def _migrate(self) -> None:
         assert self._pool is not None
@@ -138,7 +129,7 @@ class Projector:
 
     async def _consume(self, stream: str, stop: asyncio.Event) -> None:
         try:
-            await self._retry(f"create group on {stream}", stop, lambda: self._ensure_group(stream))
+            await self._retry(f"create group on {stream}", stop, lambda: self.consumer_group.ensure_groups([stream]))
             cursor = "0"  # first our own pending entries (a restart under the same name), then new ones
             next_claim = 0.0
             while not stop.is_set():
@@ -159,47 +150,25 @@ class Projector:
         except _Stopped:
             return
 
-    async def _ensure_group(self, stream: str) -> None:
-        # From id 0, not "$": entries written before the group existed are projected too.
-        try:
-            await self.redis.xgroup_create(stream, self.group, id="0", mkstream=True)
-        except ResponseError as e:
-            if "BUSYGROUP" not in str(e):
-                raise
-
     async def _read(self, stream: str, cursor: str, block: int | None = -1, count: int | None = None) -> list[Entry]:
         """Read entries; ``block`` -1 waits ``block_ms`` for new ones (none for the pending list), None or 0 not."""
         if block == -1:
             block = self.block_ms if cursor == ">" else None
-        try:
-            reply = await self.redis.xreadgroup(
-                self.group, self.consumer, {stream: cursor}, count=count or self.batch_size, block=block or None
-            )
-        except ResponseError as e:
-            if "NOGROUP" in str(e):  # the stream or group was deleted under us: recreate, then retry
-                await self._ensure_group(stream)
-            raise
-        batches: list[Any] = list(reply.values()) if isinstance(reply, dict) else [r[1] for r in reply or []]
-        return [_entry(item) for batch in batches for item in (batch[0] if _nested(batch) else batch)]
+        entries = await self.consumer_group.read(stream, count or self.batch_size, block, cursor)
+        return [(entry_id, fields.get(b"b")) for entry_id, fields in entries]
 
     async def _claim(self, stream: str, stop: asyncio.Event) -> None:
         """Take over entries that a dead projector left unacked for ``claim_idle_ms``, and forget the consumers
         of projectors gone for good."""
         try:
-            gone = await forget_gone_consumers(self.redis, stream, self.group, keep=self.consumer)
+            await self.consumer_group.forget_gone(stream)
         except aioredis.RedisError as e:  # housekeeping: the next period tries again
             log.warning("could not look for gone consumers on %s: %s", stream, e)
-        else:
-            if gone:
-                log.info("forgot %d consumer(s) gone from %s: %s", len(gone), stream, ", ".join(gone))
         start = "0-0"
         while True:
-            claim = functools.partial(
-                self.redis.xautoclaim, stream, self.group, self.consumer, self.claim_idle_ms, start, self.batch_size
-            )
-            reply = await self._retry(f"claim on {stream}", stop, claim)
-            start = _text(reply[0])
-            entries = [_entry(item) for item in reply[1] if item[0] is not None]
+            claim = functools.partial(self.consumer_group.reclaim, stream, self.claim_idle_ms, self.batch_size, start)
+            start, claimed = await self._retry(f"claim on {stream}", stop, claim)
+            entries = [(entry_id, fields.get(b"b")) for entry_id, fields in claimed]
             if entries:
                 log.info("claimed %d idle entries of %s", len(entries), stream)
                 await self._handle(stream, entries, stop)
@@ -209,7 +178,7 @@ class Projector:
     async def _handle(self, stream: str, entries: list[Entry], stop: asyncio.Event) -> None:
         await self._retry(f"apply a batch of {stream}", stop, lambda: self._apply(stream, entries))
         ids = [entry_id for entry_id, _ in entries]
-        await self._retry(f"ack on {stream}", stop, lambda: self.redis.xack(stream, self.group, *ids))
+        await self._retry(f"ack on {stream}", stop, lambda: self.consumer_group.ack(stream, ids))
         self.stats.entries += len(entries)
         now = time.monotonic()
         if stream != keys.WorkflowKeys.events and now - self._trimmed_at.get(stream, 0.0) >= TRIM_EVERY_S:
@@ -281,20 +250,6 @@ class Projector:
                 self.stats.failing -= 1
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _nested(batch: Any) -> bool:
-    # RESP3 wraps each stream's entries in one more list.
-    return bool(batch) and isinstance(batch[0], list)
-
-
-def _entry(item: Any) -> Entry:
-    entry_id, fields = item[0], item[1]
-    return _text(entry_id), (fields or {}).get(b"b")
-
-
 async def trim_consumed(redis: aioredis.Redis, stream: str) -> None:
     """Drop the entries of ``stream`` that every consumer group has acknowledged.
 
@@ -312,6 +267,5 @@ async def trim_consumed(redis: aioredis.Redis, stream: str) -> None:
 
 
 def _stream_id(value: bytes | str) -> tuple[int, int]:
-    text = value.decode() if isinstance(value, bytes) else value
-    ms, _, seq = text.partition("-")
+    ms, _, seq = as_text(value).partition("-")
     return int(ms), int(seq or 0)

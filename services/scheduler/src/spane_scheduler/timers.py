@@ -18,6 +18,7 @@ from spane_core.commands import FireTimer
 from spane_core.effects import parse_timer_member
 from spane_core.ids import ExecutionId
 from spane_core.keys import PartitionKeys, all_partitions
+from spane_core.store.connection import as_text
 from spane_core.store.executions import ExecutionStore, Transition, now_ms
 
 log = logging.getLogger("spane.scheduler")
@@ -53,7 +54,7 @@ class TimerLoop:
         by_execution: dict[ExecutionId, list[str]] = defaultdict(list)
         commands: dict[ExecutionId, list[FireTimer]] = defaultdict(list)
         for raw in members:
-            member = _text(raw)
+            member = as_text(raw)
             try:
                 execution_id, node_id, attempt = parse_timer_member(member)
             except ValueError:
@@ -67,7 +68,3 @@ class TimerLoop:
             if outcome.error is not None:  # a missing execution still has its timer dropped by the commit
                 log.warning("timers of %s: %s", outcome.execution_id, outcome.error)
         return len(members)
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

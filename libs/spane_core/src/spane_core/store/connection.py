@@ -83,3 +83,8 @@ def open_redis(settings: Settings) -> Redis:
         settings.redis_url, max_connections=pool_size(settings), timeout=settings.redis_pool_timeout_s
     )
     return Redis.from_pool(pool)  # the client owns the pool: closing it closes the connections
+
+
+def as_text(value: object) -> str:
+    """A key, member or stream id from a client that does not decode responses (SPANE's never do), as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)

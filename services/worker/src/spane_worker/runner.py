@@ -1,0 +1,244 @@
+"""Running the tasks a worker took: decode them, record their starts, run the executors, hand the results over.
+
+Fresh tasks whose executions allow it run at once, before their start is recorded (the quick path): a quick node's
+start and result then take one commit instead of two. The others, and every reclaimed task, are marked started
+first, in one pipelined ``transact`` (the new ``lease`` fences results of a dead worker's earlier try). Both paths
+run a node with the same ``_run``, and its result goes to the committer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import msgspec
+from spane_core import codec
+from spane_core.commands import Command, MarkStarted
+from spane_core.definition import NodeDef, Workflow
+from spane_core.effects import Task
+from spane_core.errors import ConcurrencyError
+from spane_core.ids import ExecutionId, new_lease
+from spane_core.keys import PartitionKeys
+from spane_core.sdk import ExecutorRegistry
+from spane_core.store.executions import ExecutionStore, Transition, WorkflowSource, now_ms
+from spane_core.store.payloads import PayloadStore, PayloadsUnavailable
+from spane_core.store.streams import ConsumerGroup, Entry
+from spane_core.store.transient import TRANSIENT, Backoff
+
+from spane_worker.committer import Committer, Held, Result
+from spane_worker.execute import Ran, execute
+from spane_worker.held import HeldTasks
+from spane_worker.task_state import keep_pending, lease_if_started, may_start
+
+log = logging.getLogger("spane.worker")
+_A = TypeVar("_A")
+_R = TypeVar("_R")
+
+
+class Runner:
+    """Runs at most ``concurrency`` nodes at once; ``drain`` waits for those running when the worker stops."""
+
+    def __init__(
+        self,
+        group: ConsumerGroup,
+        held: HeldTasks,
+        committer: Committer,
+        store: ExecutionStore,
+        workflows: WorkflowSource,
+        executors: ExecutorRegistry,
+        payloads: PayloadStore | None,
+        *,
+        announce_after_s: float,
+        shutdown_grace_s: float,
+    ) -> None:
+        self.group = group
+        self.held = held
+        self.committer = committer
+        self.store = store
+        self.workflows = workflows
+        self.executors = executors
+        self.payloads = payloads  # large values (the claim check); None: outputs stay inline
+        self.announce_after_s = announce_after_s
+        self.shutdown_grace_s = shutdown_grace_s
+        self._slots = asyncio.Semaphore(held.concurrency)
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def accept(self, p: PartitionKeys, entries: list[Entry], *, reclaimed: bool) -> None:
+        """Hold and run the tasks of ``entries``, read (or, ``reclaimed``, taken over) from partition ``p``."""
+        fresh: list[Held] = []
+        unreadable: list[str] = []
+        for entry_id, fields in entries:
+            if (p.partition, entry_id) in self.held:
+                continue  # already running here (reclaimed from ourselves)
+            try:
+                if b"t" not in fields:
+                    raise ValueError("the entry has no task field")
+                fresh.append(Held(p, entry_id, codec.decode_task(fields[b"t"])))
+            except (ValueError, msgspec.DecodeError):
+                log.exception("dropping unreadable task entry %s on %s", entry_id, p.tasks)
+                unreadable.append(entry_id)
+        # Acknowledged and deleted, as the commit script does with finished tasks.
+        await self.group.ack_and_delete(p.tasks, unreadable)
+        for held in fresh:
+            self.held.hold(held)
+        try:
+            if not reclaimed:
+                fresh = await self._run_at_once(fresh)
+            await self._start(fresh)
+        except BaseException:
+            for held in fresh:  # not started: stay pending in the stream, to be reclaimed
+                self.held.release(held)
+            raise
+
+    async def drain(self) -> None:
+        """Wait up to the shutdown grace for the running nodes; cancel those still running (others reclaim them)."""
+        if not self._running:
+            return
+        log.info("waiting for %d running task(s) to finish", len(self._running))
+        _done, pending = await asyncio.wait(set(self._running), timeout=self.shutdown_grace_s)
+        if pending:
+            log.warning(
+                "cancelling %d task(s) still running after the shutdown grace; others will reclaim them", len(pending)
+            )
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _run_at_once(self, fresh: list[Held]) -> list[Held]:
+        """Run the tasks that may start, by this process's latest view of their executions, before recording
+        their start: a quick node's start and result then take one commit instead of two. Returns the others.
+
+        The view is only a hint: the start is recorded with ``first_only``, so a node that was meanwhile paused,
+        cancelled or taken over by a reclaim is not started twice, and its result is not recorded."""
+        if not fresh:
+            return fresh
+        execution_ids = list({h.task.execution_id for h in fresh})
+        seen = await retrying("reading snapshots", self.store.peek, execution_ids)
+        views = dict(zip(execution_ids, seen, strict=True))
+        rest = []
+        for held in fresh:
+            if may_start(views[held.task.execution_id], held.task):
+                self._launch(held, None)
+            else:
+                rest.append(held)
+        return rest
+
+    async def _start(self, fresh: list[Held]) -> None:
+        """Mark the tasks started, in one transaction per execution, and run those that did start."""
+        by_execution: dict[ExecutionId, list[Held]] = defaultdict(list)
+        for held in fresh:
+            by_execution[held.task.execution_id].append(held)
+        groups = list(by_execution.items())
+        transitions = [
+            Transition(eid, [MarkStarted(h.task.node_id, h.task.queued_seq) for h in group],
+                       traceparent=group[0].task.traceparent)
+            for eid, group in groups
+        ]  # fmt: skip
+        outcomes = await retrying("recording starts", self.store.transact, transitions) if transitions else []
+        stale: list[Transition] = []
+        for (eid, group), outcome in zip(groups, outcomes, strict=True):
+            if isinstance(outcome.error, ConcurrencyError):
+                log.warning("could not mark tasks of %s started (%s); they will be reclaimed", eid, outcome.error)
+                for held in group:
+                    self.held.release(held)
+                continue
+            if outcome.error is not None:
+                log.error("tasks of %s cannot run: %s", eid, outcome.error)
+            acks: list[str] = []
+            for held in group:
+                lease = lease_if_started(outcome, held.task)
+                if lease is not None:
+                    self._launch(held, lease)
+                else:
+                    if not keep_pending(outcome.state, held.task):
+                        acks.append(held.entry_id)
+                    self.held.release(held)
+            if acks:
+                stale.append(Transition(eid, [], ack=acks))
+        if stale:
+            try:
+                for outcome in await self.store.transact(stale):
+                    if outcome.error is not None:
+                        log.warning("could not acknowledge stale tasks of %s: %s", outcome.execution_id, outcome.error)
+            except Exception:  # they stay pending and are acknowledged when reclaimed
+                log.exception("acknowledging %d stale task group(s) failed", len(stale))
+
+    def _launch(self, held: Held, lease: str | None) -> None:
+        task = asyncio.create_task(self._run(held, lease))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _run(self, held: Held, lease: str | None) -> None:
+        """Run one try of ``held``'s node and hand its result to the committer.
+
+        ``lease`` is the node's lease when its start is recorded already; None runs it at once, recording the start
+        with the result when the node is quick, or announcing it (through the committer's next batch) when it is
+        still running after ``announce_after``."""
+        task = held.task
+        start: MarkStarted | None = None
+        if lease is None:
+            lease = new_lease()
+            start = MarkStarted(task.node_id, task.queued_seq, lease=lease, first_only=True, started_at=now_ms())
+        try:
+            async with self._slots:
+                workflow = await retrying("loading a workflow", self._workflow, task)
+                running = asyncio.ensure_future(self._execute(task, workflow.node(task.node_id), lease))
+                try:
+                    commands: tuple[Command, ...]
+                    if start is None:
+                        ran = await running
+                        commands = (ran.command,)
+                    else:
+                        # Most nodes finish in their first step: look after it before arming the announce timer.
+                        await asyncio.sleep(0)
+                        if not running.done():
+                            await asyncio.wait({running}, timeout=self.announce_after_s)
+                        if running.done():
+                            ran = running.result()
+                            commands = (start, ran.command)
+                        else:  # a slow node: record its start now, so that it shows as running while it runs
+                            outcome = await self.committer.announce(held, start)
+                            if lease_if_started(outcome, task) != lease:
+                                # Paused, cancelled or reclaimed meanwhile: stop; the task stays pending and the
+                                # worker that reclaims it settles it.
+                                running.cancel()
+                                self.held.release(held)
+                                return
+                            ran = await running
+                            commands = (ran.command,)
+                finally:
+                    if not running.done():
+                        running.cancel()
+            self.committer.put(Result(held, commands, ran.payloads))
+        except Exception:
+            log.exception("task %s of %s could not run; it will be reclaimed", task.node_id, task.execution_id)
+            self.held.release(held)
+        except asyncio.CancelledError:
+            self.held.release(held)
+            raise
+
+    async def _workflow(self, task: Task) -> Workflow:
+        return await self.workflows.get(task.workflow_id, task.workflow_version)
+
+    async def _execute(self, task: Task, node: NodeDef, lease: str) -> Ran:
+        """``execute``, waiting out a payload store that is away: nothing ran when it cannot read the input."""
+        backoff = Backoff()
+        while True:
+            try:
+                return await execute(task, node, lease, self.executors, self.payloads)
+            except PayloadsUnavailable as e:
+                await backoff.wait(log, f"reading the input of {task.node_id} of {task.execution_id}", e)
+
+
+async def retrying(what: str, call: Callable[[_A], Awaitable[_R]], arg: _A) -> _R:
+    """``call(arg)``, tried again after a backoff while it fails for a transient reason (Redis or Postgres away
+    for a moment): the tasks in hand stay with this worker instead of waiting for the visibility timeout."""
+    backoff = Backoff()
+    while True:
+        try:
+            return await call(arg)
+        except TRANSIENT as e:
+            await backoff.wait(log, what, e)
