@@ -30,17 +30,18 @@ deps-test:
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
 	fi
 
-test: setup deps-test
+# Lint first (ruff check + format, mypy strict): a finding fails the test command, and so CI.
+test: setup deps-test lint
 	$(UV_RUN) pytest -q
 
 dev: setup
 	$(UV_RUN) spane dev --port 8000
 
 lint:
-	$(UV_RUN) ruff check . && $(UV_RUN) ruff format --check . && $(UV_RUN) mypy
+	$(UV_RUN) ruff check . && $(UV_RUN) ruff format --check libs services src tests bench && $(UV_RUN) mypy
 
 fmt:
-	$(UV_RUN) ruff format . && $(UV_RUN) ruff check --fix .
+	$(UV_RUN) ruff format libs services src tests bench && $(UV_RUN) ruff check --fix .
 
 # The benchmark (README "Benchmarks"): SPANE against Celery in one run, each on a fresh Redis and Postgres.
 # BENCH_ARGS passes more options, e.g. BENCH_ARGS="--executions 500 --workloads diamond fanout".

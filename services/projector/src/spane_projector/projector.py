@@ -21,12 +21,12 @@ import redis.asyncio as aioredis
 from spane_core import keys
 from spane_core.codec import decode_envelopes, decode_workflow_event
 from spane_core.events import Envelope
+from spane_core.readmodel import migrate
 from spane_core.store.connection import as_text
 from spane_core.store.streams import ConsumerGroup
 from spane_core.workflow_events import WorkflowEvent
 
 from spane_projector.rows import stream_pos
-from spane_projector.schema import migrate
 from spane_projector.writer import FoldCache, write_commits, write_workflow_events
 
 log = logging.getLogger("spane.projector")
