@@ -14,6 +14,7 @@ from spane_core.claim_check import Offloaded, references_in
 from spane_core.commands import Complete, Fail
 from spane_core.definition import NodeDef
 from spane_core.effects import Task
+from spane_core.errors import SpaneError
 from spane_core.events import ErrorInfo
 from spane_core.ids import NodeId
 from spane_core.sdk import ExecutorRegistry, NodeContext, NonRetryableError, node_result
@@ -22,7 +23,7 @@ from spane_core.store.payloads import PayloadStore, PayloadsUnavailable
 log = logging.getLogger("spane.worker")
 
 
-class NodeTimeout(Exception):
+class NodeTimeout(SpaneError):
     """The node ran longer than its ``timeoutMs``; retried like any other failure."""
 
 
