@@ -10,7 +10,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from spane_core.errors import SpaneError
+from spane_core.errors import ConfigurationError
 from spane_core.settings import Settings
 
 log = logging.getLogger("spane")
@@ -19,15 +19,11 @@ SERVICES = ("api", "worker", "projector", "scheduler")
 ServiceMain = Callable[[Settings, asyncio.Event], Coroutine[Any, Any, None]]
 
 
-class SettingsError(SpaneError):
-    """A setting is missing or wrong; the message says which and how to set it."""
-
-
 def require_servers(settings: Settings) -> None:
     missing = [name for name, value in (("SPANE_REDIS_URL", settings.redis_url),
                                         ("SPANE_DATABASE_URL", settings.database_url)) if not value]  # fmt: skip
     if missing:
-        raise SettingsError(
+        raise ConfigurationError(
             f"{' and '.join(missing)} must be set to run a single service; "
             "`spane dev` starts embedded servers when they are unset"
         )

@@ -53,6 +53,10 @@ class StorageError(SpaneError):
     """A backing store (Redis, Postgres) failed or is unreachable."""
 
 
+class ConfigurationError(SpaneError):
+    """A setting is missing or wrong, so a service cannot start; the message says which and how to set it."""
+
+
 class InternalError(SpaneError):
     """A bug: the rules could not decide on one execution (HTTP 500). Logged with its traceback; it fails that
     execution's transition only, never the others committed with it."""

@@ -13,7 +13,7 @@ import msgspec
 from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 from redis.asyncio import Redis
-from spane_core.errors import SpaneError
+from spane_core.errors import ConfigurationError
 from spane_core.readmodel import migrate
 from spane_core.settings import Settings
 from spane_core.store.connection import open_redis
@@ -30,10 +30,6 @@ log = logging.getLogger(__name__)
 MIGRATE_RETRY_S = 2.0
 MIGRATE_TIMEOUT_S = 10.0
 DB_COMMAND_TIMEOUT_S = 10.0
-
-
-class ConfigurationError(SpaneError):
-    """The API cannot start with these settings."""
 
 
 @dataclass

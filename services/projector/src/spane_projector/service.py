@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from spane_core.errors import SpaneError
+from spane_core.errors import ConfigurationError
 from spane_core.settings import Settings
 from spane_core.store.connection import open_redis
 
@@ -17,7 +17,9 @@ log = logging.getLogger("spane.projector")
 async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
     """Project the log into Postgres until ``stop`` is set (the schema is migrated first)."""
     if not settings.redis_url or not settings.database_url:
-        raise SpaneError("the projector needs SPANE_REDIS_URL and SPANE_DATABASE_URL (only `spane dev` embeds them)")
+        raise ConfigurationError(
+            "the projector needs SPANE_REDIS_URL and SPANE_DATABASE_URL (only `spane dev` embeds them)"
+        )
     redis = open_redis(settings)  # bytes replies: the entries are msgpack
     try:
         projector = Projector(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from spane_core.errors import SpaneError
+from spane_core.errors import ConfigurationError
 from spane_core.settings import Settings
 from spane_core.store.connection import open_redis
 from spane_core.store.redis_repository import redis_execution_store
@@ -19,7 +19,7 @@ log = logging.getLogger("spane.scheduler")
 async def run_scheduler(settings: Settings, stop: asyncio.Event) -> None:
     """Fire due timers until ``stop`` is set. Any number of schedulers may run side by side."""
     if not settings.redis_url:
-        raise SpaneError("the scheduler needs SPANE_REDIS_URL (only `spane dev` starts an embedded Redis)")
+        raise ConfigurationError("the scheduler needs SPANE_REDIS_URL (only `spane dev` starts an embedded Redis)")
     redis = open_redis(settings)
     try:
         store = redis_execution_store(redis, WorkflowRegistry(redis), settings.partitions)

@@ -8,7 +8,7 @@ import logging
 import asyncpg
 import httpx
 from spane_core import sdk
-from spane_core.errors import SpaneError
+from spane_core.errors import ConfigurationError
 from spane_core.readmodel import migrate
 from spane_core.sdk import ExecutorRegistry, load_plugins
 from spane_core.settings import Settings
@@ -42,7 +42,7 @@ def worker_executors(http: httpx.AsyncClient, registry: ExecutorRegistry | None 
 async def run_worker(settings: Settings, stop: asyncio.Event, registry: ExecutorRegistry | None = None) -> None:
     """Run a worker until ``stop`` is set; in-flight tasks finish and are committed before it returns."""
     if not settings.redis_url or not settings.database_url:
-        raise SpaneError(
+        raise ConfigurationError(
             "the worker needs SPANE_REDIS_URL and SPANE_DATABASE_URL (large values are stored in Postgres;"
             " only `spane dev` starts embedded servers)"
         )
