@@ -127,13 +127,6 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
 async def xadd(redis: aioredis.Redis, commits: list[list[Envelope]], partitions: int = 1) -> None:
     for batch in commits:
         stream = keys.for_execution(batch[0].execution_id, partitions).events

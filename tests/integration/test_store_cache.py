@@ -6,8 +6,6 @@ script's version check must refuse it, and a decision to do nothing must never b
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import msgspec
 import pytest
 from redis.asyncio import Redis
@@ -32,13 +30,6 @@ CHAIN = {
         {"id": "c", "type": "transform"},
     ],
 }
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 async def _setup(redis: Redis) -> tuple[ExecutionStore, ExecutionStore, Workflow]:
