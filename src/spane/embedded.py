@@ -17,15 +17,11 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Self
 
-from spane_core.errors import SpaneError
+from spane_core.errors import EmbeddedServerError
 
 _START_TIMEOUT = 30.0
 # A picked free port can be taken by someone else before the server binds it; try a few times.
 _PORT_ATTEMPTS = 3
-
-
-class EmbeddedServerError(SpaneError):
-    """A local server could not be found, started or stopped."""
 
 
 def free_port() -> int:

@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from spane_core.errors import BlockedAddress
 from spane_core.settings import Settings
-from spane_worker.executors.http_guard import AddressGuard, BlockedAddress, guarded_client, networks
+from spane_worker.executors.http_guard import AddressGuard, guarded_client, networks
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,9 @@ from typing import Any
 import asyncpg
 import pytest
 from spane_core.claim_check import canonical_json, payload_id, reference, reference_id
+from spane_core.errors import PayloadMissing, PayloadsUnavailable
 from spane_core.readmodel import MIGRATIONS, migrate, schema_version
-from spane_core.store.payloads import PayloadMissing, PayloadStore, PayloadsUnavailable
+from spane_core.store.payloads import PayloadStore
 
 from spane.embedded import free_port
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from redis.exceptions import ConnectionError as RedisConnectionError
+from spane_core.errors import StorageUnavailable
 from spane_core.settings import Settings
 from spane_core.store.connection import open_redis, pool_size
+from spane_core.store.transient import is_transient
 
 pytestmark = pytest.mark.integration
 
@@ -32,8 +33,9 @@ async def test_a_caller_that_waits_past_the_timeout_gets_a_transient_connection_
     try:
         holders = [asyncio.ensure_future(redis.blpop([f"held-{i}"], timeout=1)) for i in range(pool_size(settings))]
         await asyncio.sleep(0.05)  # every connection is taken
-        with pytest.raises(RedisConnectionError, match="no Redis connection was free"):
+        with pytest.raises(StorageUnavailable, match="no Redis connection was free") as raised:
             await redis.ping()
+        assert is_transient(raised.value)
         await asyncio.gather(*holders)
     finally:
         await redis.aclose()

@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from spane_core.commands import Start
 from spane_core.definition import Workflow, WorkflowDefinition
+from spane_core.errors import StorageUnavailable
 from spane_core.ids import ExecutionId, WorkflowId, new_execution_id
 from spane_core.sdk import ExecutorRegistry
 from spane_core.settings import Settings
@@ -54,7 +54,7 @@ class Engine:
         while True:
             try:
                 states = await self.store.load_many(list(ids))
-            except RedisConnectionError:  # a test that drops Redis's connections: read again
+            except StorageUnavailable:  # a test that drops Redis's connections: read again
                 await asyncio.sleep(0.02)
                 continue
             if all(s is not None and s.status in FINISHED_EXECUTION for s in states):

@@ -8,11 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
+from spane_core.errors import HttpClientError, HttpStatusError
 from spane_core.ids import ExecutionId, NodeId, WorkflowId
 from spane_core.sdk import ExecutorRegistry, NodeContext, NodeResult, NonRetryableError, node_result
 from spane_worker.executors import builtin_executors
 from spane_worker.executors.condition import condition
-from spane_worker.executors.http import HttpClientError, HttpStatusError, http_executor
+from spane_worker.executors.http import http_executor
 from spane_worker.executors.transform import transform
 
 

@@ -60,3 +60,55 @@ class ConfigurationError(SpaneError):
 class InternalError(SpaneError):
     """A bug: the rules could not decide on one execution (HTTP 500). Logged with its traceback; it fails that
     execution's transition only, never the others committed with it."""
+
+
+class StorageUnavailable(StorageError):
+    """Redis or Postgres could not be reached for a moment (a dropped connection, a timeout, a pool that stayed
+    full). Transient: the work that met it is retried in place after a short backoff."""
+
+
+class PayloadsUnavailable(StorageUnavailable):
+    """Postgres could not be reached to store or fetch payloads; what needed them is retried later."""
+
+
+class PayloadMissing(SpaneError):
+    """A reference names a payload that is not stored: the value is lost, and retrying will not bring it back."""
+
+
+class EmbeddedServerError(SpaneError):
+    """A local server (``spane dev``'s Redis or Postgres) could not be found, started or stopped."""
+
+
+class PluginError(SpaneError):
+    """A plugin module or entry point could not be loaded."""
+
+
+# What a node's try can end with, besides what its executor raises itself.
+
+
+class NodeTimeout(SpaneError):
+    """The node ran longer than its ``timeoutMs``; retried like any other failure."""
+
+
+class UnknownNodeType(NonRetryableError):
+    """No executor is registered in this worker for the node's type."""
+
+
+class UnstorableOutput(NonRetryableError):
+    """The executor returned a value that cannot be stored (not JSON-like data)."""
+
+
+class InvalidResult(NonRetryableError):
+    """An executor returned a value that names its next nodes in a way SPANE does not understand."""
+
+
+class HttpStatusError(SpaneError):
+    """An ``http`` node got a retryable answer (5xx, 408, 429)."""
+
+
+class HttpClientError(NonRetryableError):
+    """An ``http`` node got a 4xx answer that a retry would not change."""
+
+
+class BlockedAddress(NonRetryableError):
+    """The http node's URL leads to a network this deployment does not let nodes reach."""

@@ -26,7 +26,7 @@ from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any, TypeAlias, TypeVar
 
-from spane_core.errors import NonRetryableError, SpaneError
+from spane_core.errors import InvalidResult, NonRetryableError, PluginError
 from spane_core.ids import ExecutionId, NodeId, WorkflowId
 from spane_core.node_schemas import NodeTypeSpec
 
@@ -74,10 +74,6 @@ class NodeResult:
 
 Executor: TypeAlias = Callable[[NodeContext], Awaitable[Any]]
 E = TypeVar("E", bound=Executor)
-
-
-class InvalidResult(NonRetryableError):
-    """An executor returned a value that names its next nodes in a way SPANE does not understand."""
 
 
 def node_result(value: Any) -> NodeResult:
@@ -160,10 +156,6 @@ def executor(name: str, config_schema: NodeTypeSpec | None = None) -> Callable[[
         return fn
 
     return decorate
-
-
-class PluginError(SpaneError):
-    """A plugin module or entry point could not be loaded."""
 
 
 def load_plugins(

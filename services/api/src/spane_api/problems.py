@@ -14,8 +14,6 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from spane_core.errors import (
     ConcurrencyError,
     InternalError,
@@ -73,7 +71,9 @@ def _spane_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Pr
         return _unexpected(request, exc)
     status, slug = mapped
     if status >= 500:
-        log.warning("answering %s: %s", status, exc)
+        log.warning("answering %s to %s %s: %s", status, request.method, request.url.path, exc)
+    if isinstance(exc, StorageError):  # which store and why is for the log, not for the caller
+        return problem_response(status, slug, "a backing store is unavailable; try again later")
     errors = exc.errors if isinstance(exc, InvalidInput | MalformedInput) else []
     problems = [FieldProblem(path=e.path, message=e.message) for e in errors]
     return problem_response(status, slug, str(exc), problems)
@@ -104,11 +104,6 @@ def _litestar_field_problems(extra: Any) -> list[FieldProblem]:
     return problems
 
 
-def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
-    log.warning("answering 503 to %s %s: %r", request.method, request.url.path, exc)
-    return problem_response(503, "storage-unavailable", "a backing store is unavailable; try again later")
-
-
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(500, "internal-error", "an unexpected error occurred; it has been logged")
@@ -128,8 +123,5 @@ def exception_handlers() -> ExceptionHandlersMap:
     return {
         SpaneError: _spane_error,
         HTTPException: _http_error,
-        # The core lets Redis driver errors through; an outage is not a bug of the request.
-        RedisConnectionError: _unavailable,
-        RedisTimeoutError: _unavailable,
         Exception: _unexpected,
     }

@@ -20,6 +20,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from spane_core import keys
 from spane_core.codec import decode_envelopes, decode_workflow_event
+from spane_core.errors import StorageError
 from spane_core.events import Envelope
 from spane_core.readmodel import migrate
 from spane_core.store.connection import as_text
@@ -162,7 +163,7 @@ class Projector:
         of projectors gone for good."""
         try:
             await self.consumer_group.forget_gone(stream)
-        except aioredis.RedisError as e:  # housekeeping: the next period tries again
+        except (aioredis.RedisError, StorageError) as e:  # housekeeping: the next period tries again
             log.warning("could not look for gone consumers on %s: %s", stream, e)
         start = "0-0"
         while True:
@@ -185,7 +186,7 @@ class Projector:
             self._trimmed_at[stream] = now
             try:
                 await trim_consumed(self.redis, stream)
-            except aioredis.RedisError as e:  # the next batch tries again; nothing depends on it
+            except (aioredis.RedisError, StorageError) as e:  # the next batch tries again; nothing depends on it
                 log.warning("could not trim %s: %s", stream, e)
 
     async def _apply(self, stream: str, entries: list[Entry]) -> None:

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 
 from spane_core.commands import Command, MarkStarted
 from spane_core.effects import Task
+from spane_core.errors import PayloadsUnavailable
 from spane_core.ids import ExecutionId
 from spane_core.keys import PartitionKeys
 from spane_core.store.executions import ExecutionStore, Outcome, Transition
-from spane_core.store.payloads import PayloadStore, PayloadsUnavailable
+from spane_core.store.payloads import PayloadStore
 from spane_core.store.transient import TRANSIENT, Backoff
 
 log = logging.getLogger("spane.worker")

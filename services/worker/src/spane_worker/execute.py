@@ -14,25 +14,13 @@ from spane_core.claim_check import Offloaded, references_in
 from spane_core.commands import Complete, Fail
 from spane_core.definition import NodeDef
 from spane_core.effects import Task
-from spane_core.errors import SpaneError
+from spane_core.errors import NodeTimeout, PayloadsUnavailable, UnknownNodeType, UnstorableOutput
 from spane_core.events import ErrorInfo
 from spane_core.ids import NodeId
 from spane_core.sdk import ExecutorRegistry, NodeContext, NonRetryableError, node_result
-from spane_core.store.payloads import PayloadStore, PayloadsUnavailable
+from spane_core.store.payloads import PayloadStore
 
 log = logging.getLogger("spane.worker")
-
-
-class NodeTimeout(SpaneError):
-    """The node ran longer than its ``timeoutMs``; retried like any other failure."""
-
-
-class UnknownNodeType(NonRetryableError):
-    """No executor is registered in this worker for the node's type."""
-
-
-class UnstorableOutput(NonRetryableError):
-    """The executor returned a value that cannot be stored (not JSON-like data)."""
 
 
 @dataclass(frozen=True, slots=True)

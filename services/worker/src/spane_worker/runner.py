@@ -19,12 +19,12 @@ from spane_core import codec
 from spane_core.commands import Command, MarkStarted
 from spane_core.definition import NodeDef, Workflow
 from spane_core.effects import Task
-from spane_core.errors import ConcurrencyError
+from spane_core.errors import ConcurrencyError, PayloadsUnavailable
 from spane_core.ids import ExecutionId, new_lease
 from spane_core.keys import PartitionKeys
 from spane_core.sdk import ExecutorRegistry
 from spane_core.store.executions import ExecutionStore, Transition, WorkflowSource, now_ms
-from spane_core.store.payloads import PayloadStore, PayloadsUnavailable
+from spane_core.store.payloads import PayloadStore
 from spane_core.store.streams import ConsumerGroup, Entry
 from spane_core.store.transient import TRANSIENT, Backoff
 

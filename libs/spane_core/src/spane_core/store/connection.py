@@ -17,10 +17,13 @@ import collections
 from typing import Any
 
 from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from spane_core.errors import ConfigurationError, StorageUnavailable
 from spane_core.settings import Settings
 
 # Each partition's reader holds a connection for the length of its blocking XREADGROUP; the rest is shared.
@@ -69,6 +72,32 @@ class WaitingConnectionPool(ConnectionPool):
                 break
 
 
+def _unavailable(error: Exception) -> StorageUnavailable:
+    return StorageUnavailable(f"Redis is unavailable: {error or type(error).__name__}")
+
+
+class StoreRedis(Redis):
+    """The client every service uses: the driver's connection and timeout errors leave it as the core's
+    ``StorageUnavailable`` (the cause chained), so nothing above the store knows which driver it talks to."""
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        except (RedisConnectionError, RedisTimeoutError) as e:
+            raise _unavailable(e) from e
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        return _StorePipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+
+
+class _StorePipeline(Pipeline):
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        try:
+            return await super().execute(raise_on_error)
+        except (RedisConnectionError, RedisTimeoutError) as e:
+            raise _unavailable(e) from e
+
+
 def pool_size(settings: Settings) -> int:
     """Connections one service may open: the setting, and never fewer than its blocking readers need."""
     return max(settings.redis_max_connections, 2 * settings.partitions + SHARED_CONNECTIONS)
@@ -78,11 +107,13 @@ def open_redis(settings: Settings) -> Redis:
     """A client on ``settings.redis_url`` whose callers wait (up to ``redis_pool_timeout_s``) for a free
     connection rather than fail."""
     if not settings.redis_url:
-        raise ValueError("open_redis needs settings.redis_url")
+        raise ConfigurationError(
+            "SPANE_REDIS_URL is not set; set it to the Redis to use, e.g. redis://localhost:6379/0"
+        )
     pool = WaitingConnectionPool.from_url(
         settings.redis_url, max_connections=pool_size(settings), timeout=settings.redis_pool_timeout_s
     )
-    return Redis.from_pool(pool)  # the client owns the pool: closing it closes the connections
+    return StoreRedis.from_pool(pool)  # the client owns the pool: closing it closes the connections
 
 
 def as_text(value: object) -> str:

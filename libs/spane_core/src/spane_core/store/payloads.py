@@ -22,7 +22,7 @@ import asyncpg
 import msgspec
 
 from spane_core.claim_check import Offloaded, offload, references_in, substitute
-from spane_core.errors import SpaneError, StorageError
+from spane_core.errors import PayloadMissing, PayloadsUnavailable
 from spane_core.lru import ByteLRU
 from spane_core.readmodel import reads, writes
 
@@ -35,14 +35,6 @@ log = logging.getLogger("spane.payloads")
 KNOWN_IDS = 16_384
 
 Prepare = Callable[["PoolConnectionProxy[asyncpg.Record]"], Awaitable[object]]
-
-
-class PayloadsUnavailable(StorageError):
-    """Postgres could not be reached to store or fetch payloads; what needed them is retried later."""
-
-
-class PayloadMissing(SpaneError):
-    """A reference names a payload that is not stored: the value is lost, and retrying will not bring it back."""
 
 
 class PayloadCache:

@@ -13,10 +13,11 @@ import logging
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from spane_core.store.payloads import PayloadsUnavailable
+from spane_core.errors import StorageUnavailable
 
-# MaxConnectionsError and a blocking pool's "no connection available" are ConnectionErrors too.
-TRANSIENT: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, PayloadsUnavailable)
+# The store's clients raise StorageUnavailable (PayloadsUnavailable is one); the driver's own errors are listed
+# for clients opened some other way (MaxConnectionsError and a full pool's wait are ConnectionErrors too).
+TRANSIENT: tuple[type[Exception], ...] = (StorageUnavailable, RedisConnectionError, RedisTimeoutError)
 
 
 def is_transient(error: BaseException) -> bool:

@@ -14,18 +14,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+from spane_core.errors import HttpClientError, HttpStatusError
 from spane_core.sdk import Executor, NodeContext, NonRetryableError
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 RETRYABLE_4XX = frozenset({408, 429})
-
-
-class HttpStatusError(Exception):
-    """A retryable HTTP answer (5xx, 408, 429)."""
-
-
-class HttpClientError(NonRetryableError):
-    """A 4xx answer that a retry would not change."""
 
 
 def build_request(

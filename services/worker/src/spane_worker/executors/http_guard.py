@@ -17,14 +17,10 @@ from typing import Any
 
 import httpcore
 import httpx
-from spane_core.sdk import NonRetryableError
+from spane_core.errors import BlockedAddress
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-class BlockedAddress(NonRetryableError):
-    """The http node's URL leads to a network this deployment does not let nodes reach."""
 
 
 def networks(items: Iterable[str]) -> list[Network]:
