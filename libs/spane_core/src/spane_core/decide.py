@@ -44,6 +44,7 @@ from spane_core.events import (
     NodeStarted,
     NodeWaiting,
 )
+from spane_core.frontier import Frontier
 from spane_core.ids import NodeId
 from spane_core.payloads import delay_until, execution_output, node_input
 from spane_core.retry import backoff_ms
@@ -57,6 +58,7 @@ from spane_core.state import (
     NodeState,
     NodeStatus,
     evolve,
+    evolve_owned,
 )
 
 # Node types that the engine itself carries out, without a worker.
@@ -64,11 +66,13 @@ ENGINE_NODE_TYPES = frozenset({"delay"})
 
 
 class _Decision:
-    def __init__(self, state: ExecutionState | None, workflow: Workflow, ctx: Context) -> None:
+    def __init__(self, state: ExecutionState | None, workflow: Workflow, ctx: Context, owned: bool = False) -> None:
         self.state = state
+        self.owned = owned  # whether ``state`` is this decision's own copy, evolved in place
         self.workflow = workflow
         self.ctx = ctx
         self.events: list[Event] = []
+        self.frontier = Frontier(workflow.graph, everything=state is None)
 
     @property
     def s(self) -> ExecutionState:
@@ -77,19 +81,29 @@ class _Decision:
 
     def emit(self, event: Event) -> None:
         self.events.append(event)
-        self.state = evolve(self.state, event, self.ctx.now)
+        node_id: NodeId | None = getattr(event, "node_id", None)
+        was = self.state.node(node_id).status if node_id is not None and self.state is not None else None
+        # The first event copies the state once; the next ones change that copy in place.
+        self.state = (evolve_owned if self.owned else evolve)(self.state, event, self.ctx.now)
+        self.owned = True
+        if isinstance(event, ExecutionResumed):
+            self.frontier.look_at_everything()
+        elif node_id is not None and was is not None:
+            self.frontier.saw(node_id, was, self.s.node(node_id).status)
 
     def advance(self) -> None:
-        """Start what has become ready, skip what can no longer run, and complete the execution when all is done."""
+        """Start what has become ready, skip what can no longer run, and complete the execution when all is done.
+
+        Call it after the events that resolve nodes: it looks at their children only (see ``Frontier``).
+        """
         if self.s.status is not ExecutionStatus.RUNNING:
             return
-        # Runs after every result, over every node: written for speed (a fan-out of 100 runs it 100 times).
+        # Runs after every result: written for speed (a fan-out of 10,000 runs it 10,000 times).
         graph = self.workflow.graph
         ready: list[NodeId] = []
-        nodes = self.s.nodes
-        pending = [n for n in graph.order if nodes.get(n, PENDING_NODE).status is NodeStatus.PENDING]
-        for node_id in pending:  # in topological order, so that a skip reaches the nodes after it
-            nodes = self.s.nodes  # again each time: a skip below makes a new state
+        limit = self.workflow.definition.max_concurrency
+        for node_id in self.frontier.pending(lambda: self.s.nodes, everything=limit is not None):
+            nodes = self.s.nodes  # again each time: a skip below changes the state
             parents = graph.parents[node_id]
             if not parents:
                 ready.append(node_id)
@@ -102,7 +116,6 @@ class _Decision:
                 ready.append(node_id)
             else:
                 self.emit(NodeSkipped(node_id=node_id))
-        limit = self.workflow.definition.max_concurrency
         active = 0 if limit is None else sum(1 for n in self.s.nodes.values() if n.status in ACTIVE)
         for node_id in ready:
             node = graph.nodes[node_id]
@@ -162,11 +175,15 @@ def decide(state: ExecutionState | None, workflow: Workflow, command: Command, c
 
 
 def decide_and_evolve(
-    state: ExecutionState | None, workflow: Workflow, command: Command, ctx: Context
+    state: ExecutionState | None, workflow: Workflow, command: Command, ctx: Context, owned: bool = False
 ) -> tuple[list[Event], ExecutionState | None]:
     """``decide``, and the state after its events (each evolved at ``ctx.now``): deciding evolves them anyway,
-    so a caller that needs the new state need not fold the events again."""
-    d = _Decision(state, workflow, ctx)
+    so a caller that needs the new state need not fold the events again.
+
+    ``owned``: the caller gives ``state`` up (a state an earlier decision returned, that nothing else holds), so
+    that it is evolved in place instead of copied; else ``state`` is never changed.
+    """
+    d = _Decision(state, workflow, ctx, owned)
     if isinstance(command, Start):
         if state is not None:
             return [], state  # started already: starting is idempotent

@@ -75,6 +75,7 @@ class Graph:
     entries: tuple[NodeId, ...]
     terminals: tuple[NodeId, ...]
     order: tuple[NodeId, ...]  # topological (Kahn, stable in definition order); cyclic nodes left out
+    position: Mapping[NodeId, int]  # each node's index in ``order``
 
 
 def build_graph(definition: WorkflowDefinition) -> Graph:
@@ -82,9 +83,11 @@ def build_graph(definition: WorkflowDefinition) -> Graph:
     nodes = {n.id: n for n in definition.nodes}
     parents: dict[NodeId, list[NodeId]] = {n: [] for n in nodes}
     children: dict[NodeId, list[NodeId]] = {n: [] for n in nodes}
+    edges: set[tuple[NodeId, NodeId]] = set()  # a set, not ``in children[src]``: a fan-out of N is then O(N)
 
     def link(src: NodeId, dst: NodeId) -> None:
-        if src in nodes and dst in nodes and dst not in children[src]:
+        if src in nodes and dst in nodes and (src, dst) not in edges:
+            edges.add((src, dst))
             children[src].append(dst)
             parents[dst].append(src)
 
@@ -112,6 +115,7 @@ def build_graph(definition: WorkflowDefinition) -> Graph:
         entries=entries,
         terminals=terminals,
         order=tuple(order),
+        position={n: i for i, n in enumerate(order)},
     )
 
 

@@ -103,17 +103,33 @@ class ExecutionState(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 def _with_node(state: ExecutionState, node_id: NodeId, **changes: Any) -> ExecutionState:
-    nodes = dict(state.nodes)
-    nodes[node_id] = msgspec.structs.replace(state.node(node_id), **changes)
-    return msgspec.structs.replace(state, nodes=nodes, seq=state.seq + 1)
+    # In place: ``evolve_owned``'s caller owns ``state`` and its nodes dict (one copy per decision, not per event).
+    state.nodes[node_id] = msgspec.structs.replace(state.node(node_id), **changes)
+    state.seq += 1
+    return state
 
 
 def _with(state: ExecutionState, **changes: Any) -> ExecutionState:
-    return msgspec.structs.replace(state, seq=state.seq + 1, **changes)
+    for name, value in changes.items():
+        setattr(state, name, value)
+    state.seq += 1
+    return state
+
+
+def own(state: ExecutionState) -> ExecutionState:
+    """A copy of ``state`` that ``evolve_owned`` may change in place: its own struct and nodes dict (the node
+    states themselves are frozen, so they are shared)."""
+    return msgspec.structs.replace(state, nodes=dict(state.nodes))
 
 
 def evolve(state: ExecutionState | None, event: Event, at: int) -> ExecutionState:
     """The state after ``event``, which happened at ``at`` (epoch ms). Never mutates ``state``."""
+    return evolve_owned(None if state is None else own(state), event, at)
+
+
+def evolve_owned(state: ExecutionState | None, event: Event, at: int) -> ExecutionState:
+    """``evolve``, changing ``state`` in place (the caller owns it, see ``own``): applying many events to a large
+    execution then costs what the events change, not a copy of every node per event."""
     if state is None:
         if not isinstance(event, ExecutionStarted):
             raise ValueError(f"an execution's log must begin with execution.started, not {event!r}")
@@ -189,7 +205,8 @@ def evolve(state: ExecutionState | None, event: Event, at: int) -> ExecutionStat
 
 
 def fold(envelopes: Iterable[Envelope], state: ExecutionState | None = None) -> ExecutionState | None:
-    """Replay a log (or its tail after a snapshot)."""
+    """Replay a log (or its tail after a snapshot). Never mutates ``state``."""
+    state = None if state is None else own(state)
     for envelope in envelopes:
-        state = evolve(state, envelope.event, envelope.at)
+        state = evolve_owned(state, envelope.event, envelope.at)
     return state

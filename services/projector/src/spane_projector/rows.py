@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 from spane_core.events import Envelope, ErrorInfo, NodeDeadLettered, NodeQueued
 from spane_core.ids import ExecutionId, NodeId, WorkflowId
-from spane_core.state import ExecutionState, ExecutionStatus, NodeState, NodeStatus, evolve
+from spane_core.state import ExecutionState, ExecutionStatus, NodeState, NodeStatus, evolve_owned, own
 from spane_core.workflow_events import WorkflowDeleted, WorkflowEvent, WorkflowRegistered
 
 
@@ -170,9 +170,10 @@ def project(state: ExecutionState | None, envelopes: Sequence[Envelope]) -> Proj
     touched: dict[NodeId, int] = {}
     dead_letters: list[DeadLetterRow] = []
     requeues: dict[NodeId, Requeue] = {}
+    state = None if state is None else own(state)  # one copy per batch, evolved in place (the cache keeps the old)
     for envelope in envelopes:
         event = envelope.event
-        state = evolve(state, event, envelope.at)
+        state = evolve_owned(state, event, envelope.at)
         if (node_id := node_of(envelope)) is not None:
             touched[node_id] = envelope.seq
         if isinstance(event, NodeDeadLettered):

@@ -210,7 +210,8 @@ class ExecutionStore:
             events = []
             acks = list(t.ack)
             for n, command in enumerate(t.commands):
-                decided, after = decide_and_evolve(after, workflow, command, ctx)
+                # ``after`` is owned once a command has decided something: the next ones evolve it in place.
+                decided, after = decide_and_evolve(after, workflow, command, ctx, owned=after is not state)
                 events += decided
                 if decided and n < len(t.ack_if_recorded) and (entry := t.ack_if_recorded[n]) is not None:
                     acks.append(entry)
