@@ -8,9 +8,11 @@ import copy
 from spane_core.commands import Complete, Context, Start
 from spane_core.decide import decide_and_evolve
 from spane_core.definition import build_graph
-from spane_core.events import ExecutionCompleted, NodeQueued, NodeSkipped
+from spane_core.events import Event, ExecutionCompleted, NodeQueued, NodeSkipped
 from spane_core.ids import ExecutionId, NodeId
+from spane_core.settings import Settings
 from spane_core.state import ExecutionStatus, NodeStatus, evolve, fold
+from spane_core.validation import BUILTIN_NODE_TYPES, parse_definition
 
 from .helpers import Driver, tags, workflow
 
@@ -72,7 +74,8 @@ def test_deciding_and_evolving_never_change_the_state_they_are_given() -> None:
     )  # a no-op hands the same state back
     assert events == [] and after is started
     assert started == kept
-    for event in [NodeQueued(node_id=NodeId("b1"), attempt=1), ExecutionCompleted(output=None)]:
+    events_to_apply: list[Event] = [NodeQueued(node_id=NodeId("b1"), attempt=1), ExecutionCompleted(output=None)]
+    for event in events_to_apply:
         evolved = evolve(started, event, 9)
         assert evolved is not started and started == kept
     assert evolved.status is ExecutionStatus.COMPLETED
@@ -84,3 +87,9 @@ def test_the_graph_of_a_wide_fan_out_lists_each_edge_once_whichever_side_names_i
     graph = build_graph(workflow(nodes).definition)
     assert len(graph.parents[NodeId("join")]) == WIDTH
     assert graph.position[NodeId("join")] == WIDTH + 1
+
+
+def test_the_default_limits_take_a_ten_thousand_wide_fan_out() -> None:
+    raw = {"id": "wide", "name": "wide", "nodes": fan_out(10_000)}
+    definition = parse_definition(raw, BUILTIN_NODE_TYPES, Settings().definition_limits)
+    assert len(definition.nodes) == 10_002

@@ -10,6 +10,8 @@ from typing import Annotated
 from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from spane_core.limits import DEFAULT_MAX_EDGES, DEFAULT_MAX_NODES, DefinitionLimits
+
 
 def _comma_list(value: object) -> object:
     if isinstance(value, str):
@@ -66,8 +68,15 @@ class Settings(BaseSettings):
     )
     http_allow: Annotated[list[str], NoDecode, BeforeValidator(_comma_list)] = Field(default_factory=list)
     max_depth: int = 32
+    # The most nodes and edges a workflow definition may have; a larger one is refused (422) naming the limit.
+    max_nodes: int = Field(default=DEFAULT_MAX_NODES, ge=1)
+    max_edges: int = Field(default=DEFAULT_MAX_EDGES, ge=0)
     max_body_bytes: int = 10 * 1024 * 1024
     log_level: str = "INFO"
+
+    @property
+    def definition_limits(self) -> DefinitionLimits:
+        return DefinitionLimits(max_nodes=self.max_nodes, max_edges=self.max_edges)
 
     @field_validator("http_deny", "http_allow")
     @classmethod

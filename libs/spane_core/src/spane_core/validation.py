@@ -19,6 +19,7 @@ from spane_core.errors import FieldError, InvalidInput, MalformedInput
 from spane_core.fields import WORKFLOW_ID_RULE, FieldReader, is_workflow_id, json_type, nest_path, show
 from spane_core.graph_rules import check_graph
 from spane_core.ids import NodeId, WorkflowId
+from spane_core.limits import DEFAULT_LIMITS, DefinitionLimits, check_size
 from spane_core.node_policies import MOVED_KEYS, POLICY_KEYS, read_policies
 from spane_core.node_schemas import BUILTIN_NODE_TYPES, ConfigContext, NodeTypeSpec, check_config
 from spane_core.trigger_rules import check_trigger
@@ -48,15 +49,18 @@ class _RawDefinition:
     triggers: list[tuple[str, dict[str, Any]]]
 
 
-def parse_definition(raw: object, node_types: Mapping[str, NodeTypeSpec | None]) -> WorkflowDefinition:
+def parse_definition(
+    raw: object, node_types: Mapping[str, NodeTypeSpec | None], limits: DefinitionLimits = DEFAULT_LIMITS
+) -> WorkflowDefinition:
     """The typed definition of a JSON-decoded one whose node types are keys of ``node_types``.
 
     Raises ``MalformedInput`` when a field has the wrong JSON type, else ``InvalidInput`` listing every
     broken rule. ``retryPolicy``, ``circuitBreaker`` and ``rateLimit`` found in a node's ``config`` move to
     the node's own fields; ``timeoutMs`` is copied there and stays in ``config``, where the http node reads
-    it. A missing ``name`` defaults to the id.
+    it. A missing ``name`` defaults to the id. A definition over ``limits`` is refused before any other rule.
     """
     draft = _read_shape(raw)
+    check_size(((n.id, n.inputs, n.outputs) for n in draft.nodes), limits)
     errors: list[FieldError] = []
     _check_workflow_fields(draft, errors)
     # Collected apart so that the report reads in order: workflow, graph, each node, triggers.

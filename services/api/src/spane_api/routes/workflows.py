@@ -51,7 +51,7 @@ VersionQuery = Annotated[int | None, QueryParameter(ge=1, description="A version
     },
 )
 async def save_workflow(data: DefinitionBody, deps: Deps) -> Response[WorkflowSaved]:
-    definition = parse_definition(data, deps.node_types)
+    definition = parse_definition(data, deps.node_types, deps.settings.definition_limits)
     check_buildable(definition)
     version, created = await deps.workflows.register(definition, now_ms())
     if created:
