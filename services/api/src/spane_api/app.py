@@ -21,7 +21,7 @@ from spane_api.auth import bearer_guard
 from spane_api.deps import Dependencies, open_dependencies
 from spane_api.metrics import Metrics, MetricsMiddleware
 from spane_api.problems import exception_handlers
-from spane_api.routes import executions, health, workflows
+from spane_api.routes import events, executions, health, workflows
 
 
 def _dependencies(state: State) -> Dependencies:
@@ -65,7 +65,8 @@ def create_app(settings: Settings, node_types: Mapping[str, NodeTypeSpec | None]
         security=[{"bearer": []}] if token else None,
         route_handlers=[
             Router("/workflows", route_handlers=workflows.HANDLERS, tags=["workflows"]),
-            Router("/executions", route_handlers=executions.HANDLERS, tags=["executions"]),
+            Router("/executions", route_handlers=executions.HANDLERS + events.EXECUTION_HANDLERS, tags=["executions"]),
+            Router("/events", route_handlers=events.HANDLERS, tags=["events"]),
         ],
     )
     return Litestar(

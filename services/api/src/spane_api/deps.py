@@ -23,6 +23,7 @@ from spane_core.store.redis_repository import redis_execution_store
 from spane_core.store.workflows import WorkflowRegistry
 from spane_core.validation import NodeTypeSpec
 
+from spane_api.live import EventHub
 from spane_api.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Dependencies:
     payloads: PayloadStore  # large values (the claim check): stored on the way in, resolved on the way out
     node_types: Mapping[str, NodeTypeSpec | None]
     metrics: Metrics
+    hub: EventHub  # live events: the process's one reader of the commit streams, for every SSE client
     # Set once the read-model schema exists; until then /ready answers 503.
     schema_ready: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -79,7 +81,9 @@ async def open_dependencies(
         payloads=PayloadStore(db, settings.payload_inline_max, settings.payload_cache_bytes, prepare=migrate),
         node_types=node_types,
         metrics=metrics,
+        hub=EventHub(redis, settings.partitions),
     )
+    live = asyncio.create_task(deps.hub.run(), name="spane-api-live-events")
     # One try at once, so that a healthy start is ready at once; while Postgres is away, retry in the background.
     migrating = None
     if not await _try_migrate(deps):
@@ -87,6 +91,9 @@ async def open_dependencies(
     try:
         yield deps
     finally:
+        live.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await live
         if migrating is not None:
             migrating.cancel()
             with contextlib.suppress(asyncio.CancelledError):

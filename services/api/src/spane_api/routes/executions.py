@@ -45,10 +45,10 @@ async def list_executions(
 
 @get("/{execution_id:str}", summary="Read an execution and its nodes", responses=problem_responses(404, 503))
 async def read_execution(execution_id: FromPath[str], deps: Deps) -> ExecutionView:
-    return await with_payloads(deps.payloads, await _execution_view(deps, execution_id))
+    return await with_payloads(deps.payloads, await execution_view(deps, execution_id))
 
 
-async def _execution_view(deps: Deps, execution_id: str) -> ExecutionView:
+async def execution_view(deps: Deps, execution_id: str) -> ExecutionView:
     snapshot_seq, projected = await asyncio.gather(
         _snapshot_seq(deps, execution_id), readmodel.execution(deps.db, execution_id), return_exceptions=True
     )

@@ -1,0 +1,198 @@
+"""Server-sent events: one execution's events (``/api/executions/{id}/events``) or everyone's (``/api/events``).
+
+An execution's stream begins with ``execution.state`` (its current snapshot, ``id:`` its log position), then sends
+each event as it is committed, ``id:`` being the event's ``seq``; it ends after the execution's final event. A
+client that reconnects with ``Last-Event-ID: n`` gets the events after ``n`` from the log, then live ones: nothing
+lost, nothing repeated. Live events come from the process's one reader (``spane_api.live``); the log fills any gap
+(a client that fell behind, a commit the reader missed), so the stream is exactly the log.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, get
+from litestar.params import FromPath, QueryParameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+from spane_core.codec import decode_envelopes, envelope_to_dict, iso_ms, to_json
+from spane_core.errors import MalformedInput, NotFound
+from spane_core.events import Envelope
+from spane_core.store.connection import as_text
+
+from spane_api import readmodel
+from spane_api.deps import Dependencies, Deps
+from spane_api.live import Position, Subscription, parse_entry_id
+from spane_api.problems import problem_responses
+from spane_api.routes.executions import execution_view
+from spane_api.views import execution_from_snapshot, with_payloads
+
+HEARTBEAT_S = 15.0
+FINAL_EVENTS = frozenset({"execution.completed", "execution.failed", "execution.cancelled"})
+REPLAY_CHUNK = 500
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _message(event: dict[str, Any], event_id: str | int) -> ServerSentEventMessage:
+    return ServerSentEventMessage(data=to_json(event).decode(), event=str(event["type"]), id=event_id)
+
+
+_HEARTBEAT = ServerSentEventMessage(data=None, comment="keep-alive")
+_CONNECTED = ServerSentEventMessage(data=None, comment="connected")
+
+
+def _last_event_id(request: Request[Any, Any, Any]) -> str | None:
+    value = request.headers.get("last-event-id")
+    return value.strip() if value and value.strip() else None
+
+
+@get(
+    "/{execution_id:str}/events",
+    summary="Follow an execution live (SSE): its snapshot, then each event; resumes after `Last-Event-ID`",
+    responses=problem_responses(400, 404),
+)
+async def execution_events(execution_id: FromPath[str], deps: Deps, request: Request[Any, Any, Any]) -> ServerSentEvent:
+    last = _last_event_id(request)
+    after: int | None = None
+    if last is not None:
+        if not last.isdigit():
+            raise MalformedInput(f"Last-Event-ID must be an event's seq (a whole number), got {last!r}")
+        after = int(last)
+    await execution_view(deps, execution_id)  # 404 before the stream opens
+    return ServerSentEvent(_execution_stream(deps, execution_id, after), headers=SSE_HEADERS)
+
+
+async def _execution_stream(deps: Dependencies, execution_id: str, after: int | None) -> AsyncIterator[Any]:
+    async with deps.hub.subscribe(Subscription(execution_id=execution_id)) as subscription:
+        if after is None:
+            snapshot, last = await _snapshot(deps, execution_id)
+            yield _message(snapshot, last)
+            if snapshot["status"] in ("completed", "failed", "cancelled"):
+                return
+        else:
+            last = after
+        events = await _log_after(deps, execution_id, last)
+        while True:
+            for event in events:
+                yield _message(event, event["seq"])
+                last = event["seq"]
+                if event["type"] in FINAL_EVENTS:
+                    return
+            items = await subscription.take(HEARTBEAT_S)
+            if subscription.dropped:  # it fell behind: the log has what the buffer dropped
+                subscription.dropped = False
+                events = await _log_after(deps, execution_id, last)
+            elif not items:
+                yield _HEARTBEAT
+                events = await _log_after(deps, execution_id, last) if await _moved(deps, execution_id, last) else []
+            else:
+                events = await _live(deps, execution_id, last, [e for _, e in items])
+
+
+async def _live(deps: Dependencies, execution_id: str, last: int, envelopes: list[Envelope]) -> list[dict[str, Any]]:
+    """The live envelopes after ``last`` when they follow on from it; else (a gap) the log after ``last``."""
+    fresh = sorted((e for e in envelopes if e.seq > last), key=lambda e: e.seq)
+    if any(e.seq != last + 1 + i for i, e in enumerate(fresh)):
+        return await _log_after(deps, execution_id, last)
+    return await deps.payloads.resolve_many([envelope_to_dict(e) for e in fresh])
+
+
+async def _moved(deps: Dependencies, execution_id: str, last: int) -> bool:
+    seq = await deps.redis.hget(deps.executions.keys(execution_id).snapshot(execution_id), "v")
+    return seq is not None and int(seq) > last
+
+
+async def _snapshot(deps: Dependencies, execution_id: str) -> tuple[dict[str, Any], int]:
+    state = await deps.executions.load(execution_id)
+    if state is not None:
+        view, seq = execution_from_snapshot(state), state.seq
+    else:
+        found = await readmodel.execution(deps.db, execution_id)
+        if found is None:
+            raise NotFound(f"execution {execution_id!r} not found")
+        view, seq = found
+    snapshot: dict[str, Any] = msgspec.to_builtins(await with_payloads(deps.payloads, view))
+    return {"type": "execution.state", "seq": seq, "at": iso_ms(int(time.time() * 1000)), **snapshot}, seq
+
+
+async def _log_after(deps: Dependencies, execution_id: str, seq: int) -> list[dict[str, Any]]:
+    """The execution's events after ``seq``, from Redis or, once it let them go, from the archive."""
+    envelopes = await deps.executions.read_log(execution_id, seq)
+    if envelopes:
+        events = [envelope_to_dict(e) for e in envelopes]
+    elif await deps.redis.exists(deps.executions.keys(execution_id).snapshot(execution_id)):
+        return []
+    else:
+        events = [e for e in await readmodel.archived_events(deps.db, execution_id) if e["seq"] > seq]
+    return await deps.payloads.resolve_many(events)
+
+
+@get(
+    "/",
+    summary="Follow every execution's events live (SSE), filtered; resumes after `Last-Event-ID`",
+    responses=problem_responses(400),
+)
+async def all_events(
+    deps: Deps,
+    request: Request[Any, Any, Any],
+    workflow_id: Annotated[str | None, QueryParameter(name="workflowId")] = None,
+    execution_id: Annotated[str | None, QueryParameter(name="executionId")] = None,
+) -> ServerSentEvent:
+    last = _last_event_id(request)
+    resume = None if last is None else Position.parse(last)
+    if last is not None and (resume is None or resume.partition >= len(deps.hub.streams)):
+        raise MalformedInput(f"Last-Event-ID {last!r} is not an id this stream sent")
+    subscription = Subscription(execution_id=execution_id or None, workflow_id=workflow_id or None)
+    return ServerSentEvent(_all_stream(deps, subscription, resume), headers=SSE_HEADERS)
+
+
+async def _all_stream(deps: Dependencies, subscription: Subscription, resume: Position | None) -> AsyncIterator[Any]:
+    async with deps.hub.subscribe(subscription):
+        yield _CONNECTED  # the client knows that everything committed from now on will reach it
+        # The last position sent, per partition: replayed and live events overlap, and each is sent once.
+        sent: dict[int, tuple[tuple[int, int], int]] = {}
+        if resume is not None:
+            async for position, envelope in _replay(deps, subscription, resume):
+                sent[position.partition] = (position.entry, position.index)
+                yield _message((await deps.payloads.resolve_many([envelope_to_dict(envelope)]))[0], str(position))
+        while True:
+            items = await subscription.take(HEARTBEAT_S)
+            if subscription.dropped:
+                return  # too slow: the client reconnects with Last-Event-ID and catches up from the streams
+            if not items:
+                yield _HEARTBEAT
+                continue
+            fresh = [(p, e) for p, e in items if (p.entry, p.index) > sent.get(p.partition, ((0, 0), -1))]
+            events = await deps.payloads.resolve_many([envelope_to_dict(e) for _, e in fresh])
+            for (position, _), event in zip(fresh, events, strict=True):
+                sent[position.partition] = (position.entry, position.index)
+                yield _message(event, str(position))
+
+
+async def _replay(
+    deps: Dependencies, subscription: Subscription, resume: Position
+) -> AsyncIterator[tuple[Position, Envelope]]:
+    """What the commit streams still hold after ``resume``. Other partitions resume from the same millisecond."""
+    for partition, stream in enumerate(deps.hub.streams):
+        start = f"{resume.entry[0]}-{resume.entry[1] if partition == resume.partition else 0}"
+        while True:
+            entries: list[Any] = await deps.redis.xrange(stream, min=start, count=REPLAY_CHUNK) or []
+            for raw_id, fields in entries:
+                entry = parse_entry_id(as_text(raw_id))
+                body: bytes | None = (fields or {}).get(b"b")
+                for index, envelope in enumerate(decode_envelopes(body) if body else []):
+                    position = Position(partition, entry, index)
+                    if partition == resume.partition and (entry, index) <= (resume.entry, resume.index):
+                        continue
+                    if subscription.wants(envelope):
+                        yield position, envelope
+            if len(entries) < REPLAY_CHUNK:
+                break
+            last = parse_entry_id(as_text(entries[-1][0]))
+            start = f"({last[0]}-{last[1]}"
+
+
+EXECUTION_HANDLERS = [execution_events]
+HANDLERS = [all_events]
