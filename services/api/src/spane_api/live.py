@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from spane_core.codec import decode_envelopes
+from spane_core.errors import StorageUnavailable
 from spane_core.events import Envelope
 from spane_core.keys import all_partitions
 from spane_core.store.connection import as_text
@@ -142,7 +141,7 @@ class EventHub:
             await self._wanted.wait()
             try:
                 await self._read_once()
-            except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+            except StorageUnavailable as e:
                 log.warning("live events: reading the commit streams failed (%s); retrying", e)
                 await asyncio.sleep(RETRY_S)
             if not self._subscriptions:
