@@ -173,3 +173,13 @@ async def test_a_commit_without_events_applies_its_acks_and_drops_only(probe: Pr
 async def test_an_unknown_execution_has_no_snapshot_and_no_log(probe: Probe) -> None:
     assert await probe.repo.load_encoded([ExecutionId("nobody")]) == [None]
     assert await probe.repo.read_log(ExecutionId("nobody")) == []
+
+
+async def test_due_timers_are_listed_earliest_first_up_to_the_limit_and_can_be_dropped(probe: Probe) -> None:
+    later = Timer(execution_id=E, node_id=NodeId("b"), attempt=1, due=7_000)
+    await probe.repo.commit([_transition(None, Start(E), timers=[later, TIMER])])
+    assert await probe.repo.due_timers(0, now=4_999, limit=10) == []
+    assert await probe.repo.due_timers(0, now=7_000, limit=10) == [TIMER.member, later.member]
+    assert await probe.repo.due_timers(0, now=7_000, limit=1) == [TIMER.member]
+    await probe.repo.drop_timers(0, [TIMER.member])
+    assert await probe.timers() == {later.member: 7_000}

@@ -35,7 +35,7 @@ async def test_racing_schedulers_fire_each_due_timer_once(redis_url: str) -> Non
         timers = for_execution(ids[0], 1).timers
         assert await e.redis.zcard(timers) == 50
 
-        loops = [TimerLoop(e.redis, e.store, 1, 10) for _ in range(4)]
+        loops = [TimerLoop(e.store, 1, 10) for _ in range(4)]
         later = now_ms() + 1000
         await asyncio.gather(*(loop.fire_due(for_execution(ids[0], 1), later) for loop in loops))
 
@@ -54,5 +54,5 @@ async def test_a_timer_of_a_missing_execution_is_dropped(redis_url: str) -> None
     async with engine(redis_url) as e:
         timers = for_execution("gone", 1).timers
         await e.redis.zadd(timers, {"gone|a|1": 1})
-        assert await TimerLoop(e.redis, e.store, 1, 10).fire_due(for_execution("gone", 1)) == 1
+        assert await TimerLoop(e.store, 1, 10).fire_due(for_execution("gone", 1)) == 1
         assert await e.redis.zcard(timers) == 0

@@ -103,7 +103,7 @@ async def running(
         worker = Worker(e.redis, e.store, e.workflows, executors, e.settings, block_ms=200, payloads=payloads)
         tasks = [asyncio.create_task(worker.run(stop))]
         if scheduler:
-            timers = TimerLoop(e.redis, e.store, e.settings.partitions, e.settings.scheduler_interval_ms)
+            timers = TimerLoop(e.store, e.settings.partitions, e.settings.scheduler_interval_ms)
             tasks.append(asyncio.create_task(timers.run(stop)))
         try:
             yield worker

@@ -6,9 +6,11 @@ from spane_core.commands import Fail, MarkStarted, Start
 from spane_core.definition import Workflow
 from spane_core.events import ErrorInfo, NodeFailed
 from spane_core.ids import ExecutionId, NodeId, WorkflowId
+from spane_core.keys import all_partitions
 from spane_core.state import NodeStatus
 from spane_core.store.executions import ExecutionStore, Transition
 from spane_core.store.memory_repository import InMemoryRepository
+from spane_scheduler.timers import TimerLoop
 
 from tests.unit.helpers import workflow
 
@@ -63,3 +65,31 @@ async def test_a_stale_cached_snapshot_decides_again_on_the_current_one() -> Non
     failed = await one.apply(Transition(E, [Fail(A, running.state.node(A).lease, ErrorInfo(message="x"))]))
     assert failed.state is not None and failed.state.node(A).status is not NodeStatus.RUNNING
     assert failed.events and failed.events[0].seq == running.state.seq + 1
+
+
+async def test_the_scheduler_fires_a_delay_when_it_is_due_and_not_before() -> None:
+    wf = workflow([{"id": "wait", "type": "delay", "config": {"ms": 500}, "outputs": ["b"]}, {"id": "b", "type": "x"}])
+    repo = InMemoryRepository()
+    store = _handler(repo, wf)
+    await store.apply(Transition(E, [Start(E)], workflow=wf))
+    assert list(repo.timers.values()) == [10_500]
+    timers = TimerLoop(store, partitions=1, interval_ms=10)
+    (p,) = all_partitions(1)
+
+    assert await timers.fire_due(p, now=10_499) == 0
+    assert not repo.tasks
+
+    assert await timers.fire_due(p, now=10_500) == 1
+    assert not repo.timers  # dropped in the commit that fired it
+    (task,) = repo.tasks.values()
+    assert task.node_id == "b"
+    state = await store.load(E)
+    assert state is not None and state.node(NodeId("wait")).status is NodeStatus.COMPLETED
+
+
+async def test_the_scheduler_drops_a_timer_it_cannot_read() -> None:
+    repo = InMemoryRepository()
+    repo.timers["no-separators"] = 1
+    timers = TimerLoop(_handler(repo, workflow([{"id": "a", "type": "x"}])), partitions=1, interval_ms=10)
+    assert await timers.fire_due(all_partitions(1)[0], now=10) == 1
+    assert not repo.timers

@@ -23,7 +23,7 @@ async def run_scheduler(settings: Settings, stop: asyncio.Event) -> None:
     redis = open_redis(settings)
     try:
         store = redis_execution_store(redis, WorkflowRegistry(redis), settings.partitions)
-        timers = TimerLoop(redis, store, settings.partitions, settings.scheduler_interval_ms)
+        timers = TimerLoop(store, settings.partitions, settings.scheduler_interval_ms)
         # The seam for cron triggers: a CronLoop(redis, registry, store).run(stop) is added to this list.
         loops = [timers.run(stop)]
         log.info("scheduler: %d partition(s), every %d ms", settings.partitions, settings.scheduler_interval_ms)

@@ -13,12 +13,10 @@ import contextlib
 import logging
 from collections import defaultdict
 
-from redis.asyncio import Redis
 from spane_core.commands import FireTimer
 from spane_core.effects import parse_timer_member
 from spane_core.ids import ExecutionId
 from spane_core.keys import PartitionKeys, all_partitions
-from spane_core.store.connection import as_text
 from spane_core.store.executions import ExecutionStore, Transition, now_ms
 
 log = logging.getLogger("spane.scheduler")
@@ -27,9 +25,9 @@ BATCH = 500
 
 
 class TimerLoop:
-    def __init__(self, redis: Redis, store: ExecutionStore, partitions: int, interval_ms: int) -> None:
-        self.redis = redis
+    def __init__(self, store: ExecutionStore, partitions: int, interval_ms: int) -> None:
         self.store = store
+        self.repository = store.repository
         self.partitions = all_partitions(partitions)
         self.interval_s = interval_ms / 1000
 
@@ -48,18 +46,17 @@ class TimerLoop:
     async def fire_due(self, p: PartitionKeys, now: int | None = None) -> int:
         """Fire up to ``BATCH`` due timers of partition ``p``; returns how many were read."""
         due = now if now is not None else now_ms()
-        members = await self.redis.zrangebyscore(p.timers, "-inf", due, start=0, num=BATCH)
+        members = await self.repository.due_timers(p.partition, due, BATCH)
         if not members:
             return 0
         by_execution: dict[ExecutionId, list[str]] = defaultdict(list)
         commands: dict[ExecutionId, list[FireTimer]] = defaultdict(list)
-        for raw in members:
-            member = as_text(raw)
+        for member in members:
             try:
                 execution_id, node_id, attempt = parse_timer_member(member)
             except ValueError:
                 log.error("dropping unreadable timer %r from %s", member, p.timers)
-                await self.redis.zrem(p.timers, member)
+                await self.repository.drop_timers(p.partition, [member])
                 continue
             by_execution[execution_id].append(member)
             commands[execution_id].append(FireTimer(node_id=node_id, attempt=attempt))

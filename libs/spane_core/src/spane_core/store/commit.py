@@ -62,3 +62,11 @@ class Repository(Protocol):
     async def commit(self, commits: Sequence[Commit]) -> list[Committed | Refused]:
         """Write every commit, each atomically and version-checked, in one round trip."""
         ...
+
+    async def due_timers(self, partition: int, now: int, limit: int) -> list[str]:
+        """Up to ``limit`` members of partition ``partition``'s timers that are due at ``now``, earliest first."""
+        ...
+
+    async def drop_timers(self, partition: int, members: Sequence[str]) -> None:
+        """Forget timers outside of any commit (members no execution can own, such as unreadable ones)."""
+        ...

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from spane_core import codec
-from spane_core.effects import Task
+from spane_core.effects import Task, parse_timer_member
 from spane_core.events import Envelope
+from spane_core.ids import partition_of
 from spane_core.store.commit import Commit, Committed, Refused
 
 
@@ -38,6 +39,21 @@ class InMemoryRepository:
 
     async def commit(self, commits: Sequence[Commit]) -> list[Committed | Refused]:
         return [self._commit(c) for c in commits]
+
+    async def due_timers(self, partition: int, now: int, limit: int) -> list[str]:
+        due = sorted((at, member) for member, at in self.timers.items() if at <= now and self._in(member, partition))
+        return [member for _, member in due[:limit]]
+
+    async def drop_timers(self, partition: int, members: Sequence[str]) -> None:
+        for member in members:
+            self.timers.pop(member, None)
+
+    def _in(self, member: str, partition: int) -> bool:
+        try:
+            execution_id = parse_timer_member(member)[0]
+        except ValueError:
+            return partition == 0  # an unreadable member: found by the first partition's reader
+        return partition_of(execution_id, self.partitions) == partition
 
     def _commit(self, c: Commit) -> Committed | Refused:
         if c.state is not None:

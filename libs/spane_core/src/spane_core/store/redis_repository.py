@@ -15,6 +15,7 @@ from spane_core import codec
 from spane_core.events import Envelope
 from spane_core.keys import WORKER_GROUP, PartitionKeys, for_execution
 from spane_core.store.commit import Commit, Committed, Refused
+from spane_core.store.connection import as_text
 from spane_core.store.executions import ExecutionStore, WorkflowSource
 from spane_core.store.scripts import LuaScript, run_pipelined
 
@@ -49,6 +50,14 @@ class RedisRepository:
             Committed(int(r[1])) if int(r[0]) == 1 else Refused(int(r[1]), r[2] if len(r) > 2 and r[2] else None)
             for r in results
         ]
+
+    async def due_timers(self, partition: int, now: int, limit: int) -> list[str]:
+        members = await self.redis.zrangebyscore(PartitionKeys(partition).timers, "-inf", now, start=0, num=limit)
+        return [as_text(m) for m in members]
+
+    async def drop_timers(self, partition: int, members: Sequence[str]) -> None:
+        if members:
+            await self.redis.zrem(PartitionKeys(partition).timers, *members)
 
 
 def encode_commit(c: Commit, partitions: int) -> tuple[list[str], list[object]]:
