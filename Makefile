@@ -16,10 +16,12 @@ setup:
 	fi
 	uv sync --frozen
 
-# Servers the integration tests start themselves (spane.embedded); only their binaries are installed here.
+# Servers the integration tests start themselves (spane.embedded); only their binaries are installed here. The
+# console's browser tests drive Debian's chromium (Playwright never downloads a browser here).
 deps-test:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="redis-server"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then \
 		missing="$$missing postgresql"; \
 	fi; \

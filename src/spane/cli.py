@@ -1,4 +1,6 @@
-"""The `spane` command: `spane dev` runs everything in one process; `spane api|worker|projector|scheduler` one each."""
+"""The `spane` command: `spane dev` runs everything in one process; `spane api|worker|projector|scheduler` one each;
+the client commands (`apply`, `run`, `executions`, `watch`, `pause|resume|cancel`, `dlq`, `workflows`) talk to a
+running server (``SPANE_URL``, ``SPANE_API_TOKEN``) through ``spane.client``."""
 
 from __future__ import annotations
 
@@ -13,9 +15,37 @@ from pydantic import ValidationError
 from spane_core.errors import SpaneError
 from spane_core.settings import Settings
 
+from spane.commands import dlq, executions, workflows
 from spane.runtime import SERVICES, require_servers, run_services, start_embedded
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="SPANE workflow engine.")
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None,
+        typer.Option(envvar="SPANE_URL", help="The server of the client commands (default http://127.0.0.1:8000)."),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="SPANE_API_TOKEN", show_envvar=True, help="The API token, if the server needs one."),
+    ] = None,
+) -> None:
+    """SPANE workflow engine: run its services, or steer a running one."""
+    ctx.obj = (url, token)
+
+
+app.command()(workflows.apply)
+app.command()(executions.run)
+app.command()(executions.watch)
+app.command()(executions.pause)
+app.command()(executions.resume)
+app.command()(executions.cancel)
+app.add_typer(executions.app, name="executions")
+app.add_typer(workflows.app, name="workflows")
+app.add_typer(dlq.app, name="dlq")
 
 Port = Annotated[int | None, typer.Option(help="HTTP port of the API (default: SPANE_PORT or 8000).")]
 Host = Annotated[str | None, typer.Option(help="Interface the API binds (default: SPANE_HOST or 127.0.0.1).")]

@@ -18,3 +18,11 @@ async def flaky(ctx: NodeContext) -> Any:
 @executor("always-fails")
 async def always_fails(ctx: NodeContext) -> Any:
     raise NonRetryableError("this node always fails")
+
+
+@executor("needs-ok")
+async def needs_ok(ctx: NodeContext) -> Any:
+    """Fails at once unless its input says ``{"ok": true}``: a dead letter that a retry with edited input fixes."""
+    if not (isinstance(ctx.input, dict) and ctx.input.get("ok") is True):
+        raise NonRetryableError("input must have ok: true")
+    return {"fixed": True}

@@ -22,6 +22,7 @@ from spane_api.deps import Dependencies, open_dependencies
 from spane_api.metrics import Metrics, MetricsMiddleware
 from spane_api.problems import exception_handlers
 from spane_api.routes import events, executions, health, workflows
+from spane_api.routes.console import console_router
 
 
 def _dependencies(state: State) -> Dependencies:
@@ -70,7 +71,7 @@ def create_app(settings: Settings, node_types: Mapping[str, NodeTypeSpec | None]
         ],
     )
     return Litestar(
-        route_handlers=[api, *health.HANDLERS],
+        route_handlers=[api, *health.HANDLERS, console_router()],
         lifespan=[lifespan],
         dependencies={"deps": Provide(_dependencies, sync_to_thread=False)},
         exception_handlers=exception_handlers(),

@@ -1,0 +1,156 @@
+// One execution: status, controls (pause / resume / cancel, with the 409 reason when refused), the DAG coloured by
+// node status, each node's attempts, input, output and error, the timeline of its events, parent and children.
+// Live: it follows the execution's SSE stream (polling the API instead where the server has none) until it ends.
+import { ApiError, get, post, stream } from "../api.js";
+import { drawDag, parentsOf } from "../dag.js";
+import { badge, errorText, h, json, message, table, time } from "../dom.js";
+
+const FINAL = new Set(["completed", "failed", "cancelled"]);
+const POLL_MS = 1000;
+const exLink = (id) => h("a", { class: "mono", href: `#/executions/${encodeURIComponent(id)}` }, id);
+
+// A node's input as the engine gives it: the execution input (entry node), its parent's output (one parent), or
+// {parent: output} (several); an input edited on a dead-letter retry replaces it.
+function nodeInputs(definition, execution, events) {
+  const parents = parentsOf(definition);
+  const inputs = {};
+  for (const n of definition.nodes) {
+    const ps = parents.get(n.id);
+    const out = (p) => (execution.nodes[p] ? execution.nodes[p].output : null);
+    if (!ps.length) inputs[n.id] = execution.input;
+    else if (ps.length === 1) inputs[n.id] = out(ps[0]);
+    else inputs[n.id] = Object.fromEntries(ps.map((p) => [p, out(p)]));
+  }
+  for (const e of events) if (e.type === "node.queued" && e.hasInputOverride) inputs[e.nodeId] = e.inputOverride;
+  return inputs;
+}
+
+function describe(e) {
+  const parts = [];
+  if (e.attempt !== undefined) parts.push(`attempt ${e.attempt}`);
+  if (e.error) parts.push(`${e.error.type || "Error"}: ${e.error.message}`);
+  if (e.willRetry) parts.push(`retry at ${time(e.retryAt)}`);
+  if (e.reason) parts.push(e.reason);
+  if (e.until) parts.push(`until ${time(e.until)}`);
+  return parts.join(", ");
+}
+
+function timeline(events) {
+  const rows = events.map((e) => h("tr", { "data-seq": e.seq },
+    h("td", { class: "small mono" }, time(e.at)), h("td", {}, `#${e.seq}`),
+    h("td", {}, h("span", { class: `badge s-${e.type.split(".")[1]}` }, e.type)),
+    h("td", { class: "mono" }, e.nodeId || ""), h("td", { class: "small" }, describe(e)),
+    e.childExecutionId ? h("td", {}, exLink(e.childExecutionId)) : h("td", {})));
+  return table(["At", "Seq", "Event", "Node", "Detail", ""], rows, { class: "timeline", id: "timeline" });
+}
+
+function nodeTable(definition, execution, events) {
+  const inputs = nodeInputs(definition, execution, events);
+  const rows = definition.nodes.map((n) => {
+    const run = execution.nodes[n.id];
+    const status = run ? run.status : "pending";
+    const detail = run ? h("details", {}, h("summary", {}, "input, output"),
+      h("div", { class: "small muted" }, "input"), json(inputs[n.id]),
+      h("div", { class: "small muted" }, "output"), json(run.output)) : "";
+    return h("tr", { id: `node-${n.id}`, "data-node": n.id, tabindex: -1 },
+      h("td", { class: "mono" }, n.id), h("td", {}, n.type), h("td", {}, badge(status)),
+      h("td", {}, run ? run.attempts : 0), h("td", { class: "small" }, run ? time(run.startedAt) : ""),
+      h("td", { class: "small" }, run && run.error ? `${run.error.type}: ${run.error.message}` : ""), h("td", {}, detail));
+  });
+  return table(["Node", "Type", "Status", "Attempts", "Started", "Error", ""], rows, { id: "nodes" });
+}
+
+export async function executionPage(executionId) {
+  const path = `/api/executions/${encodeURIComponent(executionId)}`;
+  let execution = await get(path);
+  const { definition } = await get(`/api/workflows/${encodeURIComponent(execution.workflowId)}?version=${execution.version}`);
+  let events = (await get(`${path}/history`)).events;
+
+  const head = h("div");
+  const graph = h("div");
+  const nodes = h("div");
+  const events_ = h("div");
+  const io = h("div", { class: "grid2" });
+  const feedback = h("div", { "aria-live": "polite" });
+  const live = h("span", { class: "small muted", id: "live" });
+  const buttons = {};
+  for (const [name, cls] of [["pause", "secondary"], ["resume", "secondary"], ["cancel", "danger"]]) {
+    buttons[name] = h("button", { type: "button", class: cls, id: `${name}-button`,
+      onclick: () => steer(name) }, name[0].toUpperCase() + name.slice(1));
+  }
+  const select = (nodeId) => {
+    const row = document.getElementById(`node-${nodeId}`);
+    if (row) { row.scrollIntoView({ block: "center" }); row.focus(); }
+  };
+
+  function update() {
+    const children = [...new Set(events.filter((e) => e.childExecutionId).map((e) => e.childExecutionId))];
+    head.replaceChildren(
+      h("p", { class: "row" }, badge(execution.status), " ",
+        h("a", { href: `#/workflows/${encodeURIComponent(execution.workflowId)}?version=${execution.version}` },
+          `${execution.workflowId} v${execution.version}`),
+        h("span", { class: "small muted" }, `started ${time(execution.startedAt)}`),
+        execution.finishedAt ? h("span", { class: "small muted" }, `finished ${time(execution.finishedAt)}`) : null, live),
+      execution.parentExecutionId ? h("p", {}, "Parent: ", exLink(execution.parentExecutionId)) : null,
+      children.length ? h("p", {}, "Children: ", children.map((c) => [exLink(c), " "])) : null,
+      execution.error ? message("error", `${execution.error.type}: ${execution.error.message}`) : null);
+    const statuses = Object.fromEntries(Object.entries(execution.nodes).map(([id, n]) => [id, n.status]));
+    graph.replaceChildren(drawDag(definition, statuses, select));
+    nodes.replaceChildren(nodeTable(definition, execution, events));
+    events_.replaceChildren(timeline(events));
+    io.replaceChildren(h("div", {}, h("h2", {}, "Input"), json(execution.input)),
+      h("div", {}, h("h2", {}, "Output"), json(execution.output)));
+    // The buttons stay enabled: the server decides, and a refusal shows its reason (409).
+    document.getElementById("main")?.setAttribute("data-status", execution.status);
+  }
+
+  let stopped = false;
+  async function refresh() {
+    [execution, events] = await Promise.all([get(path), get(`${path}/history`).then((b) => b.events)]);
+    if (!stopped) update();
+  }
+  // Many events arrive together: refresh once per burst.
+  let pending = null;
+  const soon = () => { if (!pending) pending = setTimeout(() => { pending = null; refresh().catch(() => {}); }, 150); };
+
+  async function steer(name) {
+    try {
+      const accepted = await post(`${path}/${name}`);
+      feedback.replaceChildren(message("ok", `${name}: ${accepted.status}`));
+    } catch (err) {
+      feedback.replaceChildren(message("error", `${name} refused: ${errorText(err)}`));
+    }
+    soon();
+  }
+
+  const controller = new AbortController();
+  async function follow() {
+    if (FINAL.has(execution.status)) { live.textContent = ""; return; }
+    live.textContent = "live";
+    try {
+      await stream(`${path}/events`, () => soon(), controller.signal);
+      await refresh();
+    } catch (err) {
+      if (stopped) return;
+      if (!(err instanceof ApiError) || err.status !== 404) console.warn("event stream ended", err.message);
+      // No event stream on this server (or it broke): poll until the execution ends.
+      live.textContent = "live (polling)";
+      while (!stopped && !FINAL.has(execution.status)) {
+        await new Promise((r) => setTimeout(r, POLL_MS));
+        if (!stopped) await refresh().catch(() => {});
+      }
+    }
+    if (!stopped && FINAL.has(execution.status)) live.textContent = "";
+  }
+
+  update();
+  follow();
+  const element = h("section", {}, h("h1", {}, "Execution ", h("span", { class: "mono" }, executionId)), head,
+    h("div", { class: "row" }, buttons.pause, buttons.resume, buttons.cancel), feedback,
+    h("h2", {}, "Graph"), graph, h("h2", {}, "Nodes"), nodes, io, h("h2", {}, "Timeline"), events_);
+  return {
+    title: `Execution ${executionId}`,
+    element,
+    stop: () => { stopped = true; controller.abort(); if (pending) clearTimeout(pending); },
+  };
+}

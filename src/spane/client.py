@@ -1,0 +1,240 @@
+"""A small typed client of the SPANE HTTP API, for programs and for the ``spane`` command line.
+
+    from spane.client import SpaneClient
+
+    with SpaneClient.from_env() as spane:            # SPANE_URL (default http://127.0.0.1:8000), SPANE_API_TOKEN
+        spane.apply({"id": "hi", "name": "Hi", "nodes": [{"id": "a", "type": "transform"}]})
+        started = spane.start("hi", {"name": "ada"})
+        print(spane.wait(started.execution_id).output)
+
+Every failure is a ``ClientError`` (a ``SpaneError``): ``ApiError`` carries the problem details of a 4xx/5xx answer,
+``Unreachable`` says the server did not answer.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+import msgspec
+from spane_core.errors import FieldError, SpaneError
+
+from spane.client_models import (
+    FINAL_STATUSES,
+    Applied,
+    CommandAccepted,
+    DeadLetterPage,
+    Execution,
+    ExecutionPage,
+    ServerEvent,
+    Started,
+    VersionInfo,
+    WorkflowSummary,
+    WorkflowVersion,
+)
+from spane.sse import follow_history, parse_sse
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+UNSET: Any = msgspec.UNSET
+
+
+class ClientError(SpaneError):
+    """The API refused a call or could not be reached."""
+
+
+class Unreachable(ClientError):
+    """No answer from the server (refused, timed out, DNS)."""
+
+
+class ApiError(ClientError):
+    """An error answer; ``problems`` lists the field errors of a 422 (each with its ``path``)."""
+
+    def __init__(self, status: int, title: str, detail: str, problems: list[FieldError]) -> None:
+        super().__init__(f"{status} {title}: {detail}" if detail and detail != title else f"{status} {title}")
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.problems = problems
+
+
+def _api_error(response: httpx.Response) -> ApiError:
+    title, detail, problems = response.reason_phrase or "Error", "", []
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        title = str(body.get("title") or title)
+        detail = str(body.get("detail") or "")
+        for item in body.get("errors") or []:
+            if isinstance(item, dict):
+                problems.append(FieldError(str(item.get("path", "")), str(item.get("message", ""))))
+    return ApiError(response.status_code, title, detail, problems)
+
+
+class SpaneClient:
+    """A synchronous client over one ``httpx.Client``; use it as a context manager or call ``close()``."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout, transport=transport)
+
+    @classmethod
+    def from_env(cls, url: str | None = None, token: str | None = None) -> SpaneClient:
+        """The server named by ``SPANE_URL`` and ``SPANE_API_TOKEN`` (arguments given win)."""
+        return cls(url or os.environ.get("SPANE_URL") or DEFAULT_URL, token or os.environ.get("SPANE_API_TOKEN"))
+
+    @property
+    def url(self) -> str:
+        return str(self._http.base_url)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, *, json: Any = UNSET, params: dict[str, Any] | None = None) -> Any:
+        response = self._request(method, path, json=json, params=params)
+        return None if response.status_code == 204 or not response.content else response.json()
+
+    def _request(
+        self, method: str, path: str, *, json: Any = UNSET, params: dict[str, Any] | None = None
+    ) -> httpx.Response:
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            if json is UNSET:
+                response = self._http.request(method, path, params=query)
+            else:
+                response = self._http.request(method, path, params=query, json=json)
+        except httpx.HTTPError as e:
+            raise Unreachable(f"no answer from {self.url}: {e}") from e
+        if response.status_code >= 400:
+            raise _api_error(response)
+        return response
+
+    # Workflows
+
+    def apply(self, definition: dict[str, Any]) -> Applied:
+        """Store a definition: a new version (``created``), or the latest one when identical to it."""
+        response = self._request("POST", "/api/workflows", json=definition)
+        body = response.json()
+        return Applied(workflow_id=body["workflowId"], version=body["version"], created=response.status_code == 201)
+
+    def workflows(self) -> list[WorkflowSummary]:
+        return msgspec.convert(self._call("GET", "/api/workflows")["items"], list[WorkflowSummary])
+
+    def workflow(self, workflow_id: str, version: int | None = None) -> WorkflowVersion:
+        body = self._call("GET", f"/api/workflows/{workflow_id}", params={"version": version})
+        return msgspec.convert(body, WorkflowVersion)
+
+    def versions(self, workflow_id: str) -> list[VersionInfo]:
+        body = self._call("GET", f"/api/workflows/{workflow_id}/versions")
+        return msgspec.convert(body["items"], list[VersionInfo])
+
+    def delete_workflow(self, workflow_id: str) -> None:
+        self._call("DELETE", f"/api/workflows/{workflow_id}")
+
+    # Executions
+
+    def start(
+        self, workflow_id: str, input: Any = None, *, version: int | None = None, idempotency_key: str | None = None
+    ) -> Started:
+        request: dict[str, Any] = {"input": input}
+        if version is not None:
+            request["version"] = version
+        if idempotency_key is not None:
+            request["idempotencyKey"] = idempotency_key
+        return msgspec.convert(self._call("POST", f"/api/workflows/{workflow_id}/execute", json=request), Started)
+
+    def executions(
+        self, *, workflow_id: str | None = None, status: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> ExecutionPage:
+        params = {"workflowId": workflow_id, "status": status, "limit": limit, "cursor": cursor}
+        return msgspec.convert(self._call("GET", "/api/executions", params=params), ExecutionPage)
+
+    def execution(self, execution_id: str) -> Execution:
+        return msgspec.convert(self._call("GET", f"/api/executions/{execution_id}"), Execution)
+
+    def history(self, execution_id: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = self._call("GET", f"/api/executions/{execution_id}/history")["events"]
+        return events
+
+    def pause(self, execution_id: str) -> CommandAccepted:
+        return self._command(execution_id, "pause")
+
+    def resume(self, execution_id: str) -> CommandAccepted:
+        return self._command(execution_id, "resume")
+
+    def cancel(self, execution_id: str) -> CommandAccepted:
+        return self._command(execution_id, "cancel")
+
+    def _command(self, execution_id: str, name: str) -> CommandAccepted:
+        return msgspec.convert(self._call("POST", f"/api/executions/{execution_id}/{name}"), CommandAccepted)
+
+    def wait(self, execution_id: str, timeout: float | None = None, poll_s: float = 0.2) -> Execution:
+        """Poll until the execution is completed, failed or cancelled; ``TimeoutError`` after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (execution := self.execution(execution_id)).status not in FINAL_STATUSES:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"execution {execution_id} is still {execution.status} after {timeout} s")
+            time.sleep(poll_s)
+        return execution
+
+    def events(self, execution_id: str, last_event_id: str | None = None) -> Iterator[ServerEvent]:
+        """The execution's live events over SSE (``execution.state`` first); ends after its final event.
+
+        Where the server has no SSE route (404 while the execution exists), the history is polled instead and its
+        new events are yielded in the same form, so callers see the same stream either way.
+        """
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
+        path = f"/api/executions/{execution_id}/events"
+        try:
+            with self._http.stream("GET", path, headers=headers, timeout=httpx.Timeout(30.0, read=None)) as response:
+                if response.status_code == 404:
+                    self.execution(execution_id)  # an unknown execution raises its own 404 here
+                elif response.status_code >= 400:
+                    response.read()
+                    raise _api_error(response)
+                else:
+                    yield from parse_sse(response.iter_lines())
+                    return
+        except httpx.HTTPError as e:
+            raise Unreachable(f"no answer from {self.url}: {e}") from e
+        yield from follow_history(self, execution_id)
+
+    # Dead letters
+
+    def dead_letters(
+        self,
+        *,
+        workflow_id: str | None = None,
+        execution_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> DeadLetterPage:
+        params = {"workflowId": workflow_id, "executionId": execution_id, "limit": limit, "cursor": cursor}
+        return msgspec.convert(self._call("GET", "/api/dlq", params=params), DeadLetterPage)
+
+    def retry_dead_letter(self, dead_letter_id: str, input: Any = UNSET) -> None:
+        """Run the node again (with ``input`` in place of its recorded one when given) and revive its execution."""
+        self._call("POST", f"/api/dlq/{dead_letter_id}/retry", json={} if input is UNSET else {"input": input})
+
+    def delete_dead_letter(self, dead_letter_id: str) -> None:
+        self._call("DELETE", f"/api/dlq/{dead_letter_id}")

@@ -1,0 +1,130 @@
+"""The web console in a real browser against a real `spane dev`: list, start, watch live, steer, dead letters."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.conftest import System
+from tests.e2e.console.conftest import screenshot, wait_listed
+from tests.e2e.support import execute, post_workflow, unique, wait_final
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+TIMEOUT_MS = 30_000
+
+
+def _delayed(workflow_id: str, ms: int) -> dict[str, object]:
+    return {
+        "id": workflow_id,
+        "name": "Console demo",
+        "nodes": [
+            {"id": "start", "type": "transform", "outputs": ["wait", "label"]},
+            {"id": "wait", "type": "delay", "config": {"ms": ms}, "outputs": ["join"]},
+            {"id": "label", "type": "transform", "config": {"set": {"seen": True}}, "outputs": ["join"]},
+            {"id": "join", "type": "transform"},
+        ],
+        "triggers": [{"type": "webhook", "config": {"path": f"{workflow_id}-hook", "method": "POST"}}],
+    }
+
+
+def test_a_workflow_registered_by_the_api_is_listed_started_from_the_page_and_completes_live(
+    page: Page, system: System, api: httpx.Client
+) -> None:
+    workflow_id = unique("console")
+    post_workflow(api, _delayed(workflow_id, 1500))
+    wait_listed(api, workflow_id)
+    page.goto(system.url + "/")
+    row = page.locator(f'#workflows tr[data-workflow="{workflow_id}"]')
+    expect(row).to_contain_text("Console demo", timeout=TIMEOUT_MS)
+    expect(row).to_contain_text(f"webhook POST /api/webhooks/{workflow_id}-hook")
+    screenshot(page, "workflows")
+
+    row.get_by_role("link", name=workflow_id).click()
+    expect(page.locator('.dag [data-node="join"]')).to_be_visible()
+    expect(page.locator(".dag path.edge")).to_have_count(4)
+    screenshot(page, "workflow")
+
+    editor = page.locator("#start-input")
+    editor.fill("{not json")
+    page.get_by_role("button", name="Start execution").click()
+    expect(page.locator("#start-input-error")).to_contain_text("Not valid JSON")  # checked before sending
+    expect(page).to_have_url(re.compile(rf"#/workflows/{workflow_id}$"))
+
+    editor.fill('{"name": "ada"}')
+    page.evaluate("window.__sameDocument = true")
+    page.get_by_role("button", name="Start execution").click()
+    expect(page).to_have_url(re.compile(r"#/executions/[^/]+$"))
+    join = page.locator('.dag [data-node="join"]')
+    expect(join).not_to_have_attribute("data-status", "completed")  # the delay holds it back at first
+    expect(join).to_have_attribute("data-status", "completed", timeout=TIMEOUT_MS)
+    expect(page.locator("#main")).to_have_attribute("data-status", "completed")
+    assert page.evaluate("window.__sameDocument") is True  # updated in place, never reloaded
+    expect(page.locator("#timeline")).to_contain_text("execution.completed")
+    expect(page.locator('#nodes tr[data-node="wait"]')).to_contain_text("delay")
+    screenshot(page, "execution")
+
+    execution_id = page.url.rsplit("/", 1)[-1]
+    page.goto(f"{system.url}/#/executions?workflowId={workflow_id}")
+    expect(page.locator(f'#executions tr[data-execution="{execution_id}"]')).to_contain_text("completed")
+
+
+def test_pause_and_resume_from_the_page_and_a_refusal_shows_why(page: Page, system: System, api: httpx.Client) -> None:
+    workflow_id = unique("console-steer")
+    post_workflow(api, _delayed(workflow_id, 2500))
+    execution_id = execute(api, workflow_id, {})
+    page.goto(f"{system.url}/#/executions/{execution_id}")
+    main = page.locator("#main")
+
+    page.get_by_role("button", name="Pause").click()
+    expect(main).to_have_attribute("data-status", "paused", timeout=TIMEOUT_MS)
+    page.get_by_role("button", name="Pause").click()  # paused already: the server refuses with a 409
+    expect(page.get_by_role("alert")).to_contain_text("pause refused")
+
+    page.get_by_role("button", name="Resume").click()
+    expect(main).to_have_attribute("data-status", "completed", timeout=TIMEOUT_MS)
+    assert wait_final(api, execution_id)["status"] == "completed"
+
+
+def test_the_pages_fit_a_phone_and_work_from_the_keyboard(page: Page, system: System, api: httpx.Client) -> None:
+    workflow_id = unique("console-phone")
+    post_workflow(api, _delayed(workflow_id, 1))
+    wait_listed(api, workflow_id)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(system.url + "/")
+    expect(page.locator(f'#workflows tr[data-workflow="{workflow_id}"]')).to_be_visible(timeout=TIMEOUT_MS)
+    # Wide tables scroll inside their box; the page itself never gets wider than the phone.
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+    page.keyboard.press("Tab")  # the skip link first, then the sections
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    expect(page.locator(":focus")).to_have_text("Executions")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Executions")).to_be_visible()
+
+
+def test_a_dead_letter_is_retried_with_edited_input_and_its_execution_completes(
+    page: Page, system: System, api: httpx.Client
+) -> None:
+    if api.get("/api/dlq").status_code == 404:
+        pytest.skip("this build has no dead-letter API (/api/dlq, issue 8)")
+    workflow_id = unique("console-dlq")
+    post_workflow(api, {"id": workflow_id, "name": "DLQ", "nodes": [{"id": "check", "type": "needs-ok"}]})
+    execution_id = execute(api, workflow_id, {"ok": False})
+    assert wait_final(api, execution_id)["status"] == "failed"
+
+    page.goto(f"{system.url}/#/dlq?executionId={execution_id}")
+    card = page.locator(f'[data-dead-letter] >> text="{execution_id}"').locator("xpath=ancestor::article")
+    expect(card).to_contain_text("input must have ok: true", timeout=TIMEOUT_MS)
+    screenshot(page, "dead-letters")
+    card.locator("textarea").fill('{"ok": true}')
+    card.get_by_role("button", name="Retry").click()
+    expect(card).to_contain_text("Retried")
+    card.get_by_role("link", name="Open the execution").click()
+    expect(page.locator("#main")).to_have_attribute("data-status", "completed", timeout=TIMEOUT_MS)
+    expect(page.locator('#nodes tr[data-node="check"]')).to_contain_text("completed")

@@ -1,0 +1,58 @@
+"""spane.client without a server: the SSE wire format, and error answers turned into one readable ApiError."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from spane.client import ApiError, SpaneClient
+from spane.sse import parse_sse
+
+
+def test_sse_events_comments_and_multiline_data_are_parsed() -> None:
+    lines = [
+        ": heartbeat",
+        "event: execution.state",
+        'data: {"status": "running",',
+        'data:  "nodes": {}}',
+        "id: 3",
+        "",
+        'data: {"type": "node.completed", "nodeId": "a", "seq": 4}',
+        "id: 4",
+        "",
+    ]
+    events = list(parse_sse(lines))
+    assert [(e.type, e.id) for e in events] == [("execution.state", "3"), ("node.completed", "4")]
+    assert events[0].data == {"status": "running", "nodes": {}}
+    assert events[1].data["nodeId"] == "a"
+
+
+def test_a_422_carries_its_problems_with_their_paths() -> None:
+    problem = {
+        "type": "about:blank",
+        "title": "Unprocessable Entity",
+        "status": 422,
+        "detail": "invalid workflow definition",
+        "errors": [{"path": "nodes[0].type", "message": "unknown node type 'nope'"}],
+    }
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.headers["authorization"] == "Bearer t0k"
+        return httpx.Response(422, json=problem)
+
+    with SpaneClient("http://spane.test", "t0k", transport=httpx.MockTransport(answer)) as client:
+        with pytest.raises(ApiError) as refused:
+            client.apply({"id": "x"})
+    assert str(refused.value) == "422 Unprocessable Entity: invalid workflow definition"
+    assert [(p.path, p.message) for p in refused.value.problems] == [("nodes[0].type", "unknown node type 'nope'")]
+
+
+def test_apply_tells_a_new_version_from_an_unchanged_one() -> None:
+    statuses = iter([201, 200])
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(next(statuses), json={"workflowId": "x", "version": 1})
+
+    with SpaneClient("http://spane.test", transport=httpx.MockTransport(answer)) as client:
+        assert client.apply({"id": "x"}).created is True
+        assert client.apply({"id": "x"}).created is False
