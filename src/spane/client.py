@@ -198,6 +198,9 @@ class SpaneClient:
     def events(self, execution_id: str, last_event_id: str | None = None) -> Iterator[ServerEvent]:
         """The execution's live events over SSE (``execution.state`` first); ends after its final event.
 
+        With ``last_event_id`` (a seq) it resumes after that event, without the snapshot: ``"0"`` gives the whole
+        log from its first event, then what follows live.
+
         Where the server has no SSE route (404 while the execution exists), the history is polled instead and its
         new events are yielded in the same form, so callers see the same stream either way.
         """
@@ -217,7 +220,7 @@ class SpaneClient:
                     return
         except httpx.HTTPError as e:
             raise Unreachable(f"no answer from {self.url}: {e}") from e
-        yield from follow_history(self, execution_id)
+        yield from follow_history(self, execution_id, last_event_id)
 
     # Dead letters
 

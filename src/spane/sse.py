@@ -43,11 +43,15 @@ def parse_sse(lines: Iterable[str]) -> Iterator[ServerEvent]:
             event_id = value
 
 
-def follow_history(client: SpaneClient, execution_id: str) -> Iterator[ServerEvent]:
-    """The same stream as the SSE route, from polling: the execution first, then each new event of its log."""
-    execution = client.execution(execution_id)
-    yield ServerEvent(type="execution.state", data=_builtins(execution))
-    seen = 0
+def follow_history(client: SpaneClient, execution_id: str, last_event_id: str | None) -> Iterator[ServerEvent]:
+    """The same stream as the SSE route, from polling: the execution first (unless resuming after
+    ``last_event_id``, a seq), then each new event of its log."""
+    if last_event_id is None:
+        execution = client.execution(execution_id)
+        yield ServerEvent(type="execution.state", data=_builtins(execution))
+        if execution.status in FINAL_STATUSES:
+            return
+    seen = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
     while True:
         events = client.history(execution_id)
         for event in events:

@@ -165,6 +165,6 @@ def test_the_readme_client_example_runs(system: System) -> None:
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
-    assert lines[0].startswith("execution.state")
-    assert "execution.completed" in done.stdout
+    assert lines[0].startswith("execution.started")
+    assert lines[-2].startswith("execution.completed")
     assert lines[-1] == "{'name': 'ada', 'hi': 1}"

@@ -40,9 +40,9 @@ def test_a_422_carries_its_problems_with_their_paths() -> None:
         assert request.headers["authorization"] == "Bearer t0k"
         return httpx.Response(422, json=problem)
 
-    with SpaneClient("http://spane.test", "t0k", transport=httpx.MockTransport(answer)) as client:
-        with pytest.raises(ApiError) as refused:
-            client.apply({"id": "x"})
+    client = SpaneClient("http://spane.test", "t0k", transport=httpx.MockTransport(answer))
+    with client, pytest.raises(ApiError) as refused:
+        client.apply({"id": "x"})
     assert str(refused.value) == "422 Unprocessable Entity: invalid workflow definition"
     assert [(p.path, p.message) for p in refused.value.problems] == [("nodes[0].type", "unknown node type 'nope'")]
 

@@ -67,7 +67,7 @@ def _follow_with_progress(spane: SpaneClient, execution_id: str, total: int) -> 
     columns = (TextColumn("nodes"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=False) as progress:
         bar = progress.add_task("nodes", total=total)
-        for event in spane.events(execution_id):
+        for event in spane.events(execution_id, last_event_id="0"):
             _done_nodes(event, done)
             progress.update(bar, completed=len(done))
             if event.type in FINAL_EVENTS:
@@ -165,11 +165,7 @@ def _describe(event: ServerEvent) -> str:
 def watch(ctx: typer.Context, execution_id: Annotated[str, typer.Argument(help="The execution id.")]) -> None:
     """Print an execution's events live, as they are committed, until it ends (exit 0 completed, 1 not)."""
     with client(ctx) as spane:
-        for event in spane.events(execution_id):
-            if event.type == "execution.state":
-                status = str(event.data.get("status", "?"))
-                out.print(Text.assemble(f"{execution_id}  now ", status_text(status)))
-                continue
+        for event in spane.events(execution_id, last_event_id="0"):  # the log from its start, then live
             kind = event.type.removeprefix("node.").removeprefix("execution.")
             line = Text.assemble(
                 (f"{event.data.get('at', '')}  ", "dim"),

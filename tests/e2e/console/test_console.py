@@ -64,6 +64,7 @@ def test_a_workflow_registered_by_the_api_is_listed_started_from_the_page_and_co
     expect(page.locator("#main")).to_have_attribute("data-status", "completed")
     assert page.evaluate("window.__sameDocument") is True  # updated in place, never reloaded
     expect(page.locator("#timeline")).to_contain_text("execution.completed")
+    expect(page.locator("#main")).not_to_contain_text("nullnull")  # absent parts render as nothing
     expect(page.locator('#nodes tr[data-node="wait"]')).to_contain_text("delay")
     screenshot(page, "execution")
 

@@ -85,7 +85,7 @@ export async function executionPage(executionId) {
 
   function update() {
     const children = [...new Set(events.filter((e) => e.childExecutionId).map((e) => e.childExecutionId))];
-    head.replaceChildren(
+    head.replaceChildren(h("div", {},
       h("p", { class: "row" }, badge(execution.status), " ",
         h("a", { href: `#/workflows/${encodeURIComponent(execution.workflowId)}?version=${execution.version}` },
           `${execution.workflowId} v${execution.version}`),
@@ -93,7 +93,7 @@ export async function executionPage(executionId) {
         execution.finishedAt ? h("span", { class: "small muted" }, `finished ${time(execution.finishedAt)}`) : null, live),
       execution.parentExecutionId ? h("p", {}, "Parent: ", exLink(execution.parentExecutionId)) : null,
       children.length ? h("p", {}, "Children: ", children.map((c) => [exLink(c), " "])) : null,
-      execution.error ? message("error", `${execution.error.type}: ${execution.error.message}`) : null);
+      execution.error ? message("error", `${execution.error.type}: ${execution.error.message}`) : null));
     const statuses = Object.fromEntries(Object.entries(execution.nodes).map(([id, n]) => [id, n.status]));
     graph.replaceChildren(drawDag(definition, statuses, select));
     nodes.replaceChildren(nodeTable(definition, execution, events));
