@@ -22,7 +22,7 @@ async def always_fails(ctx: NodeContext) -> Any:
 
 @executor("needs-ok")
 async def needs_ok(ctx: NodeContext) -> Any:
-    """Fails at once unless its input says ``{"ok": true}``: a dead letter that a retry with edited input fixes."""
+    """Fails for good unless its input has ``ok: true``: a dead letter that a retry with edited input fixes."""
     if not (isinstance(ctx.input, dict) and ctx.input.get("ok") is True):
-        raise NonRetryableError("input must have ok: true")
+        raise NonRetryableError(f"input {ctx.input!r} is not ok")
     return {"fixed": True}
