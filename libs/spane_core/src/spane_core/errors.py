@@ -37,6 +37,18 @@ class NotFound(SpaneError):
     """An unknown id (HTTP 404)."""
 
 
+class Unauthenticated(SpaneError):
+    """A request without the credentials its resource needs, such as a webhook's signature (HTTP 401)."""
+
+
+class MethodNotAllowed(SpaneError):
+    """A method the resource does not answer (HTTP 405); ``allowed`` are those it does."""
+
+    def __init__(self, message: str, allowed: list[str]) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+
 class StateConflict(SpaneError):
     """The current state does not allow the command (HTTP 409)."""
 

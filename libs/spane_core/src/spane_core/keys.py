@@ -61,8 +61,10 @@ class WorkflowKeys:
     latest = f"{TAG}:latest"  # hash id -> latest version
     digests = f"{TAG}:digest"  # hash id -> sha256 of the latest version's canonical JSON
     deleted = f"{TAG}:deleted"  # set of deleted workflow ids
-    webhooks = f"{TAG}:webhooks"  # hash webhook path -> workflow id
+    webhooks = f"{TAG}:webhooks"  # hash webhook path -> ids of the workflows listening there, newline-separated
     hook_paths = f"{TAG}:hook-paths"  # hash workflow id -> its webhook paths, newline-separated
+    schedules = f"{TAG}:schedules"  # hash id -> latest version, for workflows whose latest has schedule triggers
+    cron_runs = f"{TAG}:cron-runs"  # hash "<id> <schedule key>" -> the last tick fired (msgpack: at, execution)
     events = f"{TAG}:events"  # stream of workflow events (field ``b``); consumer group ``projector``
 
     @staticmethod

@@ -21,7 +21,7 @@ from spane_api.auth import bearer_guard
 from spane_api.deps import Dependencies, open_dependencies
 from spane_api.metrics import Metrics, MetricsMiddleware
 from spane_api.problems import exception_handlers
-from spane_api.routes import events, executions, health, workflows
+from spane_api.routes import events, executions, health, webhooks, workflows
 from spane_api.routes.console import console_router
 
 
@@ -70,8 +70,10 @@ def create_app(settings: Settings, node_types: Mapping[str, NodeTypeSpec | None]
             Router("/events", route_handlers=events.HANDLERS, tags=["events"]),
         ],
     )
+    # Webhooks are open (a trigger's secret guards each), so they sit beside the guarded router.
+    hooks = Router("/api/webhooks", route_handlers=webhooks.HANDLERS, tags=["webhooks"])
     return Litestar(
-        route_handlers=[api, *health.HANDLERS, console_router()],
+        route_handlers=[api, hooks, *health.HANDLERS, console_router()],
         lifespan=[lifespan],
         dependencies={"deps": Provide(_dependencies, sync_to_thread=False)},
         exception_handlers=exception_handlers(),

@@ -19,10 +19,12 @@ from spane_core.errors import (
     InternalError,
     InvalidInput,
     MalformedInput,
+    MethodNotAllowed,
     NotFound,
     SpaneError,
     StateConflict,
     StorageError,
+    Unauthenticated,
 )
 
 from spane_api.schemas import FieldProblem, Problem
@@ -35,7 +37,9 @@ PROBLEM_JSON = "application/problem+json"
 SPANE_ERRORS: dict[type[SpaneError], tuple[int, str]] = {
     MalformedInput: (400, "malformed-input"),
     InvalidInput: (422, "invalid-input"),
+    Unauthenticated: (401, "unauthorized"),
     NotFound: (404, "not-found"),
+    MethodNotAllowed: (405, "method-not-allowed"),
     StateConflict: (409, "state-conflict"),
     ConcurrencyError: (409, "concurrent-update"),
     StorageError: (503, "storage-unavailable"),
@@ -76,7 +80,8 @@ def _spane_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Pr
         return problem_response(status, slug, "a backing store is unavailable; try again later")
     errors = exc.errors if isinstance(exc, InvalidInput | MalformedInput) else []
     problems = [FieldProblem(path=e.path, message=e.message) for e in errors]
-    return problem_response(status, slug, str(exc), problems)
+    headers = {"Allow": ", ".join(exc.allowed)} if isinstance(exc, MethodNotAllowed) else None
+    return problem_response(status, slug, str(exc), problems, headers)
 
 
 def _http_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:

@@ -136,3 +136,7 @@ class Health(_Shape):
 class Readiness(_Shape):
     status: str
     checks: dict[str, str]
+
+
+class WebhookAccepted(_Shape):
+    execution_ids: list[str]

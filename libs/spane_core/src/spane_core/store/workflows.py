@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from spane_core import codec
 from spane_core.definition import Workflow, WorkflowDefinition
-from spane_core.errors import ConcurrencyError, FieldError, InvalidInput, NotFound
+from spane_core.errors import ConcurrencyError, NotFound
 from spane_core.ids import WorkflowId
 from spane_core.keys import WorkflowKeys as K
 from spane_core.store.scripts import LuaScript
@@ -40,7 +40,8 @@ class WorkflowRegistry:
         """Store ``definition`` as a new version; returns (version, created). Identical to the latest: not created."""
         body = canonical_json(definition)
         digest = hashlib.sha256(body).hexdigest()
-        paths = webhook_paths(definition)
+        paths = sorted(set(webhook_paths(definition)))
+        scheduled = "1" if any(t.type == "schedule" for t in definition.triggers) else "0"
         for _ in range(32):
             latest = int(await self.redis.hget(K.latest, definition.id) or 0)
             event = WorkflowRegistered(
@@ -50,26 +51,14 @@ class WorkflowRegistry:
                 definition=msgspec.json.decode(body),
                 at=now,
             )
-            keys = [K.definitions, K.latest, K.digests, K.deleted, K.webhooks, K.events, K.hook_paths]
-            args: list[Any] = [definition.id, latest, digest, body, codec.encode(event), len(paths), *paths]
+            keys = [K.definitions, K.latest, K.digests, K.deleted, K.webhooks, K.events, K.hook_paths, K.schedules]
+            args: list[Any] = [definition.id, latest, digest, body, codec.encode(event), scheduled, len(paths), *paths]
             status, value = await self._register(self.redis, keys, args)
             match int(status):
                 case 1:
                     return int(value), True
                 case 2:
                     return int(value), False
-                case -1:
-                    path = value.decode() if isinstance(value, bytes) else str(value)
-                    index = next(i for i, t in enumerate(definition.triggers) if t.type == "webhook"
-                                 and normalize_path(str(t.config.get("path", ""))) == path)  # fmt: skip
-                    raise InvalidInput(
-                        "the definition is invalid",
-                        [
-                            FieldError(
-                                f"triggers[{index}].config.path", f"webhook path {path!r} is used by another workflow"
-                            )
-                        ],
-                    )
         raise ConcurrencyError(f"workflow {definition.id!r} is being registered concurrently; try again")
 
     async def latest_version(self, workflow_id: str) -> int | None:
@@ -111,10 +100,16 @@ class WorkflowRegistry:
 
     async def delete(self, workflow_id: str, now: int) -> bool:
         event = WorkflowDeleted(workflow_id=WorkflowId(workflow_id), at=now)
-        keys = [K.latest, K.deleted, K.webhooks, K.events, K.hook_paths]
+        keys = [K.latest, K.deleted, K.webhooks, K.events, K.hook_paths, K.schedules]
         return int(await self._delete(self.redis, keys, [workflow_id, codec.encode(event)])) == 1
 
-    async def webhook_owner(self, path: str) -> WorkflowId | None:
+    async def webhook_listeners(self, path: str) -> list[WorkflowId]:
+        """The workflows whose latest version has a webhook trigger on ``path``, in registration order."""
         # The client does not decode responses, so redis-py's ``bytes | str`` is bytes here.
-        owner = cast(bytes | None, await self.redis.hget(K.webhooks, normalize_path(path)))
-        return None if owner is None else WorkflowId(owner.decode())
+        owners = cast(bytes | None, await self.redis.hget(K.webhooks, normalize_path(path)))
+        return [] if owners is None else [WorkflowId(o) for o in owners.decode().split("\n") if o]
+
+    async def scheduled(self) -> dict[WorkflowId, int]:
+        """The workflows whose latest version has schedule triggers, with that version."""
+        found = cast(dict[bytes, bytes], await self.redis.hgetall(K.schedules))
+        return {WorkflowId(k.decode()): int(v) for k, v in found.items()}

@@ -1,0 +1,105 @@
+"""Starting workflows from a webhook call: the triggers it matches, its signature, its input.
+
+Any number of workflows may listen on one path and method; a call starts each of them (once per workflow, however
+many of its triggers match). A trigger with a ``secret`` needs ``X-Spane-Signature: sha256=<hex HMAC-SHA256 of the
+raw body>``; when several workflows listen, every one's signature must hold or none starts. With an idempotency
+key, a redelivered call answers the executions the first one started and starts nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+
+from spane_core.definition import TriggerDef, Workflow
+from spane_core.errors import MalformedInput, MethodNotAllowed, NotFound, Unauthenticated
+from spane_core.ids import ExecutionId
+from spane_core.store.executions import ExecutionStore
+from spane_core.store.payloads import PayloadStore
+from spane_core.store.workflows import WorkflowRegistry, normalize_path
+from spane_core.usecases import start_execution
+
+DEFAULT_METHOD = "POST"
+SIGNATURE_PREFIX = "sha256="
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookCall:
+    path: str
+    method: str
+    body: bytes
+    signature: str | None = None  # the X-Spane-Signature header
+    idempotency_key: str | None = None  # the Idempotency-Key header
+
+
+def signature_of(secret: str, body: bytes) -> str:
+    """The ``X-Spane-Signature`` value that ``body`` needs under ``secret``."""
+    return SIGNATURE_PREFIX + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signature_matches(secret: str, body: bytes, given: str | None) -> bool:
+    # compare_digest whatever was given, so that the time taken says nothing about the expected value.
+    return hmac.compare_digest((given or "").strip().lower().encode(), signature_of(secret, body).encode())
+
+
+def method_of(trigger: TriggerDef) -> str:
+    return str(trigger.config.get("method") or DEFAULT_METHOD)
+
+
+async def start_from_webhook(
+    redis: Redis, workflows: WorkflowRegistry, executions: ExecutionStore, payloads: PayloadStore, call: WebhookCall
+) -> list[ExecutionId]:
+    """Start every workflow listening on the call's path and method; their execution ids, in registration order.
+
+    ``NotFound`` when no workflow listens on the path, ``MethodNotAllowed`` when none on this method,
+    ``Unauthenticated`` for a missing or wrong signature, ``MalformedInput`` for a body that is not JSON.
+    """
+    path = normalize_path(call.path)
+    listening = await _listening(workflows, path)
+    if not listening:
+        raise NotFound(f"no workflow listens on the webhook path {path!r}")
+    matching = [(wf, t) for wf, t in listening if method_of(t) == call.method.upper()]
+    if not matching:
+        allowed = sorted({method_of(t) for _, t in listening})
+        raise MethodNotAllowed(f"the webhook path {path!r} takes {', '.join(allowed)}, not {call.method}", allowed)
+    for _, trigger in matching:
+        secret = trigger.config.get("secret")
+        if secret and not signature_matches(str(secret), call.body, call.signature):
+            raise Unauthenticated(
+                f"a valid 'X-Spane-Signature: {SIGNATURE_PREFIX}<hex HMAC-SHA256 of the body>' is required"
+            )
+    execution_input = _json_body(call.body)
+    key = None if not call.idempotency_key else f"webhook:{call.idempotency_key}"
+    started: list[ExecutionId] = []
+    for workflow in {wf.id: wf for wf, _ in matching}.values():
+        outcome = await start_execution(redis, executions, payloads, workflow, execution_input, key)
+        started.append(outcome.state.execution_id)
+    return started
+
+
+async def _listening(workflows: WorkflowRegistry, path: str) -> list[tuple[Workflow, TriggerDef]]:
+    """The latest version of each workflow listening on ``path``, with each of its triggers there."""
+    found = []
+    for workflow_id in await workflows.webhook_listeners(path):
+        latest = await workflows.latest_version(workflow_id)
+        if latest is None:  # deleted since the index was read
+            continue
+        workflow = await workflows.get(workflow_id, latest)
+        for trigger in workflow.definition.triggers:
+            if trigger.type == "webhook" and normalize_path(str(trigger.config.get("path", ""))) == path:
+                found.append((workflow, trigger))
+    return found
+
+
+def _json_body(body: bytes) -> Any:
+    if not body.strip():
+        raise MalformedInput("a webhook call needs a JSON body (send {} for none)")
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError as e:
+        raise MalformedInput(f"the webhook body is not JSON: {e}") from e
