@@ -139,7 +139,7 @@ def projector() -> None:
 
 @app.command()
 def scheduler() -> None:
-    """Run the scheduler (timers: delays and retry backoff)."""
+    """Run the scheduler (timers: delays and retry backoff; cron triggers)."""
     _single("scheduler")
 
 

@@ -73,9 +73,16 @@ async def start_execution(
     workflow: Workflow,
     execution_input: Any,
     idempotency_key: str | None = None,
+    *,
+    execution_id: ExecutionId | None = None,
 ) -> Started:
-    """Start an execution of ``workflow``; with an ``idempotency_key`` seen before, the execution it named."""
-    if idempotency_key is None:
+    """Start an execution of ``workflow``; with an ``idempotency_key`` seen before, the execution it named.
+
+    An ``execution_id`` derived by the caller (a cron tick's) makes the start idempotent by itself: a second start
+    of that id starts nothing."""
+    if execution_id is not None:
+        pass
+    elif idempotency_key is None:
         execution_id = new_execution_id()
     else:
         execution_id = await claim_execution_id(redis, workflow.id, idempotency_key)

@@ -21,7 +21,7 @@ from spane_api.auth import bearer_guard
 from spane_api.deps import Dependencies, open_dependencies
 from spane_api.metrics import Metrics, MetricsMiddleware
 from spane_api.problems import exception_handlers
-from spane_api.routes import events, executions, health, webhooks, workflows
+from spane_api.routes import events, executions, health, schedules, webhooks, workflows
 from spane_api.routes.console import console_router
 
 
@@ -68,6 +68,7 @@ def create_app(settings: Settings, node_types: Mapping[str, NodeTypeSpec | None]
             Router("/workflows", route_handlers=workflows.HANDLERS, tags=["workflows"]),
             Router("/executions", route_handlers=executions.HANDLERS + events.EXECUTION_HANDLERS, tags=["executions"]),
             Router("/events", route_handlers=events.HANDLERS, tags=["events"]),
+            Router("/schedules", route_handlers=schedules.HANDLERS, tags=["schedules"]),
         ],
     )
     # Webhooks are open (a trigger's secret guards each), so they sit beside the guarded router.

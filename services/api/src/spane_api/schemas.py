@@ -140,3 +140,16 @@ class Readiness(_Shape):
 
 class WebhookAccepted(_Shape):
     execution_ids: list[str]
+
+
+class ScheduleView(_Shape):
+    workflow_id: str
+    cron: str
+    timezone: str
+    next_run_at: str | None
+    last_run_at: str | None
+    last_execution_id: str | None
+
+
+class ScheduleList(_Shape):
+    items: list[ScheduleView]
