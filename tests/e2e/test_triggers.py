@@ -25,7 +25,8 @@ CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 def readme_block(section: str, index: int) -> str:
     text = README.read_text().split(f"## {section}", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```bash\n(.*?)```", text, re.S)[index]
+    blocks: list[str] = re.findall(r"```bash\n(.*?)```", text, re.S)
+    return blocks[index]
 
 
 def run_bash(script: str, system: System) -> list[str]:

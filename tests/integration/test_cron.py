@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 from redis.asyncio import Redis
+from spane_core.ids import WorkflowId
 from spane_core.readmodel import migrate
 from spane_core.schedules import schedules_of, tick_execution_id
 from spane_core.store.payloads import PayloadStore
@@ -73,7 +74,7 @@ async def test_two_schedulers_fire_each_tick_exactly_once(e: Engine, payloads: P
         now = T0 - 500 + step * 100
         fired += sum(await asyncio.gather(first.fire_due(now), second.fire_due(now)))
     assert fired == 5
-    (schedule,) = schedules_of(await e.workflows.get(wf))
+    (schedule,) = schedules_of(await e.workflows.get(WorkflowId(wf)))
     expected = sorted(tick_execution_id(schedule, T0 + i * 1000) for i in range(5))
     assert await executions_of(e.redis, wf) == expected
     state = await e.store.load(expected[0])
@@ -87,7 +88,7 @@ async def test_missed_ticks_are_not_replayed_only_the_latest_runs(e: Engine, pay
     await scheduler.fire_due(T0)
     assert await scheduler.fire_due(T0 + 60_500) == 1  # a minute down: one start, for the tick at T0 + 60 s
     assert await scheduler.fire_due(T0 + 60_900) == 0
-    (schedule,) = schedules_of(await e.workflows.get(wf))
+    (schedule,) = schedules_of(await e.workflows.get(WorkflowId(wf)))
     assert await executions_of(e.redis, wf) == [tick_execution_id(schedule, T0 + 60_000)]
 
 
@@ -133,7 +134,7 @@ async def test_the_schedules_route_lists_next_and_last_runs(
         await scheduler.fire_due(T0)
         await scheduler.fire_due(T0 + 1000)
         (item,) = [i for i in (await client.get("/api/schedules")).json()["items"] if i["workflowId"] == wf]
-        (schedule,) = schedules_of(await e.workflows.get(wf))
+        (schedule,) = schedules_of(await e.workflows.get(WorkflowId(wf)))
         assert item["lastRunAt"] == "2027-01-15T08:00:01.000Z"
         assert item["lastExecutionId"] == tick_execution_id(schedule, T0 + 1000)
 

@@ -11,8 +11,8 @@ from spane_core.ids import WorkflowId
 from spane_core.schedules import Schedule, latest_tick, next_tick, schedules_of, tick_execution_id
 
 
-def at(*parts: int) -> int:
-    return int(dt.datetime(*parts, tzinfo=dt.UTC).timestamp() * 1000)  # type: ignore[misc]
+def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> int:
+    return int(dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.UTC).timestamp() * 1000)
 
 
 def schedule(cron: str, timezone: str = "UTC") -> Schedule:
