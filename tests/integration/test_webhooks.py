@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from spane_api.problems import PROBLEM_JSON
 
-from .api_support import Client, api_client, chain, deps_of, make_settings, problem, unique
+from .api_support import Client, api_client, chain, deps_of, eventually, make_settings, problem, projector, unique
 
 pytestmark = pytest.mark.integration
 
@@ -133,3 +133,34 @@ async def test_a_path_that_is_not_url_segments_is_422(client: Client, bad: str) 
 async def test_other_routes_still_need_the_token(client: Client) -> None:
     problem(await client.get("/api/workflows"), 401)
     problem(await client.post("/api/workflows", json=chain()), 401)
+
+
+async def test_a_secret_is_never_read_back_and_posting_the_mask_keeps_it(
+    client: Client, redis_url: str, database_url: str
+) -> None:
+    path = unique("masked")
+    wf = hooked(path, secret="hush")
+    await save_hook(client, wf)
+    read = (await client.get(f"/api/workflows/{wf['id']}", headers=AUTH)).json()["definition"]
+    assert read["triggers"][0]["config"]["secret"] == "***"
+    async with projector(make_settings(redis_url, database_url)):
+
+        async def listed() -> bool:
+            items = (await client.get("/api/workflows", headers=AUTH)).json()["items"]
+            return any(i["workflowId"] == wf["id"] for i in items)
+
+        await eventually(listed)
+    items = (await client.get("/api/workflows", headers=AUTH)).json()["items"]
+    (item,) = [i for i in items if i["workflowId"] == wf["id"]]
+    assert item["triggers"][0]["config"]["secret"] == "***"
+    assert "hush" not in (await client.get(f"/api/workflows/{wf['id']}", headers=AUTH)).text
+    # The definition as read, posted back: identical to the stored one, so the same version, secret kept.
+    again = await client.post("/api/workflows", json=read, headers=AUTH)
+    assert again.status_code == 200 and again.json()["version"] == 1
+    body = b"{}"
+    signed = {"X-Spane-Signature": sign("hush", body), "content-type": "application/json"}
+    assert (await client.post(f"/api/webhooks/{path}", content=body, headers=signed)).status_code == 202
+    # A mask with no stored secret behind it is refused.
+    fresh = hooked(unique("nothing-stored"), secret="***")
+    refused = problem(await client.post("/api/workflows", json=fresh, headers=AUTH), 422)
+    assert [e["path"] for e in refused["errors"]] == ["triggers[0].config.secret"]

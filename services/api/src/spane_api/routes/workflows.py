@@ -13,6 +13,7 @@ from spane_core.errors import FieldError, InvalidInput, NotFound
 from spane_core.ids import WorkflowId
 from spane_core.not_built import check_buildable
 from spane_core.store.executions import now_ms
+from spane_core.trigger_secrets import keep_stored_secrets, masked_definition, masked_triggers
 from spane_core.usecases import resolve_workflow, start_execution
 from spane_core.validation import parse_definition
 
@@ -53,6 +54,7 @@ VersionQuery = Annotated[int | None, QueryParameter(ge=1, description="A version
 async def save_workflow(data: DefinitionBody, deps: Deps) -> Response[WorkflowSaved]:
     definition = parse_definition(data, deps.node_types, deps.settings.definition_limits)
     check_buildable(definition)
+    definition = await keep_stored_secrets(deps.workflows, definition)
     version, created = await deps.workflows.register(definition, now_ms())
     if created:
         deps.metrics.workflows_registered.inc()
@@ -62,7 +64,10 @@ async def save_workflow(data: DefinitionBody, deps: Deps) -> Response[WorkflowSa
 
 @get("/", summary="List workflows (deleted ones left out)")
 async def list_workflows(deps: Deps) -> WorkflowList:
-    return WorkflowList(items=await readmodel.list_workflows(deps.db))
+    items = await readmodel.list_workflows(deps.db)
+    for item in items:
+        item.triggers = masked_triggers(item.triggers)
+    return WorkflowList(items=items)
 
 
 @get("/{workflow_id:str}", summary="Read a version of a workflow", responses=problem_responses(400, 404))
@@ -72,7 +77,7 @@ async def read_workflow(workflow_id: FromPath[str], deps: Deps, version: Version
     definition = await readmodel.workflow_definition(deps.db, workflow_id, version)
     if definition is None:  # the projector has not stored this version yet: read it from the registry
         definition = msgspec.to_builtins((await deps.workflows.get(WorkflowId(workflow_id), version)).definition)
-    return WorkflowVersionView(workflow_id=workflow_id, version=version, definition=definition)
+    return WorkflowVersionView(workflow_id=workflow_id, version=version, definition=masked_definition(definition))
 
 
 @get("/{workflow_id:str}/versions", summary="List the versions of a workflow", responses=problem_responses(404))
