@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from itertools import islice
 from typing import Any
@@ -144,3 +145,24 @@ def test_the_all_events_stream_filters_by_workflow_and_resumes(api: httpx.Client
                            headers={"Last-Event-ID": str(got[2].id)}) as response:  # fmt: skip
         resumed = list(islice(messages(response), len(got) - 3))
     assert [m.data for m in resumed] == [m.data for m in got[3:]]
+
+
+def test_closed_streams_are_released(api: httpx.Client, second_api: httpx.Client) -> None:
+    """Every stream of the tests above was closed (ended by itself or by its client): none is left open."""
+    wf = unique("sse-release")
+    post_workflow(api, slow_chain(wf, delay_ms=60_000))
+    execution_id = execute(api, wf)
+    with api.stream("GET", f"/api/executions/{execution_id}/events") as response:
+        next(messages(response))  # the snapshot: the stream is open, waiting for the delay
+        assert open_streams(api) == 1
+    deadline = time.monotonic() + 20  # a closed connection is noticed at once, or at the latest at a heartbeat
+    while open_streams(api) or open_streams(second_api):
+        assert time.monotonic() < deadline, "streams stayed open after their clients left"
+        time.sleep(0.1)
+    api.post(f"/api/executions/{execution_id}/cancel")
+
+
+def open_streams(client: httpx.Client) -> int:
+    text = client.get("/metrics").text
+    (line,) = [line for line in text.splitlines() if line.startswith("spane_sse_streams ")]
+    return int(float(line.split()[1]))

@@ -83,6 +83,7 @@ async def open_dependencies(
         metrics=metrics,
         hub=EventHub(redis, settings.partitions),
     )
+    metrics.sse_streams.set_function(lambda: deps.hub.subscribers)
     live = asyncio.create_task(deps.hub.run(), name="spane-api-live-events")
     # One try at once, so that a healthy start is ready at once; while Postgres is away, retry in the background.
     migrating = None

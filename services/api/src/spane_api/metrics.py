@@ -6,7 +6,7 @@ import time
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class Metrics:
@@ -36,6 +36,9 @@ class Metrics:
             "spane_workflow_versions_registered",
             "New workflow versions stored through the API.",
             registry=self.registry,
+        )
+        self.sse_streams = Gauge(
+            "spane_sse_streams", "Server-sent event streams open on this API process.", registry=self.registry
         )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:

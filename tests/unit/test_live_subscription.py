@@ -1,0 +1,49 @@
+"""The live-event fan-out in memory: filters, and a slow subscriber dropped instead of stalling anyone."""
+
+from __future__ import annotations
+
+from unittest.mock import Mock
+
+from spane_api.live import EventHub, Position, Subscription
+from spane_core.events import Envelope, ExecutionPaused
+from spane_core.ids import ExecutionId, WorkflowId
+
+
+def envelope(execution_id: str, workflow_id: str, seq: int) -> Envelope:
+    return Envelope(
+        execution_id=ExecutionId(execution_id), workflow_id=WorkflowId(workflow_id), seq=seq, at=0,
+        event=ExecutionPaused(),
+    )  # fmt: skip
+
+
+async def test_each_subscription_gets_what_its_filters_match() -> None:
+    hub = EventHub(Mock(), partitions=1)
+    everything, by_workflow, by_execution = (
+        Subscription(),
+        Subscription(workflow_id="w1"),
+        Subscription(execution_id="e2"),
+    )
+    hub._subscriptions.update({everything, by_workflow, by_execution})
+    hub.publish(0, "5-1", [envelope("e1", "w1", 1), envelope("e2", "w2", 1), envelope("e2", "w2", 2)])
+    assert [e.seq for _, e in await everything.take(0)] == [1, 1, 2]
+    assert [(e.execution_id, e.seq) for _, e in await by_workflow.take(0)] == [("e1", 1)]
+    taken = await by_execution.take(0)
+    assert [(p, e.seq) for p, e in taken] == [(Position(0, (5, 1), 1), 1), (Position(0, (5, 1), 2), 2)]
+
+
+async def test_a_subscriber_that_falls_behind_is_dropped_and_its_buffer_freed() -> None:
+    slow, fast = Subscription(limit=3), Subscription(limit=3)
+    for seq in range(1, 5):
+        slow.offer(Position(0, (1, 0), seq), envelope("e", "w", seq))
+        fast.offer(Position(0, (1, 0), seq), envelope("e", "w", seq))
+        if seq == 3:
+            assert len(await fast.take(0)) == 3  # the fast one keeps up
+    assert slow.dropped and await slow.take(0) == []
+    assert not fast.dropped and [e.seq for _, e in await fast.take(0)] == [4]
+
+
+def test_positions_print_and_parse_back() -> None:
+    position = Position(2, (1700000000000, 3), 7)
+    assert str(position) == "2-1700000000000-3-7"
+    assert Position.parse(str(position)) == position
+    assert Position.parse("12") is None and Position.parse("a-b-c-d") is None
