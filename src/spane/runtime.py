@@ -16,6 +16,7 @@ from spane_core.settings import Settings
 log = logging.getLogger("spane")
 
 SERVICES = ("api", "worker", "projector", "scheduler")
+SHUTDOWN_GRACE_S = 5
 ServiceMain = Callable[[Settings, asyncio.Event], Coroutine[Any, Any, None]]
 
 
@@ -34,7 +35,14 @@ async def run_api(settings: Settings, stop: asyncio.Event) -> None:
     from spane_api.app import create_app
 
     config = uvicorn.Config(
-        create_app(settings), host=settings.host, port=settings.port, log_level="warning", lifespan="on"
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        lifespan="on",
+        # Open SSE streams never finish by themselves: on shutdown, requests get this long, then are cut (an SSE
+        # client reconnects elsewhere with Last-Event-ID and loses nothing).
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
     server = uvicorn.Server(config)
     # While it serves, uvicorn captures SIGINT/SIGTERM itself and exits; its exit sets ``stop`` for the other

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -166,3 +168,26 @@ def open_streams(client: httpx.Client) -> int:
     text = client.get("/metrics").text
     (line,) = [line for line in text.splitlines() if line.startswith("spane_sse_streams ")]
     return int(float(line.split()[1]))
+
+
+def test_an_api_process_with_open_streams_still_stops(system: System, api: httpx.Client) -> None:
+    port = free_port()
+    env = {"SPANE_REDIS_URL": system.redis_url, "SPANE_DATABASE_URL": system.database_url, "SPANE_PORT": str(port)}
+    log = system.log.with_name("e2e-stopped-api.log")
+    proc = start_spane(["api"], env, log, ready_url=f"http://127.0.0.1:{port}/ready")
+    wf = unique("sse-stop")
+    post_workflow(api, slow_chain(wf, delay_ms=60_000))
+    execution_id = execute(api, wf)
+    try:
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0)
+        with client, client.stream("GET", f"/api/executions/{execution_id}/events") as response:
+            stream = messages(response)
+            next(stream)  # open, and waiting for the delay
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)  # the process stops (its open streams are cut after a grace period)
+            with contextlib.suppress(httpx.HTTPError):
+                list(stream)
+    finally:
+        stop_process(proc)
+        api.post(f"/api/executions/{execution_id}/cancel")
+    assert proc.returncode is not None
