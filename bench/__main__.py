@@ -33,6 +33,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from bench import procs
 from bench.model import WorkloadResult
 from bench.report import Run, print_run
+from bench.graphs import GRAPHS, SMOKE_GRAPHS, run_graph
 from bench.workloads import WORKLOADS, Workload, select
 
 SCALING_WORKERS = (1, 2, 4)
@@ -40,7 +41,8 @@ SCALING_WORKERS = (1, 2, 4)
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workloads", nargs="+", metavar="NAME", help=f"any of {', '.join(WORKLOADS)} (default all)")
+    names = ", ".join([*WORKLOADS, *GRAPHS])
+    parser.add_argument("--workloads", nargs="+", metavar="NAME", help=f"any of {names} (default all)")
     parser.add_argument("--executions", "-W", type=int, default=None, help="executions per workload (default 300)")
     parser.add_argument("--concurrency", "-C", type=int, default=None, help="executions in flight (default 50)")
     parser.add_argument("--low-load", type=int, default=None, help="chain executions at concurrency 1 (default 50)")
@@ -97,7 +99,10 @@ class Bench:
     def __init__(self, args: argparse.Namespace, console: Console) -> None:
         self.args = args
         self.console = console
-        self.workloads = select(args.workloads)
+        graphs = [n for n in args.workloads or GRAPHS if n in GRAPHS]  # one big execution each, SPANE only
+        self.graphs = [g for n in graphs for g in (SMOKE_GRAPHS if args.smoke else GRAPHS)[n]]
+        others = [n for n in args.workloads or () if n not in GRAPHS]
+        self.workloads = select(others) if others or not args.workloads else []
         self.run = Run(config={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()})
         self.workdir = Path(tempfile.mkdtemp(prefix="spane-bench-"))
         self.system: Any = None
@@ -159,6 +164,14 @@ class Bench:
                 scaled = True
         if not scaled:
             await self.scaling(driver)
+        for graph in self.graphs:  # last: their big snapshots and logs stay in Redis
+            result = await run_graph(self.system.url, self.system.redis_url, graph)
+            status = "ok" if result.ok else result.error
+            self.console.print(
+                f"  spane  {graph.name:13} register {result.register_ms:8.1f} ms  execute {result.execute_ms:8.0f} ms"
+                f"  {result.ms_per_hop:7.2f} ms/hop  snapshot {result.snapshot_bytes / 1024:8.1f} KB  {status}"
+            )
+            self.run.graphs.append(result)
         self.system.stop_services()
 
     async def scaling(self, driver: Any) -> None:

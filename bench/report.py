@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bench.graphs import GraphResult
 from bench.model import WorkloadResult
 
 TARGET_NODE_RATIO = 10.0
@@ -23,6 +24,7 @@ class Run:
     spane: list[WorkloadResult] = field(default_factory=list)
     celery: list[WorkloadResult] = field(default_factory=list)
     scaling: list[WorkloadResult] = field(default_factory=list)
+    graphs: list[GraphResult] = field(default_factory=list)  # wide and long: one execution of a big graph each
     failures: list[str] = field(default_factory=list)  # what stopped a phase (a service that died, ...)
 
     def main(self, system: str, workload: str) -> WorkloadResult | None:
@@ -39,7 +41,11 @@ class Run:
 
     @property
     def correct(self) -> bool:
-        return not self.failures and all(r.ok for r in [*self.spane, *self.celery, *self.scaling])
+        return (
+            not self.failures
+            and all(r.ok for r in [*self.spane, *self.celery, *self.scaling])
+            and all(g.ok for g in self.graphs)
+        )
 
     def ratios(self) -> list[dict[str, Any]]:
         out = []
@@ -91,6 +97,7 @@ class Run:
             "spane": [r.to_json() for r in self.spane],
             "celery": [r.to_json() for r in self.celery],
             "scaling": [r.to_json() for r in self.scaling],
+            "graphs": [g.to_json() for g in self.graphs],
             "ratios": self.ratios(),
             "targets": self.targets(),
         }
@@ -215,6 +222,8 @@ def print_run(run: Run, console: Console | None = None) -> None:
                           _f(r.latency_ms.get("p50")), _f(r.latency_ms.get("p99")),
                           f"{_f(r.cpu.get('ours_pct'), 0)}/{_f(r.cpu.get('others_pct'), 0)}")  # fmt: skip
         console.print(table)
+    if run.graphs:
+        console.print(graphs_table(run.graphs))
     ratios = run.ratios()
     if ratios:
         table = Table(title="SPANE / Celery (same run, same Redis)", title_justify="left")
@@ -246,3 +255,13 @@ def print_run(run: Run, console: Console | None = None) -> None:
 def _order(workload: str) -> int:
     order = ["diamond", "chain", "fanout", "diamond-100k"]
     return order.index(workload) if workload in order else len(order)
+
+
+def graphs_table(graphs: list[GraphResult]) -> Table:
+    table = Table(title="Big graphs: one execution each (wide 1 -> N -> 1, long: a chain)", title_justify="left")
+    for column in ("graph", "nodes", "register ms", "execute ms", "us/node", "ms/hop", "snapshot KB", "ok"):
+        table.add_column(column, justify="right")
+    for g in graphs:
+        table.add_row(g.graph, f"{g.nodes:,}", _f(g.register_ms), _f(g.execute_ms, 0), _f(g.us_per_node, 0),
+                      _f(g.ms_per_hop, 2), _f(g.snapshot_bytes / 1024), "yes" if g.ok else f"[red]{g.error}[/]")  # fmt: skip
+    return table
