@@ -31,9 +31,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench import procs
+from bench.graphs import GRAPHS, SMOKE_GRAPHS, run_graph
 from bench.model import WorkloadResult
 from bench.report import Run, print_run
-from bench.graphs import GRAPHS, SMOKE_GRAPHS, run_graph
 from bench.workloads import WORKLOADS, Workload, select
 
 SCALING_WORKERS = (1, 2, 4)

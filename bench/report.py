@@ -262,6 +262,7 @@ def graphs_table(graphs: list[GraphResult]) -> Table:
     for column in ("graph", "nodes", "register ms", "execute ms", "us/node", "ms/hop", "snapshot KB", "ok"):
         table.add_column(column, justify="right")
     for g in graphs:
+        ok = "yes" if g.ok else f"[red]{g.error}[/]"
         table.add_row(g.graph, f"{g.nodes:,}", _f(g.register_ms), _f(g.execute_ms, 0), _f(g.us_per_node, 0),
-                      _f(g.ms_per_hop, 2), _f(g.snapshot_bytes / 1024), "yes" if g.ok else f"[red]{g.error}[/]")  # fmt: skip
+                      _f(g.ms_per_hop, 2), _f(g.snapshot_bytes / 1024), ok)  # fmt: skip
     return table

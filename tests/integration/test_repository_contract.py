@@ -16,6 +16,7 @@ from spane_core.ids import ExecutionId, NodeId
 from spane_core.keys import WORKER_GROUP, for_execution
 from spane_core.state import ExecutionState
 from spane_core.store.commit import Commit, Committed, Refused, Repository
+from spane_core.store.executions import restore
 from spane_core.store.memory_repository import InMemoryRepository
 from spane_core.store.redis_repository import RedisRepository
 
@@ -85,6 +86,7 @@ def _transition(
     timers: Sequence[Timer] = (),
     dropped_timers: Sequence[str] = (),
     acks: Sequence[str] = (),
+    snapshot: bool = True,
 ) -> Commit:
     """The commit the handler would build for ``command``, with extra timers, drops and acks."""
     events, after = decide_and_evolve(before, WF, command, Context(now=1_000, lease="L1"))
@@ -99,7 +101,7 @@ def _transition(
         E,
         base,
         state=after,
-        snapshot=codec.encode(after),
+        snapshot=codec.encode(after) if snapshot else b"",
         envelopes=envelopes,
         encoded=[codec.encode(e) for e in envelopes],
         tasks=eff.tasks,
@@ -110,15 +112,15 @@ def _transition(
 
 
 async def _snapshot(repo: Repository) -> ExecutionState | None:
-    (data,) = await repo.load_encoded([E])
-    return None if data is None else codec.decode_state(data)
+    (stored,) = await repo.load_stored([E])
+    return restore(stored)
 
 
 TIMER = Timer(execution_id=E, node_id=A, attempt=1, due=5_000)
 
 
 async def test_a_first_commit_creates_the_snapshot_the_log_and_its_effects(probe: Probe) -> None:
-    assert await probe.repo.load_encoded([E]) == [None]
+    assert await probe.repo.load_stored([E]) == [None]
     start = _transition(None, Start(E, "in"), timers=[TIMER])
     assert await probe.repo.commit([start]) == [Committed(start.state.seq if start.state else -1)]
     assert await _snapshot(probe.repo) == start.state
@@ -137,7 +139,7 @@ async def test_a_stale_commit_is_refused_with_the_current_state_and_writes_nothi
     stale = _transition(None, Start(E), timers=[TIMER])  # decided as if the execution were new
     (refused,) = await probe.repo.commit([stale])
     assert isinstance(refused, Refused) and refused.seq == start.state.seq
-    assert refused.snapshot is not None and codec.decode_state(refused.snapshot) == start.state
+    assert restore(refused.stored) == start.state
     assert len(await probe.repo.read_log(E)) == len(start.envelopes)
     assert len(await probe.tasks()) == 1 and await probe.timers() == {}
 
@@ -171,7 +173,7 @@ async def test_a_commit_without_events_applies_its_acks_and_drops_only(probe: Pr
 
 
 async def test_an_unknown_execution_has_no_snapshot_and_no_log(probe: Probe) -> None:
-    assert await probe.repo.load_encoded([ExecutionId("nobody")]) == [None]
+    assert await probe.repo.load_stored([ExecutionId("nobody")]) == [None]
     assert await probe.repo.read_log(ExecutionId("nobody")) == []
 
 
@@ -183,3 +185,28 @@ async def test_due_timers_are_listed_earliest_first_up_to_the_limit_and_can_be_d
     assert await probe.repo.due_timers(0, now=7_000, limit=1) == [TIMER.member]
     await probe.repo.drop_timers(0, [TIMER.member])
     assert await probe.timers() == {later.member: 7_000}
+
+
+async def test_a_commit_may_leave_the_snapshot_and_a_load_folds_the_log_after_it(probe: Probe) -> None:
+    start = _transition(None, Start(E))
+    await probe.repo.commit([start])
+    assert start.state is not None
+    started = _transition(start.state, MarkStarted(A, start.state.node(A).queued_seq), snapshot=False)
+    assert await probe.repo.commit([started]) == [Committed(started.state.seq if started.state else -1)]
+    (stored,) = await probe.repo.load_stored([E])
+    assert stored is not None and codec.decode_state(stored.snapshot) == start.state
+    assert list(stored.tail) == list(started.encoded)
+    assert restore(stored) == started.state
+
+
+async def test_a_stale_commit_on_a_state_in_the_log_is_refused_with_the_log_after_that_state(probe: Probe) -> None:
+    start = _transition(None, Start(E))
+    await probe.repo.commit([start])
+    assert start.state is not None
+    started = _transition(start.state, MarkStarted(A, start.state.node(A).queued_seq), snapshot=False)
+    await probe.repo.commit([started])
+    stale = _transition(start.state, MarkStarted(A, start.state.node(A).queued_seq))  # decided on start.state
+    (refused,) = await probe.repo.commit([stale])
+    assert isinstance(refused, Refused) and started.state is not None and refused.seq == started.state.seq
+    assert refused.stored is None and list(refused.tail or []) == list(started.encoded)
+    assert len(await probe.repo.read_log(E)) == started.state.seq

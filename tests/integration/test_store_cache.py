@@ -6,6 +6,8 @@ script's version check must refuse it, and a decision to do nothing must never b
 
 from __future__ import annotations
 
+from typing import cast
+
 import msgspec
 import pytest
 from redis.asyncio import Redis
@@ -14,7 +16,7 @@ from spane_core.definition import Graph, Workflow, WorkflowDefinition
 from spane_core.errors import InternalError
 from spane_core.events import NodeCompleted, NodeStarted
 from spane_core.ids import ExecutionId, NodeId, WorkflowId, new_execution_id
-from spane_core.state import ExecutionStatus, NodeStatus
+from spane_core.state import ExecutionStatus, NodeStatus, fold
 from spane_core.store.executions import ExecutionStore, Transition, now_ms
 from spane_core.store.redis_repository import redis_execution_store
 from spane_core.store.workflows import WorkflowRegistry
@@ -148,3 +150,35 @@ async def test_a_bug_deciding_on_one_execution_fails_only_its_transition(redis: 
     assert by_id[bad].events == []
     state = await store.load(bad)
     assert state is not None and state.node(NodeId("a")).status is NodeStatus.RUNNING  # nothing half-applied
+
+
+async def test_a_large_execution_rewrites_its_snapshot_now_and_then_and_stale_caches_catch_up_from_the_log(
+    redis: Redis,
+) -> None:
+    links = [f"n{i:02d}" for i in range(40)]  # 40 nodes: the snapshot is rewritten every 5 events
+    nodes = [{"id": n, "type": "transform", "outputs": links[i + 1 : i + 2]} for i, n in enumerate(links)]
+    registry = WorkflowRegistry(redis)
+    definition = msgspec.convert({"id": "cache-long", "name": "long", "nodes": nodes}, WorkflowDefinition)
+    workflow = await registry.get(WorkflowId("cache-long"), (await registry.register(definition, now_ms()))[0])
+    stores = [redis_execution_store(redis, registry), redis_execution_store(redis, registry)]
+    eid = new_execution_id()
+    outcome = await stores[0].apply(Transition(eid, [Start(eid, {"x": 1})], workflow=workflow))
+    keys = stores[0].keys(eid)
+    lagging = 0
+    for i, node in enumerate(links):
+        store = stores[i % 2]  # two workers taking turns: each one's cached state is stale by the other's commits
+        assert outcome.state is not None
+        queued = outcome.state.node(NodeId(node)).queued_seq  # what the node's task says
+        outcome = await store.apply(Transition(eid, [MarkStarted(NodeId(node), queued)]))
+        assert outcome.state is not None, node
+        lease = outcome.state.node(NodeId(node)).lease
+        outcome = await store.apply(Transition(eid, [Complete(NodeId(node), lease, output={"x": 1})]))
+        assert any(isinstance(e.event, NodeCompleted) for e in outcome.events), node
+        v, sv = cast(list[bytes], await redis.hmget(keys.snapshot(eid), ["v", "sv"]))
+        lagging += int(sv) < int(v)
+    assert lagging > len(links) // 2  # most commits left the stored snapshot behind the log
+    log = await stores[1].read_log(eid)
+    assert [e.seq for e in log] == list(range(1, len(log) + 1))
+    (final,) = await stores[1].load_many([eid])
+    assert final is not None and final.status is ExecutionStatus.COMPLETED
+    assert final == fold(log)

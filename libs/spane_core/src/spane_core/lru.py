@@ -49,6 +49,11 @@ class ByteLRU(Generic[K, V]):
             _, (_, evicted) = self._entries.popitem(last=False)
             self.size -= evicted
 
+    def weight(self, key: K) -> int:
+        """The size ``key`` was put with (0: not held)."""
+        entry = self._entries.get(key)
+        return 0 if entry is None else entry[1]
+
     def touch(self, key: K) -> bool:
         """Mark ``key`` as just used; whether it is held."""
         if key not in self._entries:

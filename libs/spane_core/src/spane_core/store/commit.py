@@ -26,7 +26,9 @@ class Commit:
     execution_id: str
     expected_seq: int  # the snapshot's seq the decision was made on (0: no snapshot)
     state: ExecutionState | None = None  # after the transition; None when there are no events
-    snapshot: bytes = b""  # ``state`` encoded
+    # ``state`` encoded; empty when the stored snapshot stays as it is (the log after it holds what follows): a
+    # large execution's snapshot is rewritten every so many events, not on every commit (see ``snapshot_every``).
+    snapshot: bytes = b""
     envelopes: Sequence[Envelope] = ()
     encoded: Sequence[bytes] = ()  # ``envelopes`` encoded, in order
     tasks: Sequence[Task] = ()
@@ -41,11 +43,26 @@ class Committed:
 
 
 @dataclass(frozen=True, slots=True)
+class Stored:
+    """An execution as stored: its last snapshot and the log's envelopes after it (all encoded), to fold on."""
+
+    snapshot: bytes
+    tail: Sequence[bytes] = ()
+
+    @property
+    def size(self) -> int:
+        return len(self.snapshot) + sum(len(e) for e in self.tail)
+
+
+@dataclass(frozen=True, slots=True)
 class Refused:
-    """A version conflict: nothing was written; the execution's current snapshot, encoded (None: none)."""
+    """A version conflict: nothing was written. What the caller lacks to decide again: when the commit expected a
+    state (``expected_seq`` > 0) that is still in the log, ``tail``: the log's envelopes after it; else ``stored``,
+    the whole stored execution (None with ``seq`` 0: there is none)."""
 
     seq: int
-    snapshot: bytes | None = None
+    stored: Stored | None = None
+    tail: Sequence[bytes] | None = None
 
 
 class Repository(Protocol):
@@ -53,11 +70,15 @@ class Repository(Protocol):
 
     partitions: int
 
-    async def load_encoded(self, execution_ids: Sequence[str]) -> list[bytes | None]:
-        """Each execution's encoded snapshot, in one round trip."""
+    async def load_stored(self, execution_ids: Sequence[str]) -> list[Stored | None]:
+        """Each execution as stored (None: unknown), in one round trip."""
         ...
 
     async def read_log(self, execution_id: str, after_seq: int = 0) -> list[Envelope]: ...
+
+    async def tails(self, since: Sequence[tuple[str, int]]) -> list[list[bytes]]:
+        """For each (execution, seq): its log's envelopes after that seq, encoded, in one round trip."""
+        ...
 
     async def commit(self, commits: Sequence[Commit]) -> list[Committed | Refused]:
         """Write every commit, each atomically and version-checked, in one round trip."""

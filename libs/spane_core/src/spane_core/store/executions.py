@@ -24,8 +24,8 @@ from spane_core.events import Envelope
 from spane_core.ids import ExecutionId, WorkflowId, new_lease
 from spane_core.keys import PartitionKeys, for_execution
 from spane_core.lru import ByteLRU
-from spane_core.state import FINISHED_EXECUTION, ExecutionState
-from spane_core.store.commit import Commit, Committed, Repository
+from spane_core.state import FINISHED_EXECUTION, ExecutionState, fold
+from spane_core.store.commit import Commit, Committed, Refused, Repository, Stored
 
 log = logging.getLogger("spane.store")
 MAX_ROUNDS = 64
@@ -102,12 +102,13 @@ class ExecutionStore:
         self._cache.put(execution_id, state, size)
 
     async def _current(
-        self, transitions: Sequence[Transition], first_round: bool
+        self, transitions: Sequence[Transition], first_round: bool, verify: set[str]
     ) -> list[tuple[ExecutionState | None, bool]]:
         """Each execution's snapshot, and whether it is a guess (cached or assumed) rather than loaded.
 
         A start is assumed to be the first: a new id has no snapshot to load. Were it started already, the commit
-        is refused like any stale guess and the execution's snapshot comes back with the refusal.
+        is refused like any stale guess and the execution's snapshot comes back with the refusal. A cached state
+        in ``verify`` is brought up to date with the log after it (what other processes committed since).
         """
         missing = [
             t.execution_id
@@ -115,6 +116,12 @@ class ExecutionStore:
             if t.execution_id not in self._cache and not (first_round and _starts(t))
         ]
         loaded = await self._load_and_remember(missing)
+        behind = [(eid, state) for eid in verify if (state := self._cache.get(eid)) is not None]
+        tails = await self.repository.tails([(eid, state.seq) for eid, state in behind]) if behind else []
+        for (eid, state), tail in zip(behind, tails, strict=True):
+            current = fold(map(codec.decode_envelope, tail), state) if tail else state
+            self._remember(eid, current, self._cache.weight(eid) + sum(map(len, tail)))
+            loaded[eid] = current
         return [
             (loaded[t.execution_id], False) if t.execution_id in loaded else (self._cache.get(t.execution_id), True)
             for t in transitions
@@ -132,9 +139,9 @@ class ExecutionStore:
         if not execution_ids:
             return {}
         loaded: dict[str, ExecutionState | None] = {}
-        for eid, data in zip(execution_ids, await self.repository.load_encoded(execution_ids), strict=True):
-            state = None if data is None else codec.decode_state(data)
-            self._remember(eid, state, len(data or b""))
+        for eid, stored in zip(execution_ids, await self.repository.load_stored(execution_ids), strict=True):
+            state = restore(stored)
+            self._remember(eid, state, 0 if stored is None else stored.size)
             loaded[eid] = state
         return loaded
 
@@ -146,8 +153,7 @@ class ExecutionStore:
         return state
 
     async def load_many(self, execution_ids: Sequence[str]) -> list[ExecutionState | None]:
-        encoded = await self.repository.load_encoded(execution_ids)
-        return [None if d is None else codec.decode_state(d) for d in encoded]
+        return [restore(stored) for stored in await self.repository.load_stored(execution_ids)]
 
     async def read_log(self, execution_id: str, after_seq: int = 0) -> list[Envelope]:
         return await self.repository.read_log(execution_id, after_seq)
@@ -161,21 +167,25 @@ class ExecutionStore:
     async def transact(self, transitions: Sequence[Transition]) -> list[Outcome]:
         outcomes: dict[int, Outcome] = {}
         pending = list(range(len(transitions)))
+        verify: set[str] = set()
         for round_ in range(MAX_ROUNDS):
             if not pending:
                 break
-            states = await self._current([transitions[i] for i in pending], first_round=round_ == 0)
+            states = await self._current([transitions[i] for i in pending], round_ == 0, verify)
+            verify = set()
             commits = []
             in_flight = []
             again = []
+            decided_on: dict[int, ExecutionState | None] = {}
             for i, (state, cached) in zip(pending, states, strict=True):
                 t = transitions[i]
+                decided_on[i] = state
                 outcome, commit = await self._prepare(t, state)
                 outcomes[i] = outcome
                 if cached and t.commands and not outcome.events:
-                    # Deciding nothing is not checked by the commit's version guard: decide again on a
-                    # snapshot loaded afresh, lest a stale cached one call a live task stale.
-                    self._cache.pop(t.execution_id)
+                    # Deciding nothing is not checked by the commit's version guard: decide again on the state
+                    # brought up to date (the log after it), lest a stale cached one call a live task stale.
+                    verify.add(t.execution_id)
                     again.append(i)
                     continue
                 if commit is not None:
@@ -189,8 +199,7 @@ class ExecutionStore:
                     if outcomes[i].events:
                         self._remember(eid, outcomes[i].state, outcomes[i].snapshot_bytes)
                 else:
-                    current = result.snapshot
-                    self._remember(eid, codec.decode_state(current) if current else None, len(current or b""))
+                    self._remember(eid, *_after_refusal(decided_on[i], result))
                     pending.append(i)
         for i in pending:
             outcomes[i] = Outcome(transitions[i].execution_id, error=ConcurrencyError("too many conflicts"))
@@ -243,8 +252,10 @@ class ExecutionStore:
             for n, event in enumerate(events, start=1)
         ]
         eff = effects(workflow, state, after, events, t.traceparent)
-        snapshot = codec.encode(after)
-        outcome.snapshot_bytes = len(snapshot)
+        encoded = [codec.encode(e) for e in envelopes]
+        every = snapshot_every(workflow)
+        snapshot = codec.encode(after) if base == 0 or base // every != after.seq // every else b""
+        outcome.snapshot_bytes = len(snapshot) or self._cache.weight(t.execution_id) + sum(map(len, encoded))
         outcome.state = after
         outcome.events = envelopes
         return outcome, Commit(
@@ -253,12 +264,39 @@ class ExecutionStore:
             state=after,
             snapshot=snapshot,
             envelopes=envelopes,
-            encoded=[codec.encode(e) for e in envelopes],
+            encoded=encoded,
             tasks=eff.tasks,
             timers=eff.timers,
             dropped_timers=[*t.drop_timers, *eff.dropped_timers],
             acks=acks,
         )
+
+
+def snapshot_every(workflow: Workflow) -> int:
+    """How many events an execution's log may hold past its stored snapshot: one for a small workflow (every commit
+    rewrites the snapshot, loads need no fold), more for a large one, whose snapshot grows with its nodes: rewritten
+    every ~N/8 events, a commit costs O(1) amortized instead of O(N), and a load folds at most that many events."""
+    return max(1, len(workflow.graph.nodes) // 8)
+
+
+def restore(stored: Stored | None) -> ExecutionState | None:
+    """The state of a stored execution: its snapshot with the log after it folded on."""
+    if stored is None:
+        return None
+    state = codec.decode_state(stored.snapshot)
+    return fold(map(codec.decode_envelope, stored.tail), state) if stored.tail else state
+
+
+def _after_refusal(decided_on: ExecutionState | None, refused: Refused) -> tuple[ExecutionState | None, int]:
+    """The current state a refusal tells of (and a measure of its size): the log after the state the decision was
+    made on, folded onto it; or the stored execution it handed back whole."""
+    if refused.tail is not None and decided_on is not None:
+        state = fold(map(codec.decode_envelope, refused.tail), decided_on)
+        if state is not None and state.seq == refused.seq:
+            return state, sum(map(len, refused.tail))
+    if refused.stored is None:
+        return None, 0
+    return restore(refused.stored), refused.stored.size
 
 
 def _starts(transition: Transition) -> bool:

@@ -9,7 +9,7 @@ from spane_core import codec
 from spane_core.effects import Task, parse_timer_member
 from spane_core.events import Envelope
 from spane_core.ids import partition_of
-from spane_core.store.commit import Commit, Committed, Refused
+from spane_core.store.commit import Commit, Committed, Refused, Stored
 
 
 @dataclass
@@ -17,7 +17,8 @@ class InMemoryRepository:
     """Snapshots, logs, queued tasks (by stream entry id), armed timers (member -> due) and acked entries."""
 
     partitions: int = 1
-    snapshots: dict[str, tuple[int, bytes]] = field(default_factory=dict)  # execution id -> (seq, state)
+    # execution id -> (seq, the last snapshot written, the seq it is at): as the commit script keeps them
+    snapshots: dict[str, tuple[int, bytes, int]] = field(default_factory=dict)
     logs: dict[str, list[bytes]] = field(default_factory=dict)
     tasks: dict[str, Task] = field(default_factory=dict)
     timers: dict[str, int] = field(default_factory=dict)
@@ -31,11 +32,20 @@ class InMemoryRepository:
         self.tasks[entry] = task
         return entry
 
-    async def load_encoded(self, execution_ids: Sequence[str]) -> list[bytes | None]:
-        return [self.snapshots[eid][1] if eid in self.snapshots else None for eid in execution_ids]
+    async def load_stored(self, execution_ids: Sequence[str]) -> list[Stored | None]:
+        return [self._stored(eid) for eid in execution_ids]
+
+    def _stored(self, execution_id: str) -> Stored | None:
+        if execution_id not in self.snapshots:
+            return None
+        _, snapshot, at = self.snapshots[execution_id]
+        return Stored(snapshot, self.logs[execution_id][at:])
 
     async def read_log(self, execution_id: str, after_seq: int = 0) -> list[Envelope]:
         return [codec.decode_envelope(item) for item in self.logs.get(execution_id, [])[after_seq:]]
+
+    async def tails(self, since: Sequence[tuple[str, int]]) -> list[list[bytes]]:
+        return [self.logs.get(eid, [])[seq:] for eid, seq in since]
 
     async def commit(self, commits: Sequence[Commit]) -> list[Committed | Refused]:
         return [self._commit(c) for c in commits]
@@ -57,10 +67,14 @@ class InMemoryRepository:
 
     def _commit(self, c: Commit) -> Committed | Refused:
         if c.state is not None:
-            seq, snapshot = self.snapshots.get(c.execution_id, (0, None))
+            seq, snapshot, at = self.snapshots.get(c.execution_id, (0, b"", 0))
             if seq != c.expected_seq:
-                return Refused(seq, snapshot)
-            self.snapshots[c.execution_id] = (c.state.seq, c.snapshot)
+                if 0 < c.expected_seq < seq:
+                    return Refused(seq, tail=self.logs[c.execution_id][c.expected_seq :])
+                return Refused(seq, stored=self._stored(c.execution_id))
+            if c.snapshot:
+                snapshot, at = c.snapshot, c.state.seq
+            self.snapshots[c.execution_id] = (c.state.seq, snapshot, at)
             self.logs.setdefault(c.execution_id, []).extend(c.encoded)
             for task in c.tasks:
                 self.add_task(task)

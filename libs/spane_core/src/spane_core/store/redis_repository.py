@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from spane_core import codec
 from spane_core.events import Envelope
 from spane_core.keys import WORKER_GROUP, PartitionKeys, for_execution
-from spane_core.store.commit import Commit, Committed, Refused
+from spane_core.store.commit import Commit, Committed, Refused, Stored
 from spane_core.store.connection import as_text
 from spane_core.store.executions import ExecutionStore, WorkflowSource
 from spane_core.store.scripts import LuaScript, run_pipelined
@@ -25,31 +25,34 @@ class RedisRepository:
         self.redis = redis
         self.partitions = partitions
         self._script = LuaScript("commit")
+        self._load = LuaScript("load")
 
     def keys(self, execution_id: str) -> PartitionKeys:
         return for_execution(execution_id, self.partitions)
 
-    async def load_encoded(self, execution_ids: Sequence[str]) -> list[bytes | None]:
+    async def load_stored(self, execution_ids: Sequence[str]) -> list[Stored | None]:
         if not execution_ids:
             return []
-        pipe = self.redis.pipeline(transaction=False)
-        for eid in execution_ids:
-            pipe.hget(self.keys(eid).snapshot(eid), "s")
-        # The client does not decode responses, so redis-py's ``bytes | str`` is bytes here (and below).
-        return cast(list[bytes | None], await pipe.execute())
+        calls: list[tuple[list[str], list[object]]] = [
+            ([(k := self.keys(eid)).snapshot(eid), k.log(eid)], []) for eid in execution_ids
+        ]
+        return [_stored(r) for r in await run_pipelined(self.redis, self._load, calls)]
 
     async def read_log(self, execution_id: str, after_seq: int = 0) -> list[Envelope]:
         raw = cast(list[bytes], await self.redis.lrange(self.keys(execution_id).log(execution_id), after_seq, -1))
         return [codec.decode_envelope(item) for item in raw]
 
+    async def tails(self, since: Sequence[tuple[str, int]]) -> list[list[bytes]]:
+        pipe = self.redis.pipeline(transaction=False)
+        for eid, seq in since:
+            pipe.lrange(self.keys(eid).log(eid), seq, -1)
+        return cast(list[list[bytes]], await pipe.execute())
+
     async def commit(self, commits: Sequence[Commit]) -> list[Committed | Refused]:
         if not commits:
             return []
         results = await run_pipelined(self.redis, self._script, [encode_commit(c, self.partitions) for c in commits])
-        return [
-            Committed(int(r[1])) if int(r[0]) == 1 else Refused(int(r[1]), r[2] if len(r) > 2 and r[2] else None)
-            for r in results
-        ]
+        return [_result(r) for r in results]
 
     async def due_timers(self, partition: int, now: int, limit: int) -> list[str]:
         members = await self.redis.zrangebyscore(PartitionKeys(partition).timers, "-inf", now, start=0, num=limit)
@@ -58,6 +61,24 @@ class RedisRepository:
     async def drop_timers(self, partition: int, members: Sequence[str]) -> None:
         if members:
             await self.redis.zrem(PartitionKeys(partition).timers, *members)
+
+
+def _stored(reply: list[object]) -> Stored | None:
+    """load.lua's answer: {snapshot, its seq, {envelopes after it}}, or {} (the client does not decode responses,
+    so redis-py's ``bytes | str`` is bytes here)."""
+    if not reply:
+        return None
+    return Stored(cast(bytes, reply[0]), cast(list[bytes], reply[2]))
+
+
+def _result(reply: list[object]) -> Committed | Refused:
+    seq = int(cast(int, reply[1]))
+    if int(cast(int, reply[0])) == 1:
+        return Committed(seq)
+    if len(reply) < 4:
+        return Refused(seq)
+    snapshot, tail = cast(bytes, reply[2]), cast(list[bytes], reply[3])
+    return Refused(seq, stored=Stored(snapshot, tail)) if snapshot else Refused(seq, tail=tail)
 
 
 def encode_commit(c: Commit, partitions: int) -> tuple[list[str], list[object]]:

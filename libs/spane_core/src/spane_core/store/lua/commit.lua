@@ -1,9 +1,11 @@
 -- One atomic transition of one execution (all keys share the execution's partition slot).
 -- KEYS: 1 snapshot hash, 2 log list, 3 events stream, 4 tasks stream, 5 timers zset
--- ARGV: 1 expected seq, 2 new seq, 3 state, 4 workflow id, 5 workflow version, 6 commit batch (events stream),
---       7 worker group name, then counted lists: envelopes, tasks, timers (due, member), dropped timers, acks.
--- Returns {1, seq} when committed; on a version conflict (nothing written) {0, current seq, current state} so that
--- the caller decides again without another round trip.
+-- ARGV: 1 expected seq, 2 new seq, 3 state (empty: the stored snapshot stays, the log after it holds the rest; its
+--       seq is 'sv'), 4 workflow id, 5 workflow version, 6 commit batch (events stream), 7 worker group name, then
+--       counted lists: envelopes, tasks, timers (due, member), dropped timers, acks.
+-- Returns {1, seq} when committed; on a version conflict (nothing written) what the caller lacks to decide again
+-- without another round trip: {0, current seq, '', {the log after the expected seq}} when it expected a state
+-- still in the log, else {0, current seq, snapshot, {the log after the snapshot}} ({0, 0} when there is none).
 local i = 8
 local function take()
   local n = tonumber(ARGV[i]); local first = i + 1; i = i + 1 + n; return first, n
@@ -27,9 +29,18 @@ local ack_first, n_ack = take()
 if n_env > 0 then
   local current = redis.call('HGET', KEYS[1], 'v') or '0'
   if current ~= ARGV[1] then
-    return {0, tonumber(current), redis.call('HGET', KEYS[1], 's')}
+    local have, now = tonumber(ARGV[1]), tonumber(current)
+    if now == 0 then return {0, 0} end
+    if have > 0 and have < now then return {0, now, '', redis.call('LRANGE', KEYS[2], have, -1)} end
+    local snap = redis.call('HMGET', KEYS[1], 's', 'sv')
+    local base = tonumber(snap[2] or current)
+    return {0, now, snap[1], redis.call('LRANGE', KEYS[2], base, -1)}
   end
-  redis.call('HSET', KEYS[1], 'v', ARGV[2], 's', ARGV[3], 'w', ARGV[4], 'n', ARGV[5])
+  if ARGV[3] ~= '' then
+    redis.call('HSET', KEYS[1], 'v', ARGV[2], 's', ARGV[3], 'sv', ARGV[2], 'w', ARGV[4], 'n', ARGV[5])
+  else
+    redis.call('HSET', KEYS[1], 'v', ARGV[2])
+  end
   chunked({'RPUSH', KEYS[2]}, env_first, n_env)
   redis.call('XADD', KEYS[3], '*', 'b', ARGV[6])
   for t = task_first, task_first + n_task - 1 do
