@@ -112,6 +112,16 @@ class RetryDeadLetter:
     has_input: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Abort:
+    """The store refused, for good, to record a transition of the execution (a script error, a value it does not
+    take): the execution fails with ``error`` instead of its transition being tried forever. ``start``: the
+    execution's start, when the refused transition was the one that started it."""
+
+    error: ErrorInfo
+    start: Start | None = None
+
+
 Command = (
     Start
     | MarkStarted
@@ -124,4 +134,5 @@ Command = (
     | Cancel
     | ChildFinished
     | RetryDeadLetter
+    | Abort
 )

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, assert_never
 
 from spane_core.commands import (
+    Abort,
     Cancel,
     ChildFinished,
     Command,
@@ -24,6 +25,7 @@ from spane_core.commands import (
     Start,
     WorkerLost,
 )
+from spane_core.decide_abort import abort, started
 from spane_core.definition import NodeDef, Workflow
 from spane_core.errors import StateConflict
 from spane_core.events import (
@@ -34,7 +36,6 @@ from spane_core.events import (
     ExecutionFailed,
     ExecutionPaused,
     ExecutionResumed,
-    ExecutionStarted,
     NodeCancelled,
     NodeCompleted,
     NodeDeadLettered,
@@ -187,19 +188,12 @@ def decide_and_evolve(
     if isinstance(command, Start):
         if state is not None:
             return [], state  # started already: starting is idempotent
-        d.emit(
-            ExecutionStarted(
-                execution_id=command.execution_id,
-                workflow_id=workflow.id,
-                workflow_version=workflow.version,
-                input=command.input,
-                parent_execution_id=command.parent_execution_id,
-                parent_node_id=command.parent_node_id,
-                depth=command.depth,
-                idempotency_key=command.idempotency_key,
-            )
-        )
+        d.emit(started(workflow, command))
         d.advance()
+        return d.events, d.state
+    if isinstance(command, Abort):  # the rule lives in decide_abort; a refused start is recorded there too
+        for event in abort(state, workflow, command):
+            d.emit(event)
         return d.events, d.state
     if state is None:
         raise StateConflict("the execution has not started")
@@ -288,6 +282,8 @@ def _decide_on(d: _Decision, state: ExecutionState, command: Command) -> None:
             )
             d.emit(NodeQueued(node_id=node_id, attempt=state.node(node_id).attempt + 1, **override))
             d.advance()
+        case Abort():
+            pass  # decided in decide_and_evolve, which also takes it before a start
         case _:
             assert_never(command)
 

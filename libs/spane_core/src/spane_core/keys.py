@@ -12,6 +12,7 @@ from spane_core.ids import partition_of
 
 PREFIX = "spane"
 WORKER_GROUP = "workers"
+STATS = f"{PREFIX}:stats"  # hash of counters shared by every process, reported by /metrics
 PROJECTOR_GROUP = "projector"
 
 

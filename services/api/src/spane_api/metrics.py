@@ -3,10 +3,35 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Mapping
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+# Counters that every process adds to in Redis (``spane:stats``), reported here for the whole system.
+SHARED_COUNTERS = {
+    "executions_failed_internal": (
+        "spane_executions_failed_internal",
+        "Executions failed by an internal error: the store refused, for good, to record one of their transitions.",
+    ),
+}
+
+
+class SharedCounters(Collector):
+    """The shared counters as last read (``update``, before each scrape)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, float] = {}
+
+    def update(self, raw: Mapping[bytes | str, bytes | str]) -> None:
+        self.values = {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in raw.items()}
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        for key, (name, help_text) in SHARED_COUNTERS.items():
+            yield CounterMetricFamily(name, help_text, value=self.values.get(key, 0.0))
 
 
 class Metrics:
@@ -40,6 +65,8 @@ class Metrics:
         self.sse_streams = Gauge(
             "spane_sse_streams", "Server-sent event streams open on this API process.", registry=self.registry
         )
+        self.shared = SharedCounters()
+        self.registry.register(self.shared)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

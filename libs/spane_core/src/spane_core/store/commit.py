@@ -65,6 +65,14 @@ class Refused:
     tail: Sequence[bytes] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The store refused the commit for a reason that does not pass (a script error, a value Redis refuses):
+    nothing was written, and trying the same commit again would fail the same way. ``cause``: what it said."""
+
+    cause: str
+
+
 class Repository(Protocol):
     """Where executions' snapshots, logs and effects live."""
 
@@ -80,7 +88,7 @@ class Repository(Protocol):
         """For each (execution, seq): its log's envelopes after that seq, encoded, in one round trip."""
         ...
 
-    async def commit(self, commits: Sequence[Commit]) -> list[Committed | Refused]:
+    async def commit(self, commits: Sequence[Commit]) -> list[Committed | Refused | Failed]:
         """Write every commit, each atomically and version-checked, in one round trip."""
         ...
 
@@ -90,4 +98,8 @@ class Repository(Protocol):
 
     async def drop_timers(self, partition: int, members: Sequence[str]) -> None:
         """Forget timers outside of any commit (members no execution can own, such as unreadable ones)."""
+        ...
+
+    async def count(self, counter: str, n: int = 1) -> None:
+        """Add ``n`` to a counter shared by every process (what ``/metrics`` reports of the whole system)."""
         ...

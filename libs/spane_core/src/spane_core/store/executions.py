@@ -14,18 +14,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import msgspec
+
 from spane_core import codec
 from spane_core.commands import Command, Context, Start
 from spane_core.decide import decide_and_evolve
 from spane_core.definition import Workflow
 from spane_core.effects import effects
-from spane_core.errors import ConcurrencyError, InternalError, NotFound, SpaneError
+from spane_core.errors import ConcurrencyError, InternalError, NotFound, SpaneError, StorageError
 from spane_core.events import Envelope
 from spane_core.ids import ExecutionId, WorkflowId, new_lease
 from spane_core.keys import PartitionKeys, for_execution
 from spane_core.lru import ByteLRU
 from spane_core.state import FINISHED_EXECUTION, ExecutionState, fold
-from spane_core.store.commit import Commit, Committed, Refused, Repository, Stored
+from spane_core.store.commit import Commit, Committed, Failed, Refused, Repository, Stored
+from spane_core.store.refusals import FAILED_COUNTER, Refusals
 
 log = logging.getLogger("spane.store")
 MAX_ROUNDS = 64
@@ -166,6 +169,8 @@ class ExecutionStore:
 
     async def transact(self, transitions: Sequence[Transition]) -> list[Outcome]:
         outcomes: dict[int, Outcome] = {}
+        transitions = list(transitions)  # a refused one may give way to its execution's failure
+        refusals = Refusals()
         pending = list(range(len(transitions)))
         verify: set[str] = set()
         for round_ in range(MAX_ROUNDS):
@@ -177,6 +182,7 @@ class ExecutionStore:
             in_flight = []
             again = []
             decided_on: dict[int, ExecutionState | None] = {}
+            unstorable: dict[int, Failed] = {}
             for i, (state, cached) in zip(pending, states, strict=True):
                 t = transitions[i]
                 decided_on[i] = state
@@ -188,24 +194,38 @@ class ExecutionStore:
                     verify.add(t.execution_id)
                     again.append(i)
                     continue
-                if commit is not None:
+                if isinstance(commit, Failed):  # it cannot even be encoded: refused before it reaches the store
+                    in_flight.append(i)
+                    unstorable[i] = commit
+                elif commit is not None:
                     commits.append(commit)
                     in_flight.append(i)
-            results = await self.repository.commit(commits) if commits else []
+            committed = iter(await self.repository.commit(commits) if commits else [])
             pending = again
-            for i, result in zip(in_flight, results, strict=True):
+            for i in in_flight:
+                result = unstorable.pop(i, None) or next(committed)
                 eid = transitions[i].execution_id
                 if isinstance(result, Committed):
                     if outcomes[i].events:
                         self._remember(eid, outcomes[i].state, outcomes[i].snapshot_bytes)
+                elif isinstance(result, Failed):
+                    self._cache.pop(eid)
+                    retry = refusals.refused(i, transitions[i], result)
+                    if retry is None:
+                        outcomes[i] = Outcome(eid, error=StorageError(f"the store refused: {result.cause}"))
+                    else:
+                        transitions[i] = retry
+                        pending.append(i)
                 else:
                     self._remember(eid, *_after_refusal(decided_on[i], result))
                     pending.append(i)
         for i in pending:
             outcomes[i] = Outcome(transitions[i].execution_id, error=ConcurrencyError("too many conflicts"))
+        if failed := sum(1 for i in refusals.aborting if outcomes[i].events and outcomes[i].error is None):
+            await self.repository.count(FAILED_COUNTER, failed)
         return [outcomes[i] for i in range(len(transitions))]
 
-    async def _prepare(self, t: Transition, state: ExecutionState | None) -> tuple[Outcome, Commit | None]:
+    async def _prepare(self, t: Transition, state: ExecutionState | None) -> tuple[Outcome, Commit | Failed | None]:
         outcome = Outcome(t.execution_id, state=state)
         try:
             workflow = t.workflow
@@ -252,9 +272,12 @@ class ExecutionStore:
             for n, event in enumerate(events, start=1)
         ]
         eff = effects(workflow, state, after, events, t.traceparent)
-        encoded = [codec.encode(e) for e in envelopes]
         every = snapshot_every(workflow)
-        snapshot = codec.encode(after) if base == 0 or base // every != after.seq // every else b""
+        try:
+            encoded = [codec.encode(e) for e in envelopes]
+            snapshot = codec.encode(after) if base == 0 or base // every != after.seq // every else b""
+        except (OverflowError, msgspec.EncodeError) as e:  # a value msgpack cannot hold (an integer over 64 bits)
+            return outcome, Failed(f"the transition cannot be stored: {e}")
         outcome.snapshot_bytes = len(snapshot) or self._cache.weight(t.execution_id) + sum(map(len, encoded))
         outcome.state = after
         outcome.events = envelopes

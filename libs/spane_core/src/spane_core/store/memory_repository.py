@@ -9,7 +9,7 @@ from spane_core import codec
 from spane_core.effects import Task, parse_timer_member
 from spane_core.events import Envelope
 from spane_core.ids import partition_of
-from spane_core.store.commit import Commit, Committed, Refused, Stored
+from spane_core.store.commit import Commit, Committed, Failed, Refused, Stored
 
 
 @dataclass
@@ -23,6 +23,7 @@ class InMemoryRepository:
     tasks: dict[str, Task] = field(default_factory=dict)
     timers: dict[str, int] = field(default_factory=dict)
     acked: list[str] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
     _entries: int = 0
 
     def add_task(self, task: Task) -> str:
@@ -44,10 +45,13 @@ class InMemoryRepository:
     async def read_log(self, execution_id: str, after_seq: int = 0) -> list[Envelope]:
         return [codec.decode_envelope(item) for item in self.logs.get(execution_id, [])[after_seq:]]
 
+    async def count(self, counter: str, n: int = 1) -> None:
+        self.counters[counter] = self.counters.get(counter, 0) + n
+
     async def tails(self, since: Sequence[tuple[str, int]]) -> list[list[bytes]]:
         return [self.logs.get(eid, [])[seq:] for eid, seq in since]
 
-    async def commit(self, commits: Sequence[Commit]) -> list[Committed | Refused]:
+    async def commit(self, commits: Sequence[Commit]) -> list[Committed | Refused | Failed]:
         return [self._commit(c) for c in commits]
 
     async def due_timers(self, partition: int, now: int, limit: int) -> list[str]:

@@ -13,11 +13,12 @@ from redis.asyncio import Redis
 
 from spane_core import codec
 from spane_core.events import Envelope
-from spane_core.keys import WORKER_GROUP, PartitionKeys, for_execution
-from spane_core.store.commit import Commit, Committed, Refused, Stored
+from spane_core.keys import STATS, WORKER_GROUP, PartitionKeys, for_execution
+from spane_core.store.commit import Commit, Committed, Failed, Refused, Stored
 from spane_core.store.connection import as_text
 from spane_core.store.executions import ExecutionStore, WorkflowSource
 from spane_core.store.scripts import LuaScript, run_pipelined
+from spane_core.store.transient import refused_for_good
 
 
 class RedisRepository:
@@ -48,11 +49,18 @@ class RedisRepository:
             pipe.lrange(self.keys(eid).log(eid), seq, -1)
         return cast(list[list[bytes]], await pipe.execute())
 
-    async def commit(self, commits: Sequence[Commit]) -> list[Committed | Refused]:
+    async def commit(self, commits: Sequence[Commit]) -> list[Committed | Refused | Failed]:
         if not commits:
             return []
-        results = await run_pipelined(self.redis, self._script, [encode_commit(c, self.partitions) for c in commits])
-        return [_result(r) for r in results]
+        calls = [encode_commit(c, self.partitions) for c in commits]
+        results = await run_pipelined(self.redis, self._script, calls, errors_as_results=True)
+        for r in results:
+            if isinstance(r, Exception) and not refused_for_good(r):
+                raise r  # passes (a failover, a full server): the caller waits and tries again
+        return [Failed(str(r)) if isinstance(r, Exception) else _result(r) for r in results]
+
+    async def count(self, counter: str, n: int = 1) -> None:
+        await self.redis.hincrby(STATS, counter, n)
 
     async def due_timers(self, partition: int, now: int, limit: int) -> list[str]:
         members = await self.redis.zrangebyscore(PartitionKeys(partition).timers, "-inf", now, start=0, num=limit)

@@ -30,9 +30,16 @@ class LuaScript:
 
 
 async def run_pipelined(
-    redis: Redis, script: LuaScript, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
+    redis: Redis,
+    script: LuaScript,
+    calls: Sequence[tuple[Sequence[str], Sequence[Any]]],
+    errors_as_results: bool = False,
 ) -> list[Any]:
-    """Run many calls of one script in one round trip; load the script once if the server lacks it."""
+    """Run many calls of one script in one round trip; load the script once if the server lacks it.
+
+    A call that fails raises its error, or with ``errors_as_results`` takes its place in the results, so that one
+    failing call does not hide what became of the others.
+    """
     for _ in range(2):
         pipe = redis.pipeline(transaction=False)
         for keys, args in calls:
@@ -40,7 +47,7 @@ async def run_pipelined(
         results = await pipe.execute(raise_on_error=False)
         if not any(isinstance(r, NoScriptError) for r in results):
             for r in results:
-                if isinstance(r, Exception):
+                if isinstance(r, Exception) and not errors_as_results:
                     raise r
             return list(results)
         await redis.script_load(script.source)

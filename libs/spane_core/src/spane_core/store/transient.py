@@ -11,6 +11,7 @@ import asyncio
 import logging
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, OutOfMemoryError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from spane_core.errors import StorageUnavailable
@@ -18,6 +19,19 @@ from spane_core.errors import StorageUnavailable
 # The store's clients raise StorageUnavailable (PayloadsUnavailable is one); the driver's own errors are listed
 # for clients opened some other way (MaxConnectionsError and a full pool's wait are ConnectionErrors too).
 TRANSIENT: tuple[type[Exception], ...] = (StorageUnavailable, RedisConnectionError, RedisTimeoutError)
+
+
+# Refusals by Redis that pass: a failover (READONLY, MASTERDOWN), a long script (BUSY), a cluster resharding
+# (MOVED, ASK, TRYAGAIN, CLUSTERDOWN), memory that frees up (OOM). Any other refusal fails the same way every time.
+_PASSING_CODES = ("BUSY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "NOREPLICAS", "MOVED", "ASK", "LOADING")
+
+
+def refused_for_good(error: BaseException) -> bool:
+    """Whether Redis refused a command for a reason that trying again will not change (a script error, a key of
+    another type, a value it does not take)."""
+    if not isinstance(error, ResponseError) or isinstance(error, NoScriptError | OutOfMemoryError | ReadOnlyError):
+        return False
+    return not str(error).startswith(_PASSING_CODES)
 
 
 def is_transient(error: BaseException) -> bool:

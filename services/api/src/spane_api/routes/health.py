@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable
 
 from litestar import Response, get
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+from spane_core.keys import STATS
+from spane_core.store.transient import TRANSIENT
 
 from spane_api.deps import Deps
 from spane_api.schemas import Health, Readiness
@@ -56,6 +59,9 @@ async def _check(probe: Awaitable[None]) -> str:
 
 @get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics(deps: Deps) -> Response[bytes]:
+    # The counters every service shares live in Redis; while it is away the last values read are reported.
+    with contextlib.suppress(TimeoutError, *TRANSIENT):
+        deps.metrics.shared.update(await asyncio.wait_for(deps.redis.hgetall(STATS), CHECK_TIMEOUT_S))
     return Response(deps.metrics.render(), media_type=deps.metrics.content_type)
 
 

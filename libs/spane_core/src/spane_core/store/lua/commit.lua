@@ -26,6 +26,25 @@ local timer_first, n_timer_args = take()
 local drop_first, n_drop = take()
 local ack_first, n_ack = take()
 
+-- Refuse before writing anything: Redis keeps what a script wrote before an error, so whatever could fail half-way
+-- (a key of another type, a timer due that is no number) is checked first, and a refused commit writes nothing.
+local function expect(key, kind)
+  local found = redis.call('TYPE', key)['ok']
+  if found ~= 'none' and found ~= kind then
+    return redis.error_reply('WRONGTYPE ' .. key .. ' holds a ' .. found .. ', not a ' .. kind)
+  end
+end
+local refusal = (n_env > 0 and (expect(KEYS[2], 'list') or expect(KEYS[3], 'stream')))
+  or ((n_task > 0 or n_ack > 0) and expect(KEYS[4], 'stream'))
+  or ((n_timer_args > 0 or n_drop > 0) and expect(KEYS[5], 'zset'))
+if refusal then return refusal end
+for j = timer_first, timer_first + n_timer_args - 1, 2 do
+  local due = tonumber(ARGV[j])
+  if not due or due ~= due or due == math.huge or due == -math.huge then
+    return redis.error_reply('ERR a timer is due at ' .. ARGV[j] .. ', which is not a finite number')
+  end
+end
+
 if n_env > 0 then
   local current = redis.call('HGET', KEYS[1], 'v') or '0'
   if current ~= ARGV[1] then
