@@ -5,14 +5,14 @@ running server (``SPANE_URL``, ``SPANE_API_TOKEN``) through ``spane.client``."""
 from __future__ import annotations
 
 import asyncio
-import logging
-import sys
+import json
 from typing import Annotated
 
 import typer
 import uvloop
 from pydantic import ValidationError
 from spane_core.errors import SpaneError
+from spane_core.observe import logs
 from spane_core.settings import Settings
 
 from spane.commands import dlq, executions, workflows
@@ -64,11 +64,7 @@ def _settings(port: int | None = None, host: str | None = None) -> Settings:
         settings.port = port
     if host is not None:
         settings.host = host
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(settings.log_level, settings.log_format)
     return settings
 
 
@@ -141,6 +137,38 @@ def projector() -> None:
 def scheduler() -> None:
     """Run the scheduler (timers: delays and retry backoff; cron triggers)."""
     _single("scheduler")
+
+
+@app.command("replay")
+def replay_command(
+    execution_id: Annotated[str, typer.Argument(help="The execution to rebuild from its log.")],
+    at: Annotated[int | None, typer.Option("--at", help="Show the state after this event (its seq).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")] = False,
+) -> None:
+    """Rebuild an execution from its event log with the pure core and print its timeline.
+
+    Reads the log from Redis, or from the Postgres archive once it has left Redis, and says where the read model
+    disagrees with it. Exits with 1 when it does.
+    """
+    from rich.console import Console
+
+    from spane.replay import render, replay
+
+    settings = _settings()
+    if not settings.redis_url:
+        typer.echo("spane: SPANE_REDIS_URL must be set (and SPANE_DATABASE_URL, for the archive)", err=True)
+        raise typer.Exit(2)
+    try:
+        data = asyncio.run(replay(settings, execution_id, at))
+    except SpaneError as e:
+        typer.echo(f"spane: {e}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(data))
+    else:
+        render(data, Console())
+    if data.get("disagreements"):
+        raise typer.Exit(1)
 
 
 def main() -> None:

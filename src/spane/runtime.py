@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from spane_core.errors import ConfigurationError
+from spane_core.observe.telemetry import Telemetry
 from spane_core.settings import Settings
 
 log = logging.getLogger("spane")
 
 SERVICES = ("api", "worker", "projector", "scheduler")
 SHUTDOWN_GRACE_S = 5
-ServiceMain = Callable[[Settings, asyncio.Event], Coroutine[Any, Any, None]]
+# Every service of one process shares its Telemetry: `spane dev` shows all their metrics on the API's /metrics.
+ServiceMain = Callable[[Settings, asyncio.Event, Telemetry], Coroutine[Any, Any, None]]
 
 
 def require_servers(settings: Settings) -> None:
@@ -30,12 +32,12 @@ def require_servers(settings: Settings) -> None:
         )
 
 
-async def run_api(settings: Settings, stop: asyncio.Event) -> None:
+async def run_api(settings: Settings, stop: asyncio.Event, telemetry: Telemetry) -> None:
     import uvicorn
     from spane_api.app import create_app
 
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, telemetry=telemetry),
         host=settings.host,
         port=settings.port,
         log_level="warning",
@@ -55,22 +57,22 @@ async def run_api(settings: Settings, stop: asyncio.Event) -> None:
     stop.set()
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+async def run_worker(settings: Settings, stop: asyncio.Event, telemetry: Telemetry) -> None:
     from spane_worker.service import run_worker as main
 
-    await main(settings, stop)
+    await main(settings, stop, telemetry=telemetry)
 
 
-async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
+async def run_projector(settings: Settings, stop: asyncio.Event, telemetry: Telemetry) -> None:
     from spane_projector.service import run_projector as main
 
-    await main(settings, stop)
+    await main(settings, stop, telemetry=telemetry)
 
 
-async def run_scheduler(settings: Settings, stop: asyncio.Event) -> None:
+async def run_scheduler(settings: Settings, stop: asyncio.Event, telemetry: Telemetry) -> None:
     from spane_scheduler.service import run_scheduler as main
 
-    await main(settings, stop)
+    await main(settings, stop, telemetry=telemetry)
 
 
 MAINS: dict[str, ServiceMain] = {
@@ -84,11 +86,14 @@ MAINS: dict[str, ServiceMain] = {
 async def run_services(settings: Settings, names: Sequence[str], stop: asyncio.Event | None = None) -> None:
     """Run the named services until SIGINT/SIGTERM or until one of them stops; a crash stops the others."""
     stop = stop or asyncio.Event()
+    telemetry = Telemetry.from_env()
+    if settings.metrics_port is not None:
+        telemetry.serve(settings.metrics_port)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    tasks = {asyncio.create_task(MAINS[name](settings, stop), name=name) for name in names}
+    tasks = {asyncio.create_task(MAINS[name](settings, stop, telemetry), name=name) for name in names}
     await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     stop.set()
     results = await asyncio.gather(*tasks, return_exceptions=True)

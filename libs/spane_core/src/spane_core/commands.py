@@ -26,6 +26,8 @@ class Start:
     parent_node_id: NodeId | None = None
     depth: int = 0
     idempotency_key: str | None = None
+    # W3C trace context of the execution (``spane_core.observe.context``); None while tracing is off.
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

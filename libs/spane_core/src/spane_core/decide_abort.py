@@ -24,6 +24,7 @@ def started(workflow: Workflow, command: Start) -> ExecutionStarted:
         parent_node_id=command.parent_node_id,
         depth=command.depth,
         idempotency_key=command.idempotency_key,
+        traceparent=command.traceparent,
     )
 
 

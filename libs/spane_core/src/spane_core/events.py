@@ -33,6 +33,9 @@ class ExecutionStarted(_Event, tag="execution.started", frozen=True):
     parent_node_id: NodeId | None = None
     depth: int = 0
     idempotency_key: str | None = None
+    # The execution's trace context (``spane_core.observe.context``): its own root span, or the span it runs under
+    # (a sub-workflow's parent node, a caller's span). None while tracing is off.
+    traceparent: str | None = None
 
 
 class ExecutionPaused(_Event, tag="execution.paused", frozen=True):

@@ -62,6 +62,8 @@ class NodeContext:
     logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = field(
         default_factory=lambda: logging.getLogger("spane.executor"), compare=False, repr=False
     )
+    # W3C trace context naming this try's span: send it on to what the node calls (the http node does).
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     max_edges: int = Field(default=DEFAULT_MAX_EDGES, ge=0)
     max_body_bytes: int = 10 * 1024 * 1024
     log_level: str = "INFO"
+    # "text" (the default) or "json": one JSON object per line, with executionId, nodeId, attempt and traceId.
+    log_format: Literal["text", "json"] = "text"
+    # A service run on its own serves its Prometheus metrics on this port (the API on its own /metrics too).
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     @property
     def definition_limits(self) -> DefinitionLimits:

@@ -97,6 +97,7 @@ class ExecutionState(msgspec.Struct, kw_only=True, omit_defaults=True):
     started_at: int = 0
     finished_at: int | None = None
     nodes: dict[NodeId, NodeState] = msgspec.field(default_factory=dict)
+    traceparent: str | None = None  # from execution.started: every commit of the execution carries it on
 
     def node(self, node_id: NodeId) -> NodeState:
         return self.nodes.get(node_id, PENDING_NODE)
@@ -144,6 +145,7 @@ def evolve_owned(state: ExecutionState | None, event: Event, at: int) -> Executi
             depth=event.depth,
             idempotency_key=event.idempotency_key,
             started_at=at,
+            traceparent=event.traceparent,
         )
     match event:
         case ExecutionStarted():

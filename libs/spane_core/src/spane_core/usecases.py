@@ -20,6 +20,7 @@ from spane_core.definition import Workflow
 from spane_core.errors import FieldError, InvalidInput, NotFound
 from spane_core.ids import ExecutionId, WorkflowId, new_execution_id
 from spane_core.keys import WorkflowKeys
+from spane_core.observe.context import start_context
 from spane_core.settings import IDEMPOTENCY_KEY_TTL_S
 from spane_core.state import ExecutionState
 from spane_core.store.executions import ExecutionStore, Transition
@@ -45,10 +46,15 @@ async def start_workflow(
     *,
     version: int | None = None,
     idempotency_key: str | None = None,
+    traced: bool = False,
+    caller_traceparent: str | None = None,
 ) -> Started:
     """Start ``version`` (the latest when None) of a workflow: ``resolve_workflow`` then ``start_execution``."""
     workflow = await resolve_workflow(workflows, workflow_id, version)
-    return await start_execution(redis, executions, payloads, workflow, execution_input, idempotency_key)
+    return await start_execution(
+        redis, executions, payloads, workflow, execution_input, idempotency_key,
+        traced=traced, caller_traceparent=caller_traceparent,
+    )  # fmt: skip
 
 
 async def resolve_workflow(workflows: WorkflowRegistry, workflow_id: WorkflowId, version: int | None) -> Workflow:
@@ -75,11 +81,14 @@ async def start_execution(
     idempotency_key: str | None = None,
     *,
     execution_id: ExecutionId | None = None,
+    traced: bool = False,
+    caller_traceparent: str | None = None,
 ) -> Started:
     """Start an execution of ``workflow``; with an ``idempotency_key`` seen before, the execution it named.
 
     An ``execution_id`` derived by the caller (a cron tick's) makes the start idempotent by itself: a second start
-    of that id starts nothing."""
+    of that id starts nothing. ``traced`` (tracing is on) gives it a trace context: under ``caller_traceparent`` (a
+    W3C ``traceparent`` header) when that is valid, else a trace of its own."""
     if execution_id is not None:
         pass
     elif idempotency_key is None:
@@ -87,7 +96,8 @@ async def start_execution(
     else:
         execution_id = await claim_execution_id(redis, workflow.id, idempotency_key)
     stored = await stored_value(payloads, execution_input, "input")
-    start = Start(execution_id=execution_id, input=stored, idempotency_key=idempotency_key)
+    traceparent = start_context(execution_id, caller_traceparent) if traced else None
+    start = Start(execution_id=execution_id, input=stored, idempotency_key=idempotency_key, traceparent=traceparent)
     outcome = await executions.apply(Transition(execution_id, [start], workflow=workflow))
     assert outcome.state is not None, "a committed start leaves a state"
     # A start of an execution that exists already decides no events.

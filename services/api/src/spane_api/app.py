@@ -13,13 +13,14 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from spane_core import sdk
+from spane_core.observe.telemetry import Telemetry
 from spane_core.sdk import load_plugins
 from spane_core.settings import Settings
 from spane_core.validation import BUILTIN_NODE_TYPES, NodeTypeSpec
 
 from spane_api.auth import bearer_guard
 from spane_api.deps import Dependencies, open_dependencies
-from spane_api.metrics import Metrics, MetricsMiddleware
+from spane_api.metrics import HttpMetrics, MetricsMiddleware
 from spane_api.problems import exception_handlers
 from spane_api.routes import events, executions, health, schedules, webhooks, workflows
 from spane_api.routes.console import console_router
@@ -43,19 +44,25 @@ def plugin_node_types(settings: Settings) -> dict[str, NodeTypeSpec | None]:
     return sdk.registry.config_schemas()
 
 
-def create_app(settings: Settings, node_types: Mapping[str, NodeTypeSpec | None] | None = None) -> Litestar:
+def create_app(
+    settings: Settings,
+    node_types: Mapping[str, NodeTypeSpec | None] | None = None,
+    telemetry: Telemetry | None = None,
+) -> Litestar:
     """The API over the Redis and Postgres that ``settings`` name; nothing connects until the app starts.
 
     Definitions may use the built-in node types and ``node_types`` (name -> config schema, ``None`` for any
     config). Without ``node_types``, those of the plugins that workers load (``SPANE_PLUGINS`` and the
     ``spane.executors`` entry points) are imported and used, so that the API accepts what the workers can run.
+    ``telemetry`` is the process's (``spane dev`` shares it between its services); by default one of its own.
     """
     known_types = {**(plugin_node_types(settings) if node_types is None else node_types), **BUILTIN_NODE_TYPES}
-    metrics = Metrics()
+    telemetry = telemetry if telemetry is not None else Telemetry.from_env()
+    metrics = HttpMetrics(telemetry.metrics.registry)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_dependencies(settings, known_types, metrics) as deps:
+        async with open_dependencies(settings, known_types, metrics, telemetry) as deps:
             app.state.deps = deps
             yield
 

@@ -14,6 +14,8 @@ from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 from redis.asyncio import Redis
 from spane_core.errors import ConfigurationError
+from spane_core.observe.system import SystemGauges
+from spane_core.observe.telemetry import Telemetry
 from spane_core.readmodel import migrate
 from spane_core.settings import Settings
 from spane_core.store.connection import open_redis
@@ -24,7 +26,7 @@ from spane_core.store.workflows import WorkflowRegistry
 from spane_core.validation import NodeTypeSpec
 
 from spane_api.live import EventHub
-from spane_api.metrics import Metrics
+from spane_api.metrics import HttpMetrics
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,10 @@ class Dependencies:
     executions: ExecutionStore
     payloads: PayloadStore  # large values (the claim check): stored on the way in, resolved on the way out
     node_types: Mapping[str, NodeTypeSpec | None]
-    metrics: Metrics
+    metrics: HttpMetrics
     hub: EventHub  # live events: the process's one reader of the commit streams, for every SSE client
+    telemetry: Telemetry  # the process's metrics (every service of `spane dev`) and whether tracing is on
+    system: SystemGauges  # gauges of the shared state, read afresh on each scrape of /metrics
     # Set once the read-model schema exists; until then /ready answers 503.
     schema_ready: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -61,7 +65,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 @contextlib.asynccontextmanager
 async def open_dependencies(
-    settings: Settings, node_types: Mapping[str, NodeTypeSpec | None], metrics: Metrics
+    settings: Settings, node_types: Mapping[str, NodeTypeSpec | None], metrics: HttpMetrics, telemetry: Telemetry
 ) -> AsyncIterator[Dependencies]:
     if not settings.redis_url or not settings.database_url:
         raise ConfigurationError("the API needs SPANE_REDIS_URL and SPANE_DATABASE_URL")
@@ -82,6 +86,8 @@ async def open_dependencies(
         node_types=node_types,
         metrics=metrics,
         hub=EventHub(redis, settings.partitions),
+        telemetry=telemetry,
+        system=SystemGauges(telemetry.metrics, redis, db, settings.partitions),
     )
     metrics.sse_streams.set_function(lambda: deps.hub.subscribers)
     live = asyncio.create_task(deps.hub.run(), name="spane-api-live-events")

@@ -1,4 +1,5 @@
-"""Prometheus metrics of one app, in a registry of its own (no process-wide singleton), and their middleware."""
+"""The API's own Prometheus metrics (HTTP requests), in the process's registry (``spane_core.observe``), and their
+middleware."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Iterator, Mapping
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
@@ -34,11 +35,9 @@ class SharedCounters(Collector):
             yield CounterMetricFamily(name, help_text, value=self.values.get(key, 0.0))
 
 
-class Metrics:
-    content_type = CONTENT_TYPE_LATEST
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+class HttpMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
         self.requests = Counter(
             "spane_http_requests",
             "HTTP requests answered, by method, route template and status.",
@@ -51,12 +50,6 @@ class Metrics:
             ["method", "route"],
             registry=self.registry,
         )
-        self.executions_started = Counter(
-            "spane_executions_started",
-            "Executions started through the API, by workflow.",
-            ["workflow"],
-            registry=self.registry,
-        )
         self.workflows_registered = Counter(
             "spane_workflow_versions_registered",
             "New workflow versions stored through the API.",
@@ -67,13 +60,15 @@ class Metrics:
         )
         self.shared = SharedCounters()
         self.registry.register(self.shared)
+        self.sse_streams = Gauge(
+            "spane_sse_streams", "Server-sent event streams open on this API process.", registry=self.registry
+        )
+        self.shared = SharedCounters()
+        self.registry.register(self.shared)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
-
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
 
 
 class MetricsMiddleware:
@@ -82,7 +77,7 @@ class MetricsMiddleware:
     Litestar runs app middleware inside routing: a request that matches no route or method is not counted.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
         self.app = app
         self.metrics = metrics
 

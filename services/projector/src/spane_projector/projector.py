@@ -22,11 +22,13 @@ from spane_core import keys
 from spane_core.codec import decode_envelopes, decode_workflow_event
 from spane_core.errors import StorageError
 from spane_core.events import Envelope
+from spane_core.observe.metrics import Metrics
 from spane_core.readmodel import migrate
 from spane_core.store.connection import as_text
 from spane_core.store.streams import ConsumerGroup
 from spane_core.workflow_events import WorkflowEvent
 
+from spane_projector.observer import Observer
 from spane_projector.rows import stream_pos
 from spane_projector.writer import FoldCache, write_commits, write_workflow_events
 
@@ -75,6 +77,7 @@ class Projector:
         run_migrations: bool = True,
         linger_ms: int = 25,
         retention_s: int = 0,
+        observer: Observer | None = None,
     ) -> None:
         self.redis = redis
         self.database = database
@@ -95,6 +98,7 @@ class Projector:
         self._pool: asyncpg.Pool | None = database if isinstance(database, asyncpg.Pool) else None
         self._trimmed_at: dict[str, float] = {}
         self._folds = FoldCache()
+        self.observer = observer if observer is not None else Observer(Metrics())
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume every stream until ``stop`` is set."""
@@ -199,9 +203,11 @@ class Projector:
                 newest = max((e.at for _, e in events), default=None)
             else:
                 envelopes: list[Envelope] = [e for _, b in bodies for e in decode_envelopes(b)]
-                folded = await write_commits(conn, envelopes, self._folds)
+                with self.observer.metrics.projector_batch_duration.time():
+                    folded = await write_commits(conn, envelopes, self._folds, self.observer.folded)
                 newest = max((e.at for e in envelopes), default=None)
                 await self._expire_finished(envelopes)
+        await self.observer.flush()
         self.stats.events += folded
         if newest is not None and (self.stats.last_event_at is None or newest > self.stats.last_event_at):
             self.stats.last_event_at = newest

@@ -10,7 +10,7 @@ batch folds nothing. A per-execution advisory lock makes concurrent batches of o
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -114,7 +114,13 @@ class FoldCache:
         self._states.put(state.execution_id, state, len(encode(state)))
 
 
-async def write_commits(conn: Conn, envelopes: Iterable[Envelope], cache: FoldCache | None = None) -> int:
+# Told, once the batch's transaction committed, of each run of events folded and the state it was folded onto.
+Folded = Callable[[ExecutionState | None, list[Envelope]], None]
+
+
+async def write_commits(
+    conn: Conn, envelopes: Iterable[Envelope], cache: FoldCache | None = None, on_folded: Folded | None = None
+) -> int:
     """Apply commits' envelopes in one transaction; returns how many events were folded into rows."""
     by_execution: dict[str, dict[int, Envelope]] = {}
     for envelope in envelopes:
@@ -136,14 +142,17 @@ async def write_commits(conn: Conn, envelopes: Iterable[Envelope], cache: FoldCa
         if wanted:
             for r in await conn.fetch(writes.SELECT_NODE_RUNS, *_columns(wanted, 2)):
                 nodes.setdefault(r["execution_id"], []).append(_node_row(r))
-        projections = [
-            project(cached.get(i) or (state_from_rows(stored[i], nodes.get(i, ())) if i in stored else None), run)
-            for i, run in runs.items()
-        ]
+        befores = {
+            i: cached.get(i) or (state_from_rows(stored[i], nodes.get(i, ())) if i in stored else None) for i in runs
+        }
+        projections = [project(befores[i], run) for i, run in runs.items()]
         await _write(conn, projections)
     if cache is not None:  # committed: the states are now what the rows say
         for projection in projections:
             cache.put(projection.state)
+    if on_folded is not None:
+        for i, run in runs.items():
+            on_folded(befores[i], run)
     return sum(len(run) for run in runs.values())
 
 

@@ -7,6 +7,7 @@ import logging
 
 import asyncpg
 from spane_core.errors import ConfigurationError
+from spane_core.observe.telemetry import Telemetry
 from spane_core.readmodel import migrate
 from spane_core.settings import Settings
 from spane_core.store.connection import open_redis
@@ -20,8 +21,9 @@ from spane_scheduler.timers import TimerLoop
 log = logging.getLogger("spane.scheduler")
 
 
-async def run_scheduler(settings: Settings, stop: asyncio.Event) -> None:
+async def run_scheduler(settings: Settings, stop: asyncio.Event, *, telemetry: Telemetry | None = None) -> None:
     """Fire due timers until ``stop`` is set. Any number of schedulers may run side by side."""
+    telemetry = telemetry if telemetry is not None else Telemetry.from_env()
     if not settings.redis_url:
         raise ConfigurationError("the scheduler needs SPANE_REDIS_URL (only `spane dev` starts an embedded Redis)")
     redis = open_redis(settings)
@@ -30,7 +32,7 @@ async def run_scheduler(settings: Settings, stop: asyncio.Event) -> None:
     try:
         workflows = WorkflowRegistry(redis)
         store = redis_execution_store(redis, workflows, settings.partitions)
-        timers = TimerLoop(store, settings.partitions, settings.scheduler_interval_ms)
+        timers = TimerLoop(store, settings.partitions, settings.scheduler_interval_ms, metrics=telemetry.metrics)
         loops = [timers.run(stop)]
         if db is None:
             log.warning("cron triggers are off: the scheduler needs SPANE_DATABASE_URL for them")

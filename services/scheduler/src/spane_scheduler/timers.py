@@ -17,6 +17,7 @@ from spane_core.commands import FireTimer
 from spane_core.effects import parse_timer_member
 from spane_core.ids import ExecutionId
 from spane_core.keys import PartitionKeys, all_partitions
+from spane_core.observe.metrics import Metrics
 from spane_core.store.executions import ExecutionStore, Transition, now_ms
 
 log = logging.getLogger("spane.scheduler")
@@ -25,7 +26,10 @@ BATCH = 500
 
 
 class TimerLoop:
-    def __init__(self, store: ExecutionStore, partitions: int, interval_ms: int) -> None:
+    def __init__(
+        self, store: ExecutionStore, partitions: int, interval_ms: int, *, metrics: Metrics | None = None
+    ) -> None:
+        self.metrics = metrics if metrics is not None else Metrics()
         self.store = store
         self.repository = store.repository
         self.partitions = all_partitions(partitions)
@@ -63,5 +67,11 @@ class TimerLoop:
         transitions = [Transition(eid, commands[eid], drop_timers=dropped) for eid, dropped in by_execution.items()]
         for outcome in await self.store.transact(transitions):
             if outcome.error is not None:  # a missing execution still has its timer dropped by the commit
-                log.warning("timers of %s: %s", outcome.execution_id, outcome.error)
+                log.warning("timers of %s: %s", outcome.execution_id, outcome.error, extra=_about(outcome.execution_id))
+            else:
+                self.metrics.timers_fired.inc(len(commands[outcome.execution_id]))
         return len(members)
+
+
+def _about(execution_id: str) -> dict[str, str]:
+    return {"executionId": execution_id}

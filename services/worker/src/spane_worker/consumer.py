@@ -15,6 +15,7 @@ import logging
 
 from redis.asyncio import Redis
 from spane_core.keys import WORKER_GROUP, PartitionKeys, all_partitions
+from spane_core.observe.metrics import Metrics
 from spane_core.sdk import ExecutorRegistry
 from spane_core.settings import Settings
 from spane_core.store.executions import ExecutionStore, WorkflowSource
@@ -42,6 +43,8 @@ class Worker:
         block_ms: int = 1000,
         shutdown_grace_s: float = 30.0,
         payloads: PayloadStore | None = None,
+        metrics: Metrics | None = None,
+        traced: bool = False,
     ) -> None:
         self.partitions = all_partitions(settings.partitions)
         self.batch = settings.worker_batch
@@ -53,6 +56,7 @@ class Worker:
         self.runner = Runner(
             self.group, self.held, self.committer, store, workflows, executors, payloads,
             announce_after_s=settings.worker_announce_after_ms / 1000, shutdown_grace_s=shutdown_grace_s,
+            metrics=metrics, traced=traced,
         )  # fmt: skip
         self.heartbeat = Heartbeat(self.group, self.held, self.partitions, visibility_ms / 3000)
         self.reclaimer = Reclaimer(

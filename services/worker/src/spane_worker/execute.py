@@ -17,6 +17,7 @@ from spane_core.effects import Task
 from spane_core.errors import NodeTimeout, PayloadsUnavailable, UnknownNodeType, UnstorableOutput
 from spane_core.events import ErrorInfo
 from spane_core.ids import NodeId
+from spane_core.observe.context import node_traceparent
 from spane_core.sdk import ExecutorRegistry, NodeContext, NonRetryableError, node_result
 from spane_core.store.payloads import PayloadStore
 
@@ -47,6 +48,7 @@ def context_for(task: Task, node: NodeDef, input: Any) -> NodeContext:
         idempotency_key=task.idempotency_key,
         depth=task.depth,
         logger=adapter,
+        traceparent=node_traceparent(task.traceparent, task.execution_id, task.node_id, task.attempt),
     )
 
 

@@ -10,18 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import msgspec
+from opentelemetry import context as otel_context
+from opentelemetry.trace import set_span_in_context
 from spane_core import codec
-from spane_core.commands import Command, MarkStarted
+from spane_core.commands import Command, Complete, MarkStarted
 from spane_core.definition import NodeDef, Workflow
 from spane_core.effects import Task
 from spane_core.errors import ConcurrencyError, PayloadsUnavailable
 from spane_core.ids import ExecutionId, new_lease
 from spane_core.keys import PartitionKeys
+from spane_core.observe import logs
+from spane_core.observe.context import node_traceparent
+from spane_core.observe.context import parse as parse_traceparent
+from spane_core.observe.metrics import Metrics
+from spane_core.observe.otel import remote_span
 from spane_core.sdk import ExecutorRegistry
 from spane_core.store.executions import ExecutionStore, Transition, WorkflowSource, now_ms
 from spane_core.store.payloads import PayloadStore
@@ -53,6 +61,8 @@ class Runner:
         *,
         announce_after_s: float,
         shutdown_grace_s: float,
+        metrics: Metrics | None = None,
+        traced: bool = False,
     ) -> None:
         self.group = group
         self.held = held
@@ -63,6 +73,8 @@ class Runner:
         self.payloads = payloads  # large values (the claim check); None: outputs stay inline
         self.announce_after_s = announce_after_s
         self.shutdown_grace_s = shutdown_grace_s
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.traced = traced  # this process traces what nodes call (the http node's requests)
         self._slots = asyncio.Semaphore(held.concurrency)
         self._running: set[asyncio.Task[None]] = set()
 
@@ -178,6 +190,7 @@ class Runner:
         with the result when the node is quick, or announcing it (through the committer's next batch) when it is
         still running after ``announce_after``."""
         task = held.task
+        logs.bind(task.execution_id, task.node_id, task.attempt, task.traceparent)  # this asyncio task's log lines
         start: MarkStarted | None = None
         if lease is None:
             lease = new_lease()
@@ -226,11 +239,31 @@ class Runner:
     async def _execute(self, task: Task, node: NodeDef, lease: str) -> Ran:
         """``execute``, waiting out a payload store that is away: nothing ran when it cannot read the input."""
         backoff = Backoff()
-        while True:
-            try:
-                return await execute(task, node, lease, self.executors, self.payloads)
-            except PayloadsUnavailable as e:
-                await backoff.wait(log, f"reading the input of {task.node_id} of {task.execution_id}", e)
+        under = node_span(task) if self.traced else None
+        token = None if under is None else otel_context.attach(under)
+        try:
+            while True:
+                began = time.perf_counter()
+                try:
+                    ran = await execute(task, node, lease, self.executors, self.payloads)
+                except PayloadsUnavailable as e:
+                    await backoff.wait(log, f"reading the input of {task.node_id} of {task.execution_id}", e)
+                    continue
+                status = "completed" if isinstance(ran.command, Complete) else "failed"
+                self.metrics.node_ran(node.type, status, time.perf_counter() - began)
+                return ran
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+
+
+def node_span(task: Task) -> otel_context.Context | None:
+    """The OpenTelemetry context of the task's node span (made from the log), for spans made while it runs."""
+    traceparent = node_traceparent(task.traceparent, task.execution_id, task.node_id, task.attempt)
+    parsed = parse_traceparent(traceparent)
+    if parsed is None:
+        return None
+    return set_span_in_context(remote_span(parsed.trace_id, parsed.span_id))
 
 
 async def retrying(what: str, call: Callable[[_A], Awaitable[_R]], arg: _A) -> _R:

@@ -7,8 +7,12 @@ import logging
 
 import asyncpg
 import httpx
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
 from spane_core import sdk
 from spane_core.errors import ConfigurationError
+from spane_core.observe.otel import exporter_from_env, tracer_provider
+from spane_core.observe.telemetry import Telemetry
 from spane_core.readmodel import migrate
 from spane_core.sdk import ExecutorRegistry, load_plugins
 from spane_core.settings import Settings
@@ -29,6 +33,17 @@ DB_POOL_SIZE = 4
 DB_COMMAND_TIMEOUT_S = 10.0
 
 
+def traced_client(http: httpx.AsyncClient) -> TracerProvider | None:
+    """Trace ``http``'s requests (a client span under the node try's span, and its ``traceparent`` sent on), with
+    a tracer provider of this worker's own; None when the environment names no exporter."""
+    exporter = exporter_from_env()
+    if exporter is None:
+        return None
+    provider = tracer_provider("spane-worker", exporter)
+    HTTPXClientInstrumentor.instrument_client(http, tracer_provider=provider)
+    return provider
+
+
 def worker_executors(http: httpx.AsyncClient, registry: ExecutorRegistry | None = None) -> ExecutorRegistry:
     """The built-in node types, then those registered with ``@executor`` (plugins), then ``registry``; a later
     registration of a name replaces an earlier one."""
@@ -39,8 +54,15 @@ def worker_executors(http: httpx.AsyncClient, registry: ExecutorRegistry | None 
     return executors
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event, registry: ExecutorRegistry | None = None) -> None:
+async def run_worker(
+    settings: Settings,
+    stop: asyncio.Event,
+    registry: ExecutorRegistry | None = None,
+    *,
+    telemetry: Telemetry | None = None,
+) -> None:
     """Run a worker until ``stop`` is set; in-flight tasks finish and are committed before it returns."""
+    telemetry = telemetry if telemetry is not None else Telemetry.from_env()
     if not settings.redis_url or not settings.database_url:
         raise ConfigurationError(
             "the worker needs SPANE_REDIS_URL and SPANE_DATABASE_URL (large values are stored in Postgres;"
@@ -54,19 +76,25 @@ async def run_worker(settings: Settings, stop: asyncio.Event, registry: Executor
     )
     guard = AddressGuard(networks(settings.http_deny), networks(settings.http_allow))
     http = guarded_client(guard, HTTP_TIMEOUT_S)
+    tracer = traced_client(http) if telemetry.tracing else None
     try:
         workflows = WorkflowRegistry(redis)
         store = redis_execution_store(redis, workflows, settings.partitions)
         executors = worker_executors(http, registry)
         # ``migrate`` before the first payload: this worker may store one before the projector created the table.
         payloads = PayloadStore(db, settings.payload_inline_max, settings.payload_cache_bytes, prepare=migrate)
-        worker = Worker(redis, store, workflows, executors, settings, payloads=payloads)
+        worker = Worker(
+            redis, store, workflows, executors, settings,
+            payloads=payloads, metrics=telemetry.metrics, traced=tracer is not None,
+        )  # fmt: skip
         log.info(
             "worker %s: %d partition(s), node types %s, plugins %s",
             settings.consumer_name, settings.partitions, ", ".join(executors.names()), ", ".join(loaded) or "none",
         )  # fmt: skip
         await worker.run(stop)
     finally:
+        if tracer is not None:
+            tracer.shutdown()
         await http.aclose()
         await db.close()
         await redis.aclose()

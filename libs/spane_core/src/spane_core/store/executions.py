@@ -260,6 +260,8 @@ class ExecutionStore:
         assert after is not None
         assert workflow is not None  # events were decided, so the try block ran to its end
         base = state.seq if state is not None else 0
+        # The execution's trace context, whoever commits (a worker, the scheduler, the API): tasks carry it on.
+        traceparent = after.traceparent or t.traceparent
         envelopes = [
             Envelope(
                 execution_id=t.execution_id,
@@ -267,11 +269,11 @@ class ExecutionStore:
                 seq=base + n,
                 at=now,
                 event=event,
-                traceparent=t.traceparent,
+                traceparent=traceparent,
             )
             for n, event in enumerate(events, start=1)
         ]
-        eff = effects(workflow, state, after, events, t.traceparent)
+        eff = effects(workflow, state, after, events, traceparent)
         every = snapshot_every(workflow)
         try:
             encoded = [codec.encode(e) for e in envelopes]

@@ -59,10 +59,13 @@ async def _check(probe: Awaitable[None]) -> str:
 
 @get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics(deps: Deps) -> Response[bytes]:
+    """Every metric of this process (under `spane dev`, of all four services), the shared state's read afresh."""
+    await deps.system.refresh()
     # The counters every service shares live in Redis; while it is away the last values read are reported.
     with contextlib.suppress(TimeoutError, *TRANSIENT):
         deps.metrics.shared.update(await asyncio.wait_for(deps.redis.hgetall(STATS), CHECK_TIMEOUT_S))
-    return Response(deps.metrics.render(), media_type=deps.metrics.content_type)
+    process = deps.telemetry.metrics
+    return Response(process.render(), media_type=process.content_type)
 
 
 HANDLERS = [health, ready, metrics]

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Response, delete, get, post
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Body, FromPath, JSONBody, QueryParameter
+from litestar.params import Body, FromPath, JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 from spane_core.errors import FieldError, InvalidInput, NotFound
 from spane_core.ids import WorkflowId
@@ -117,16 +117,18 @@ async def delete_workflow(workflow_id: FromPath[str], deps: Deps) -> None:
     responses=problem_responses(400, 404, 413, 422, 503),
 )
 async def execute_workflow(
-    workflow_id: FromPath[str], deps: Deps, data: JSONBody[ExecuteRequest | None] = None
+    workflow_id: FromPath[str],
+    deps: Deps,
+    data: JSONBody[ExecuteRequest | None] = None,
+    traceparent: Annotated[str | None, Parameter(header="traceparent", required=False)] = None,
 ) -> ExecutionAccepted:
     request = data or ExecuteRequest()
     # The workflow first, then the input: an unknown workflow is a 404 whatever the body holds.
     workflow = await resolve_workflow(deps.workflows, WorkflowId(workflow_id), request.version)
     started = await start_execution(
-        deps.redis, deps.executions, deps.payloads, workflow, _input_of(request), request.idempotency_key
-    )
-    if started.created:
-        deps.metrics.executions_started.labels(workflow.id).inc()
+        deps.redis, deps.executions, deps.payloads, workflow, _input_of(request), request.idempotency_key,
+        traced=deps.telemetry.tracing, caller_traceparent=traceparent,
+    )  # fmt: skip
     state = started.state
     return ExecutionAccepted(
         execution_id=state.execution_id,

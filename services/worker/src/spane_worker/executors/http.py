@@ -3,7 +3,8 @@
 Config: ``url``, ``method`` (GET), ``headers``, ``query``, ``body`` (default: the node input for POST, PUT and
 PATCH; a string is sent as is, anything else as JSON), ``timeoutMs``. Every request carries an ``Idempotency-Key``
 header (``executionId:nodeId:attempt``, unless ``headers`` names one) that stays the same when a worker runs a try
-again after a crash, so the receiving service can recognise the repeat. Output: ``{"status", "headers", "body"}``,
+again after a crash, so the receiving service can recognise the repeat, and, when the execution is traced, a W3C
+``traceparent`` naming the try's span (unless ``headers`` names one). Output: ``{"status", "headers", "body"}``,
 the body parsed when the response is JSON. A 4xx answer other than 408 and 429 is final (``NonRetryableError``);
 5xx, 408, 429 and network errors raise retryable errors, so the node's retry policy applies.
 """
@@ -22,7 +23,11 @@ RETRYABLE_4XX = frozenset({408, 429})
 
 
 def build_request(
-    client: httpx.AsyncClient, config: Mapping[str, Any], data: Any, idempotency_key: str | None = None
+    client: httpx.AsyncClient,
+    config: Mapping[str, Any],
+    data: Any,
+    idempotency_key: str | None = None,
+    traceparent: str | None = None,
 ) -> httpx.Request:
     method = str(config.get("method") or "GET").upper()
     url = config.get("url")
@@ -42,6 +47,8 @@ def build_request(
     headers = {str(k): str(v) for k, v in (config.get("headers") or {}).items()}
     if idempotency_key and not any(k.lower() == "idempotency-key" for k in headers):
         headers["Idempotency-Key"] = idempotency_key
+    if traceparent and not any(k.lower() == "traceparent" for k in headers):
+        headers["traceparent"] = traceparent
     return client.build_request(
         method,
         url,
@@ -92,7 +99,7 @@ def http_executor(client: httpx.AsyncClient) -> Executor:
     """The ``http`` executor bound to the worker's shared client."""
 
     async def http(ctx: NodeContext) -> dict[str, Any]:
-        request = build_request(client, ctx.config, ctx.input, ctx.idempotency_key)
+        request = build_request(client, ctx.config, ctx.input, ctx.idempotency_key, ctx.traceparent)
         response = await client.send(request)
         check_status(response, request)
         return read_response(response)

@@ -1,0 +1,1 @@
+"""Observing executions: trace context and spans derived from the log, metrics, structured logs."""
