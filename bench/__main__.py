@@ -55,6 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scaling", action="store_true", help="also run the diamond with 1, 2 and 4 workers")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the results as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the scratch dir (logs, server data)")
+    parser.add_argument(
+        "--tracing", action="store_true", help="run SPANE with tracing on, exporting OTLP to a stand-in collector"
+    )
     args = parser.parse_args(argv)
     small = args.smoke
     args.executions = args.executions or (5 if small else 300)
@@ -107,6 +110,7 @@ class Bench:
         self.workdir = Path(tempfile.mkdtemp(prefix="spane-bench-"))
         self.system: Any = None
         self.celery: Any = None
+        self.otlp: Any = None
 
     def progress(self) -> Progress:
         return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -210,7 +214,14 @@ class Bench:
 
         self.run.meta = machine_meta()
         self.console.print(f"scratch dir {self.workdir}; starting Redis and Postgres")
-        self.system = SpaneSystem(self.workdir, workers=self.args.workers)
+        extra_env: dict[str, str] = {}
+        if self.args.tracing:
+            from bench.otlp_sink import OtlpSink
+
+            self.otlp = OtlpSink().start()
+            extra_env = {"OTEL_EXPORTER_OTLP_ENDPOINT": self.otlp.endpoint, "OTEL_TRACES_EXPORTER": "otlp"}
+            self.console.print(f"tracing on: OTLP to a stand-in collector at {self.otlp.endpoint}")
+        self.system = SpaneSystem(self.workdir, workers=self.args.workers, extra_env=extra_env)
         self.system.start_servers()
         self.run.meta.update(await self.system.versions())
         named: dict[str, Any] = {}
@@ -233,8 +244,13 @@ class Bench:
             except Exception as e:
                 self.run.failures.append(f"Celery phase failed: {e}")
         self.run.meta["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        if self.otlp is not None:
+            self.run.meta["otlp_exports"] = {"requests": self.otlp.requests, "bytes": self.otlp.bytes}
+            self.console.print(f"OTLP exports received: {self.otlp.requests} requests, {self.otlp.bytes} bytes")
 
     def cleanup(self) -> None:
+        if self.otlp is not None:
+            self.otlp.stop()
         if self.celery is not None:
             with contextlib.suppress(Exception):
                 self.celery.stop()

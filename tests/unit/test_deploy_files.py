@@ -47,7 +47,9 @@ SETTING_VARS = frozenset(f"{SETTINGS_PREFIX}{name}".upper() for name in Settings
 COMPOSE_ENV = {
     "SPANE_REDIS_URL": "redis://redis:6379/0",
     "SPANE_DATABASE_URL": "postgresql://spane:spane@postgres:5432/spane",
-    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector:4317",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector:4318",
+    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    "SPANE_METRICS_PORT": "9464",
 }
 SECRET_KEYS = {"SPANE_DATABASE_URL", "SPANE_REDIS_URL", "SPANE_API_TOKEN"}
 PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
@@ -237,7 +239,7 @@ def compose() -> Doc:
 
 def test_compose_has_the_servers_and_the_four_services(compose: Doc) -> None:
     services = compose["services"]
-    assert set(services) == {"redis", "postgres", "otel-collector", *SERVICES}
+    assert set(services) == {"redis", "postgres", "otel-collector", "jaeger", "prometheus", "grafana", *SERVICES}
     volumes = set(compose.get("volumes") or {})
 
     def named_volume_at(service: Doc, target: str) -> None:
@@ -313,7 +315,7 @@ def test_compose_env_is_the_shared_anchor_of_real_settings(compose: Doc) -> None
 def test_otel_collector_config_wires_otlp_to_debug() -> None:
     config = load_yaml(OTEL_CONFIG)
     assert "otlp" in config["receivers"]
-    assert set(config["receivers"]["otlp"]["protocols"]) >= {"grpc"}
+    assert set(config["receivers"]["otlp"]["protocols"]) >= {"grpc", "http"}
     assert "debug" in config["exporters"]
     pipelines = config["service"]["pipelines"]
     assert pipelines
@@ -321,9 +323,12 @@ def test_otel_collector_config_wires_otlp_to_debug() -> None:
         for part in ("receivers", "processors", "exporters"):
             for component in pipeline.get(part, []):
                 assert component in (config.get(part) or {}), f"pipeline {name}: {component} is not defined"
+    # SPANE sends OTLP over HTTP/protobuf: the endpoint is the collector's HTTP receiver.
     assert COMPOSE_ENV["OTEL_EXPORTER_OTLP_ENDPOINT"].endswith(
-        ":" + config["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"].rsplit(":", 1)[1]
+        ":" + config["receivers"]["otlp"]["protocols"]["http"]["endpoint"].rsplit(":", 1)[1]
     )
+    assert COMPOSE_ENV["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
+    assert "otlp/jaeger" in pipelines["traces"]["exporters"]
 
 
 # ---- Kubernetes ---------------------------------------------------------------------------------------------------
@@ -523,3 +528,37 @@ def test_compose_file_passes_docker_compose_config(tmp_path: Path) -> None:
 def test_settings_prefix_is_the_one_checked() -> None:
     assert SETTINGS_PREFIX == "SPANE_"
     assert {"SPANE_REDIS_URL", "SPANE_DATABASE_URL", "SPANE_API_TOKEN"} <= SETTING_VARS
+
+
+# ---- observability: Prometheus and the Grafana dashboard -----------------------------------------------------------
+
+
+def test_grafana_dashboard_queries_only_metrics_spane_exposes() -> None:
+    from prometheus_client import CollectorRegistry
+    from spane_api.metrics import HttpMetrics
+    from spane_core.observe.metrics import Metrics
+
+    registry = CollectorRegistry()
+    Metrics(registry)
+    HttpMetrics(registry)
+    exposed = {sample.name for family in registry.collect() for sample in family.samples}
+    exposed |= {family.name for family in registry.collect()}  # families without samples yet (labelled ones)
+    exposed |= {name + suffix for name in set(exposed) for suffix in ("_total", "_bucket", "_count", "_sum")}
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/spane.json").read_text())
+    used = {name for panel in dashboard["panels"] for target in panel["targets"]
+            for name in re.findall(r"\bspane_[a-z_]+", target["expr"])}  # fmt: skip
+    assert len(used) >= 15
+    assert used <= exposed, used - exposed
+    datasource = load_yaml(ROOT / "deploy/grafana/provisioning/datasources/prometheus.yaml")["datasources"][0]
+    assert {p["datasource"]["uid"] for p in dashboard["panels"]} == {datasource["uid"]}
+
+
+def test_prometheus_scrapes_the_api_and_the_metrics_port_of_the_other_services(compose: Doc) -> None:
+    config = load_yaml(ROOT / "deploy/prometheus.yml")
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["spane-api"]["static_configs"][0]["targets"] == [f"api:{API_PORT}"]
+    (dns,) = jobs["spane-services"]["dns_sd_configs"]
+    assert set(dns["names"]) == set(SERVICES) - {"api"}
+    assert str(dns["port"]) == COMPOSE_ENV["SPANE_METRICS_PORT"]
+    mounts = compose["services"]["prometheus"]["volumes"]
+    assert any(m.startswith("./deploy/prometheus.yml:") for m in mounts)

@@ -88,8 +88,9 @@ async def stream_backlog(redis: Redis, stream: str, group: str) -> tuple[int, in
     except ResponseError:  # no such stream yet
         return 0, 0, None
     info = next((g for g in groups if as_text(g["name"]) == group), None)
-    if info is None:
-        return 0, 0, None
+    if info is None:  # no consumer has joined yet: every entry waits
+        first: list[Any] = await redis.xrange(stream, count=1) or []
+        return int(await redis.xlen(stream)), 0, _id_ms(first[0][0]) if first else None
     pending = int(info.get("pending") or 0)
     last = as_text(info.get("last-delivered-id") or "0-0")
     lag_value = info.get("lag")
@@ -104,8 +105,8 @@ async def stream_backlog(redis: Redis, stream: str, group: str) -> tuple[int, in
     else:
         lag = int(lag_value)
     if undelivered:
-        first = _id_ms(undelivered[0][0])
-        oldest = first if oldest is None else min(oldest, first)
+        oldest_waiting = _id_ms(undelivered[0][0])
+        oldest = oldest_waiting if oldest is None else min(oldest, oldest_waiting)
     return lag, pending, oldest
 
 

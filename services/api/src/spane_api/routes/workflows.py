@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Response, delete, get, post
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Body, FromPath, JSONBody, Parameter, QueryParameter
+from litestar.params import Body, FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 from spane_core.errors import FieldError, InvalidInput, NotFound
 from spane_core.ids import WorkflowId
@@ -120,7 +120,7 @@ async def execute_workflow(
     workflow_id: FromPath[str],
     deps: Deps,
     data: JSONBody[ExecuteRequest | None] = None,
-    traceparent: Annotated[str | None, Parameter(header="traceparent", required=False)] = None,
+    traceparent: Annotated[str | None, HeaderParameter(name="traceparent", required=False)] = None,
 ) -> ExecutionAccepted:
     request = data or ExecuteRequest()
     # The workflow first, then the input: an unknown workflow is a 404 whatever the body holds.
