@@ -127,10 +127,50 @@ def worker() -> None:
     _single("worker")
 
 
-@app.command()
-def projector() -> None:
-    """Run the projector (event log -> Postgres read models)."""
-    _single("projector")
+projector_app = typer.Typer(add_completion=False, invoke_without_command=True)
+app.add_typer(projector_app, name="projector")
+
+
+@projector_app.callback()
+def projector(ctx: typer.Context) -> None:
+    """Run the projector (event log -> Postgres read models); `spane projector poison` for parked entries."""
+    if ctx.invoked_subcommand is None:
+        _single("projector")
+
+
+@projector_app.command("poison")
+def projector_poison(
+    redrive: Annotated[list[str] | None, typer.Option(help="Re-drive this parked entry (its poison id).")] = None,
+    redrive_all: Annotated[bool, typer.Option(help="Re-drive every parked entry.")] = False,
+) -> None:
+    """List the commit-stream entries the projector parked (it could not decode or fold them), or re-drive them."""
+    from spane_core.store.connection import open_redis
+    from spane_projector.poison import parked
+    from spane_projector.poison import redrive as redrive_entries
+
+    settings = _settings()
+    if not settings.redis_url:
+        typer.echo("spane: SPANE_REDIS_URL must be set", err=True)
+        raise typer.Exit(2)
+
+    async def main() -> None:
+        redis = open_redis(settings)
+        try:
+            if redrive or redrive_all:
+                done = await redrive_entries(redis, settings.partitions, None if redrive_all else set(redrive or ()))
+                for entry in done:
+                    typer.echo(f"re-driven {entry.id} -> {entry.stream}")
+                missing = set(redrive or ()) - {e.id for e in done}
+                if missing:
+                    typer.echo(f"spane: no parked entry {', '.join(sorted(missing))}", err=True)
+                    raise typer.Exit(1)
+                return
+            for entry in await parked(redis, settings.partitions):
+                typer.echo(f"{entry.id}  {entry.stream} {entry.entry_id}  {entry.error}")
+        finally:
+            await redis.aclose()
+
+    asyncio.run(main())
 
 
 @app.command()

@@ -58,6 +58,9 @@ async def replay(settings: Settings, execution_id: str, at: int | None) -> dict[
     out: dict[str, Any] = {
         "executionId": execution_id,
         "source": source,
+        "workflowId": state.workflow_id,
+        "workflowVersion": state.workflow_version,
+        "status": str(state.status),
         "seq": state.seq,
         "lastSeq": last,
         "state": msgspec.to_builtins(state),
@@ -72,8 +75,8 @@ def render(data: dict[str, Any], console: Console) -> None:
     state = data["state"]
     at = f" at event {data['seq']} of {data['lastSeq']}" if data["seq"] != data["lastSeq"] else ""
     console.print(
-        f"[bold]{data['executionId']}[/] ({state['workflowId']} v{state['workflowVersion']}): "
-        f"[bold]{state['status']}[/]{at}  [dim](log from {data['source']})[/]"
+        f"[bold]{data['executionId']}[/] ({data['workflowId']} v{data['workflowVersion']}): "
+        f"[bold]{data['status']}[/]{at}  [dim](log from {data['source']})[/]"
     )
     table = Table("node", "attempt", "status", "start", "duration", "error")
     for r in data["timeline"]:

@@ -29,18 +29,28 @@ from spane_core.store.streams import ConsumerGroup
 from spane_core.workflow_events import WorkflowEvent
 
 from spane_projector.observer import Observer
+from spane_projector.poison import ENTRY_ERRORS, park, poison_stream
 from spane_projector.rows import stream_pos
 from spane_projector.writer import FoldCache, write_commits, write_workflow_events
 
 log = logging.getLogger("spane.projector")
 TRIM_EVERY_S = 1.0  # how often the commit streams are trimmed behind the projector
 FINAL_FOR_GOOD = frozenset({"execution.completed", "execution.cancelled"})  # no command moves these on
+POISON_TRIES = 3  # an entry failing this often for a reason of its own is parked (``poison``)
 T = TypeVar("T")
 Entry = tuple[str, bytes | None]  # stream entry id, field ``b`` (None: the entry was deleted)
 
 
 class _Stopped(Exception):
     pass
+
+
+class _Poisoned(Exception):
+    """What is being applied failed ``POISON_TRIES`` times for a reason of its own (``poison.ENTRY_ERRORS``)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 @dataclass(slots=True)
@@ -181,7 +191,11 @@ class Projector:
                 return
 
     async def _handle(self, stream: str, entries: list[Entry], stop: asyncio.Event) -> None:
-        await self._retry(f"apply a batch of {stream}", stop, lambda: self._apply(stream, entries))
+        try:
+            await self._retry(f"apply a batch of {stream}", stop, lambda: self._apply(stream, entries), POISON_TRIES)
+        except _Poisoned:  # some entry of the batch cannot be applied: apply them one by one, parking the bad ones
+            for entry in entries:
+                await self._apply_or_park(stream, entry, stop)
         ids = [entry_id for entry_id, _ in entries]
         await self._retry(f"ack on {stream}", stop, lambda: self.consumer_group.ack(stream, ids))
         self.stats.entries += len(entries)
@@ -192,6 +206,18 @@ class Projector:
                 await trim_consumed(self.redis, stream)
             except (aioredis.RedisError, StorageError) as e:  # the next batch tries again; nothing depends on it
                 log.warning("could not trim %s: %s", stream, e)
+
+    async def _apply_or_park(self, stream: str, entry: Entry, stop: asyncio.Event) -> None:
+        entry_id, body = entry
+        try:
+            await self._retry(
+                f"apply entry {entry_id} of {stream}", stop, lambda: self._apply(stream, [entry]), POISON_TRIES
+            )
+        except _Poisoned as poisoned:
+            error = poisoned.error
+            await self._retry(f"park entry {entry_id}", stop, lambda: park(self.redis, stream, entry_id, body, error))
+            self.observer.metrics.projector_poison.inc()
+            log.error("parked entry %s of %s in %s: %r", entry_id, stream, poison_stream(stream), error)
 
     async def _apply(self, stream: str, entries: list[Entry]) -> None:
         assert self._pool is not None
@@ -228,18 +254,25 @@ class Projector:
             pipe.expire(execution_keys.log(execution_id), self.retention_s)
         await pipe.execute()
 
-    async def _retry(self, what: str, stop: asyncio.Event, attempt: Callable[[], Awaitable[T]]) -> T:
+    async def _retry(
+        self, what: str, stop: asyncio.Event, attempt: Callable[[], Awaitable[T]], poison_after: int | None = None
+    ) -> T:
         """``attempt()`` until it succeeds; raises ``_Stopped`` when ``stop`` is set first.
 
-        Any error (Postgres or Redis down, a deadlock, an entry this version cannot decode) is logged once per
-        outage, and nothing is acked meanwhile: the entries stay pending and are applied once it works again.
+        Any error (Postgres or Redis down, a deadlock) is logged once per outage, and nothing is acked meanwhile:
+        the entries stay pending and are applied once it works again. With ``poison_after``, an error that the
+        entries themselves cause (``poison.ENTRY_ERRORS``) raises ``_Poisoned`` after that many tries instead.
         """
-        delay, failures = 0.05, 0
+        delay, failures, entry_failures = 0.05, 0, 0
         try:
             while not stop.is_set():
                 try:
                     result = await attempt()
                 except Exception as e:
+                    if poison_after is not None and isinstance(e, ENTRY_ERRORS):
+                        entry_failures += 1
+                        if entry_failures >= poison_after:
+                            raise _Poisoned(e) from e
                     if failures == 0:
                         self.stats.failing += 1
                         log.error("projector could not %s, retrying until it can: %r", what, e, exc_info=True)

@@ -65,6 +65,11 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=r,
         )
+        self.projector_poison = Counter(
+            "spane_projector_poison_entries",
+            "Commit-stream entries parked in a poison stream: they could not be decoded or folded.",
+            registry=r,
+        )
         self.projector_spans = Counter(
             "spane_trace_spans_exported", "Spans made from the log and handed to the exporter.", registry=r
         )
