@@ -72,7 +72,6 @@ async def replay(settings: Settings, execution_id: str, at: int | None) -> dict[
 
 
 def render(data: dict[str, Any], console: Console) -> None:
-    state = data["state"]
     at = f" at event {data['seq']} of {data['lastSeq']}" if data["seq"] != data["lastSeq"] else ""
     console.print(
         f"[bold]{data['executionId']}[/] ({data['workflowId']} v{data['workflowVersion']}): "
