@@ -138,6 +138,36 @@ def projector(ctx: typer.Context) -> None:
         _single("projector")
 
 
+@projector_app.command("rebuild")
+def projector_rebuild() -> None:
+    """Rebuild every read model from the archive and the log into fresh tables and swap them in.
+
+    Stop the projectors first: what they fold meanwhile would land in the retired tables (schema spane_retired).
+    """
+    import asyncpg
+    from spane_core.store.connection import open_redis
+    from spane_projector.rebuild import rebuild
+
+    settings = _settings()
+    try:
+        require_servers(settings)
+    except SpaneError as e:
+        typer.echo(f"spane: {e}", err=True)
+        raise typer.Exit(2) from None
+
+    async def main() -> dict[str, int]:
+        redis = open_redis(settings)
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            return await rebuild(redis, conn, settings.partitions)
+        finally:
+            await conn.close()
+            await redis.aclose()
+
+    for table, rows in asyncio.run(main()).items():
+        typer.echo(f"{table}: {rows} rows")
+
+
 @projector_app.command("poison")
 def projector_poison(
     redrive: Annotated[list[str] | None, typer.Option(help="Re-drive this parked entry (its poison id).")] = None,
