@@ -256,3 +256,13 @@ async def test_what_is_not_built_yet_is_422(client: Client, node: dict[str, Any]
     definition = {"id": unique("nb"), "name": "not built", "nodes": [{"id": "a", **node}]}
     body = problem(await client.post("/api/workflows", json=definition), 422)
     assert error_paths(body) == [path] and "not supported yet" in str(body["errors"])
+
+
+async def test_asyncapi_describes_the_streams_between_the_services(client: Client) -> None:
+    doc = (await client.get("/asyncapi")).json()
+    assert doc["asyncapi"].startswith("3.")
+    addresses = {c["address"] for c in doc["channels"].values()}
+    assert {"spane:{p}:tasks", "spane:{p}:events", "spane:{p}:timers", "spane:{w}:events"} <= addresses
+    task = doc["components"]["schemas"]["Task"]
+    assert {"executionId", "nodeId", "attempt", "traceparent"} <= set(task["properties"])
+    assert "ExecutionStarted" in doc["components"]["schemas"]

@@ -60,11 +60,6 @@ class HttpMetrics:
         )
         self.shared = SharedCounters()
         self.registry.register(self.shared)
-        self.sse_streams = Gauge(
-            "spane_sse_streams", "Server-sent event streams open on this API process.", registry=self.registry
-        )
-        self.shared = SharedCounters()
-        self.registry.register(self.shared)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

@@ -1,15 +1,19 @@
-"""``/health`` (the process lives), ``/ready`` (Redis and Postgres answer) and ``/metrics`` (Prometheus)."""
+"""``/health`` (the process lives), ``/ready`` (Redis and Postgres answer), ``/metrics`` (Prometheus) and
+``/asyncapi`` (the streams between the services)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import Awaitable
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from litestar import Response, get
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from spane_core.keys import STATS
+from spane_core.observe.asyncapi import asyncapi_document
 from spane_core.store.transient import TRANSIENT
 
 from spane_api.deps import Deps
@@ -68,4 +72,16 @@ async def metrics(deps: Deps) -> Response[bytes]:
     return Response(process.render(), media_type=process.content_type)
 
 
-HANDLERS = [health, ready, metrics]
+@get("/asyncapi", summary="AsyncAPI document of the streams between the services")
+async def asyncapi() -> dict[str, Any]:
+    return asyncapi_document(_version())
+
+
+def _version() -> str:
+    try:
+        return version("spane-api")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+HANDLERS = [health, ready, metrics, asyncapi]
