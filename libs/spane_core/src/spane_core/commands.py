@@ -28,6 +28,21 @@ class Start:
     idempotency_key: str | None = None
     # W3C trace context of the execution (``spane_core.observe.context``); None while tracing is off.
     traceparent: str | None = None
+    priority: int = 5
+    timeout_ms: int | None = None  # the deadline is this long after the execution runs (now, or at ``run_at``)
+    run_at: int | None = None  # epoch ms; None: now
+    rerun_of: ExecutionId | None = None
+    from_node: NodeId | None = None
+    reused: tuple[ReusedNode, ...] = ()  # the re-run's nodes recorded as completed from ``rerun_of``
+
+
+@dataclass(frozen=True, slots=True)
+class ReusedNode:
+    """A node of an earlier execution whose recorded output a re-run keeps."""
+
+    node_id: NodeId
+    output: Any = None
+    next_nodes: list[NodeId] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +139,21 @@ class Abort:
     start: Start | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SetTimeout:
+    """Set or move the execution's deadline to ``timeout_ms`` from now."""
+
+    timeout_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class FireExecutionTimer:
+    """An execution's own timer is due: ``kind`` "start" (its runAt) or "deadline", set for ``due`` (epoch ms)."""
+
+    kind: str
+    due: int
+
+
 Command = (
     Start
     | MarkStarted
@@ -137,4 +167,6 @@ Command = (
     | ChildFinished
     | RetryDeadLetter
     | Abort
+    | SetTimeout
+    | FireExecutionTimer
 )

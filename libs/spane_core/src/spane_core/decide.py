@@ -17,15 +17,18 @@ from spane_core.commands import (
     Complete,
     Context,
     Fail,
+    FireExecutionTimer,
     FireTimer,
     MarkStarted,
     Pause,
     Resume,
     RetryDeadLetter,
+    SetTimeout,
     Start,
     WorkerLost,
 )
 from spane_core.decide_abort import abort, started
+from spane_core.decide_options import fire_execution_timer, reuse, set_timeout
 from spane_core.definition import NodeDef, Workflow
 from spane_core.errors import StateConflict
 from spane_core.events import (
@@ -188,7 +191,8 @@ def decide_and_evolve(
     if isinstance(command, Start):
         if state is not None:
             return [], state  # started already: starting is idempotent
-        d.emit(started(workflow, command))
+        d.emit(started(workflow, command, ctx.now))
+        reuse(d, command)
         d.advance()
         return d.events, d.state
     if isinstance(command, Abort):  # the rule lives in decide_abort; a refused start is recorded there too
@@ -255,7 +259,7 @@ def _decide_on(d: _Decision, state: ExecutionState, command: Command) -> None:
             _run_due(d)
             d.advance()
         case Cancel(reason=reason):
-            if status not in (ExecutionStatus.RUNNING, ExecutionStatus.PAUSED):
+            if status not in (ExecutionStatus.RUNNING, ExecutionStatus.PAUSED, ExecutionStatus.SCHEDULED):
                 raise StateConflict(f"cannot cancel an execution that is {status}")
             d.emit(ExecutionCancelled(reason=reason))
             for node_id in d.workflow.graph.nodes:
@@ -284,6 +288,10 @@ def _decide_on(d: _Decision, state: ExecutionState, command: Command) -> None:
             d.advance()
         case Abort():
             pass  # decided in decide_and_evolve, which also takes it before a start
+        case SetTimeout():
+            set_timeout(d, state, command)
+        case FireExecutionTimer():
+            fire_execution_timer(d, state, command)
         case _:
             assert_never(command)
 

@@ -8,13 +8,15 @@ execution exists and says why.
 from __future__ import annotations
 
 from spane_core.commands import Abort, Start
+from spane_core.decide_options import started_fields
 from spane_core.definition import Workflow
 from spane_core.errors import StateConflict
 from spane_core.events import Event, ExecutionFailed, ExecutionStarted
 from spane_core.state import FINISHED_EXECUTION, ExecutionState
 
 
-def started(workflow: Workflow, command: Start) -> ExecutionStarted:
+def started(workflow: Workflow, command: Start, now: int = 0) -> ExecutionStarted:
+    """The start of ``command``, with its options (``decide_options``; ``now``: when it is decided)."""
     return ExecutionStarted(
         execution_id=command.execution_id,
         workflow_id=workflow.id,
@@ -25,6 +27,7 @@ def started(workflow: Workflow, command: Start) -> ExecutionStarted:
         depth=command.depth,
         idempotency_key=command.idempotency_key,
         traceparent=command.traceparent,
+        **started_fields(command, now),
     )
 
 

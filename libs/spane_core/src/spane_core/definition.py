@@ -61,6 +61,7 @@ class WorkflowDefinition(msgspec.Struct, frozen=True, kw_only=True, rename="came
     nodes: list[NodeDef]
     entry_node_id: NodeId | None = None
     max_concurrency: int | None = None
+    timeout_ms: int | None = None  # an execution not finished this long after it runs fails (ExecutionTimeout)
     description: str | None = None
     triggers: list[TriggerDef] = msgspec.field(default_factory=list)
 

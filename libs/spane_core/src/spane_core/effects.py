@@ -11,11 +11,24 @@ from typing import Any
 
 import msgspec
 
+from spane_core.commands import FireExecutionTimer, FireTimer
 from spane_core.definition import Workflow
-from spane_core.events import Event, NodeCancelled, NodeFailed, NodeQueued, NodeWaiting
+from spane_core.events import (
+    Event,
+    ExecutionCancelled,
+    ExecutionCompleted,
+    ExecutionDeadlineSet,
+    ExecutionFailed,
+    ExecutionStarted,
+    NodeCancelled,
+    NodeFailed,
+    NodeQueued,
+    NodeWaiting,
+)
 from spane_core.ids import ExecutionId, NodeId, WorkflowId
 from spane_core.payloads import node_input
 from spane_core.state import ExecutionState, NodeStatus
+from spane_core.timer_options import execution_timer_member, execution_timers
 
 
 class Task(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
@@ -31,6 +44,7 @@ class Task(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defau
     input: Any = None
     depth: int = 0
     traceparent: str | None = None
+    priority: int = 5  # the execution's: the task is in the tasks stream of this priority
 
     @property
     def idempotency_key(self) -> str:
@@ -42,9 +56,12 @@ class Timer(msgspec.Struct, frozen=True, kw_only=True):
     node_id: NodeId
     attempt: int
     due: int  # epoch ms
+    kind: str = ""  # "": a node's timer; "start" or "deadline": the execution's own (see ``timer_options``)
 
     @property
     def member(self) -> str:
+        if self.kind:
+            return execution_timer_member(self.kind, self.execution_id, self.due)
         return timer_member(self.execution_id, self.node_id, self.attempt)
 
 
@@ -56,6 +73,15 @@ def parse_timer_member(member: str) -> tuple[ExecutionId, NodeId, int]:
     execution_id, rest = member.split("|", 1)
     node_id, attempt = rest.rsplit("|", 1)
     return ExecutionId(execution_id), NodeId(node_id), int(attempt)
+
+
+def timer_command(member: str) -> tuple[ExecutionId, FireTimer | FireExecutionTimer]:
+    """The command that a due timer member sends to its execution; ``ValueError`` when it is unreadable."""
+    if member.startswith("!"):
+        kind, execution_id, due = member[1:].split("|")
+        return ExecutionId(execution_id), FireExecutionTimer(kind=kind, due=int(due))
+    execution_id, node_id, attempt = parse_timer_member(member)
+    return execution_id, FireTimer(node_id=node_id, attempt=attempt)
 
 
 @dataclass
@@ -90,6 +116,7 @@ def effects(
                         input=node_input(after, workflow, node_id),
                         depth=after.depth,
                         traceparent=traceparent,
+                        priority=after.priority,
                     )
                 )
             case NodeFailed(node_id=node_id, attempt=attempt, will_retry=True, retry_at=int(retry_at)):
@@ -103,6 +130,14 @@ def effects(
                 prior = before.node(node_id)
                 if prior.status in (NodeStatus.RETRYING, NodeStatus.WAITING):
                     out.dropped_timers.append(timer_member(after.execution_id, node_id, prior.attempt))
+            case (
+                ExecutionStarted() | ExecutionDeadlineSet() | ExecutionCompleted() | ExecutionFailed()
+                | ExecutionCancelled()
+            ):  # fmt: skip
+                for kind, due in execution_timers(before, after, event, out.dropped_timers):
+                    out.timers.append(
+                        Timer(execution_id=after.execution_id, node_id=NodeId(""), attempt=0, due=due, kind=kind)
+                    )
             case _:
                 pass
     return out

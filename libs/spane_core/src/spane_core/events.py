@@ -36,6 +36,13 @@ class ExecutionStarted(_Event, tag="execution.started", frozen=True):
     # The execution's trace context (``spane_core.observe.context``): its own root span, or the span it runs under
     # (a sub-workflow's parent node, a caller's span). None while tracing is off.
     traceparent: str | None = None
+    # The execution options (issue 14), each recorded so that history and replay show it.
+    priority: int = 5  # 1-10, higher first: every node task of the execution carries it
+    timeout_ms: int | None = None
+    deadline: int | None = None  # epoch ms: the execution fails with ExecutionTimeout if unfinished by then
+    run_at: int | None = None  # epoch ms: the execution is ``scheduled`` until then
+    rerun_of: ExecutionId | None = None
+    from_node: NodeId | None = None
 
 
 class ExecutionPaused(_Event, tag="execution.paused", frozen=True):
@@ -82,6 +89,8 @@ class NodeCompleted(_Event, tag="node.completed", frozen=True):
     attempt: int
     output: Any = None
     next_nodes: list[NodeId] | None = None
+    # A re-run copied this node's recorded output from that execution instead of running it again.
+    reused_from: ExecutionId | None = None
 
 
 class NodeFailed(_Event, tag="node.failed", frozen=True):
@@ -115,6 +124,17 @@ class NodeDeadLettered(_Event, tag="node.dead_lettered", frozen=True):
     input: Any = None
 
 
+class ExecutionDue(_Event, tag="execution.due", frozen=True):
+    """A scheduled execution's ``runAt`` came: it runs from now on."""
+
+
+class ExecutionDeadlineSet(_Event, tag="execution.deadline_set", frozen=True):
+    """The execution's deadline was set or moved (``POST /api/executions/{id}/timeout``)."""
+
+    timeout_ms: int
+    deadline: int  # epoch ms
+
+
 Event = (
     ExecutionStarted
     | ExecutionPaused
@@ -130,6 +150,8 @@ Event = (
     | NodeWaiting
     | NodeCancelled
     | NodeDeadLettered
+    | ExecutionDue
+    | ExecutionDeadlineSet
 )
 
 TERMINAL_EXECUTION_EVENTS = (ExecutionCompleted, ExecutionFailed, ExecutionCancelled)

@@ -14,11 +14,18 @@ PREFIX = "spane"
 WORKER_GROUP = "workers"
 STATS = f"{PREFIX}:stats"  # hash of counters shared by every process, reported by /metrics
 PROJECTOR_GROUP = "projector"
+PRIORITIES = range(10, 0, -1)  # an execution's priority, highest first
+DEFAULT_PRIORITY = 5
+# Hash: worker consumer name -> "<worst event-loop lag of its last period, in s>|<epoch s>" (served by /metrics).
+WORKER_LAG = f"{PREFIX}:{{w}}:worker-lag"
 
 
 @dataclass(frozen=True, slots=True)
 class PartitionKeys:
+    """The keys of one partition; ``priority`` picks which of its tasks streams ``tasks`` names."""
+
     partition: int
+    priority: int = DEFAULT_PRIORITY
 
     @property
     def tag(self) -> str:
@@ -26,8 +33,17 @@ class PartitionKeys:
 
     @property
     def tasks(self) -> str:
-        """Stream of node tasks; consumer group ``workers``."""
-        return f"{self.tag}:tasks"
+        """Stream of the node tasks of executions of this priority; consumer group ``workers``."""
+        if self.priority == DEFAULT_PRIORITY:
+            return f"{self.tag}:tasks"
+        return f"{self.tag}:tasks:p{self.priority}"
+
+    def at_priority(self, priority: int) -> PartitionKeys:
+        return self if priority == self.priority else PartitionKeys(self.partition, priority)
+
+    def bands(self) -> list[PartitionKeys]:
+        """This partition at every priority, highest first: one tasks stream each."""
+        return [PartitionKeys(self.partition, priority) for priority in PRIORITIES]
 
     @property
     def events(self) -> str:
@@ -54,6 +70,11 @@ def for_execution(execution_id: str, partitions: int) -> PartitionKeys:
 
 def all_partitions(partitions: int) -> list[PartitionKeys]:
     return [PartitionKeys(p) for p in range(max(1, partitions))]
+
+
+def all_bands(partitions: int) -> list[PartitionKeys]:
+    """Every partition at every priority: the worker group's tasks streams."""
+    return [band for p in all_partitions(partitions) for band in p.bands()]
 
 
 class WorkflowKeys:

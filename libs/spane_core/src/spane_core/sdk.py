@@ -116,13 +116,24 @@ class ExecutorRegistry:
     def __init__(self) -> None:
         self._executors: dict[str, Executor] = {}
         self._schemas: dict[str, NodeTypeSpec | None] = {}
+        self._cpu: set[str] = set()
 
-    def register(self, name: str, fn: Executor, config_schema: NodeTypeSpec | None = None) -> None:
-        """Register ``fn`` for node type ``name``; a later registration of the same name replaces it."""
+    def register(
+        self, name: str, fn: Executor, config_schema: NodeTypeSpec | None = None, *, cpu: bool = False
+    ) -> None:
+        """Register ``fn`` for node type ``name``; a later registration of the same name replaces it. ``cpu``: the
+        worker runs it in a process of its pool, off its event loop (``fn`` must then be a module-level function)."""
         if not name:
             raise ValueError("a node type needs a non-empty name")
         self._executors[name] = fn
         self._schemas[name] = config_schema
+        if cpu:
+            self._cpu.add(name)
+        else:
+            self._cpu.discard(name)
+
+    def is_cpu_bound(self, name: str) -> bool:
+        return name in self._cpu
 
     def get(self, name: str) -> Executor | None:
         return self._executors.get(name)
@@ -138,6 +149,7 @@ class ExecutorRegistry:
         """Add every executor of ``other``, replacing those of the same name."""
         self._executors.update(other._executors)
         self._schemas.update(other._schemas)
+        self._cpu = (self._cpu - set(other._executors)) | other._cpu
 
     def __contains__(self, name: object) -> bool:
         return name in self._executors
@@ -150,11 +162,14 @@ class ExecutorRegistry:
 registry = ExecutorRegistry()
 
 
-def executor(name: str, config_schema: NodeTypeSpec | None = None) -> Callable[[E], E]:
-    """Register the decorated async function as the executor of node type ``name`` in ``registry``."""
+def executor(name: str, config_schema: NodeTypeSpec | None = None, *, cpu: bool = False) -> Callable[[E], E]:
+    """Register the decorated async function as the executor of node type ``name`` in ``registry``.
+
+    ``cpu=True`` marks a CPU-bound node: the worker runs it in a process pool (``SPANE_WORKER_CPU_PROCESSES``), so
+    that it cannot block the worker's event loop; its context and result must then be picklable."""
 
     def decorate(fn: E) -> E:
-        registry.register(name, fn, config_schema)
+        registry.register(name, fn, config_schema, cpu=cpu)
         return fn
 
     return decorate

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     task_max_deliveries: int = Field(default=5, ge=1)
     worker_concurrency: int = Field(default=200, ge=1)
     worker_batch: int = Field(default=500, ge=1)
+    # Processes that run the CPU-bound nodes (``@executor(..., cpu=True)``) of one worker; started on first use.
+    worker_cpu_processes: int = Field(default=2, ge=1)
+    # An event loop late by this much (a node blocking it) is logged with the nodes running on it.
+    worker_loop_lag_warn_ms: int = Field(default=200, ge=1)
     # A node still running after this long has its start recorded at once; a quicker one with its result.
     worker_announce_after_ms: int = Field(default=50, ge=0)
     # Redis connections one service (one process of `spane dev`: each of its services) may open; callers wait for

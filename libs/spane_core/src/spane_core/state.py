@@ -14,6 +14,8 @@ from spane_core.events import (
     Event,
     ExecutionCancelled,
     ExecutionCompleted,
+    ExecutionDeadlineSet,
+    ExecutionDue,
     ExecutionFailed,
     ExecutionPaused,
     ExecutionResumed,
@@ -31,6 +33,7 @@ from spane_core.ids import ExecutionId, NodeId, WorkflowId
 
 
 class ExecutionStatus(StrEnum):
+    SCHEDULED = "scheduled"  # started with a ``runAt`` still to come
     RUNNING = "running"
     PAUSED = "paused"
     COMPLETED = "completed"
@@ -94,6 +97,10 @@ class ExecutionState(msgspec.Struct, kw_only=True, omit_defaults=True):
     parent_node_id: NodeId | None = None
     depth: int = 0
     idempotency_key: str | None = None
+    priority: int = 5
+    deadline: int | None = None  # epoch ms
+    run_at: int | None = None  # epoch ms, while scheduled
+    rerun_of: ExecutionId | None = None
     started_at: int = 0
     finished_at: int | None = None
     nodes: dict[NodeId, NodeState] = msgspec.field(default_factory=dict)
@@ -144,6 +151,11 @@ def evolve_owned(state: ExecutionState | None, event: Event, at: int) -> Executi
             parent_node_id=event.parent_node_id,
             depth=event.depth,
             idempotency_key=event.idempotency_key,
+            priority=event.priority,
+            deadline=event.deadline,
+            run_at=event.run_at,
+            rerun_of=event.rerun_of,
+            status=ExecutionStatus.SCHEDULED if event.run_at is not None else ExecutionStatus.RUNNING,
             started_at=at,
             traceparent=event.traceparent,
         )
@@ -202,6 +214,10 @@ def evolve_owned(state: ExecutionState | None, event: Event, at: int) -> Executi
             return _with_node(state, node_id, status=NodeStatus.CANCELLED, finished_at=at, lease="")
         case NodeDeadLettered(node_id=node_id, error=error):
             return _with_node(state, node_id, status=NodeStatus.DEAD_LETTERED, error=error, finished_at=at)
+        case ExecutionDue():
+            return _with(state, status=ExecutionStatus.RUNNING, run_at=None, started_at=at)
+        case ExecutionDeadlineSet(deadline=deadline):
+            return _with(state, deadline=deadline)
         case _:
             assert_never(event)
 

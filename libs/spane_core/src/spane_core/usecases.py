@@ -15,9 +15,10 @@ from typing import Any
 from redis.asyncio import Redis
 
 from spane_core.claim_check import REF_KEY, references_in
-from spane_core.commands import Cancel, Command, Pause, Resume, Start
+from spane_core.commands import Cancel, Command, Pause, Resume, SetTimeout
 from spane_core.definition import Workflow
 from spane_core.errors import FieldError, InvalidInput, NotFound
+from spane_core.execution_options import ExecutionOptions, Rerun, start_command
 from spane_core.ids import ExecutionId, WorkflowId, new_execution_id
 from spane_core.keys import WorkflowKeys
 from spane_core.observe.context import start_context
@@ -48,11 +49,12 @@ async def start_workflow(
     idempotency_key: str | None = None,
     traced: bool = False,
     caller_traceparent: str | None = None,
+    options: ExecutionOptions | None = None,
 ) -> Started:
     """Start ``version`` (the latest when None) of a workflow: ``resolve_workflow`` then ``start_execution``."""
     workflow = await resolve_workflow(workflows, workflow_id, version)
     return await start_execution(
-        redis, executions, payloads, workflow, execution_input, idempotency_key,
+        redis, executions, payloads, workflow, execution_input, idempotency_key, options,
         traced=traced, caller_traceparent=caller_traceparent,
     )  # fmt: skip
 
@@ -79,25 +81,32 @@ async def start_execution(
     workflow: Workflow,
     execution_input: Any,
     idempotency_key: str | None = None,
+    options: ExecutionOptions | None = None,
+    rerun: Rerun | None = None,
     *,
     execution_id: ExecutionId | None = None,
     traced: bool = False,
     caller_traceparent: str | None = None,
+    input_stored: bool = False,
 ) -> Started:
     """Start an execution of ``workflow``; with an ``idempotency_key`` seen before, the execution it named.
 
     An ``execution_id`` derived by the caller (a cron tick's) makes the start idempotent by itself: a second start
     of that id starts nothing. ``traced`` (tracing is on) gives it a trace context: under ``caller_traceparent`` (a
-    W3C ``traceparent`` header) when that is valid, else a trace of its own."""
+    W3C ``traceparent`` header) when that is valid, else a trace of its own. ``options``: its priority, timeout
+    (else the definition's ``timeoutMs``) and start time; ``rerun``: the execution it runs again and the nodes it
+    keeps from it; ``input_stored``: the input is in the log's form already (an earlier execution's)."""
     if execution_id is not None:
         pass
     elif idempotency_key is None:
         execution_id = new_execution_id()
     else:
         execution_id = await claim_execution_id(redis, workflow.id, idempotency_key)
-    stored = await stored_value(payloads, execution_input, "input")
+    stored = execution_input if input_stored else await stored_value(payloads, execution_input, "input")
     traceparent = start_context(execution_id, caller_traceparent) if traced else None
-    start = Start(execution_id=execution_id, input=stored, idempotency_key=idempotency_key, traceparent=traceparent)
+    start = start_command(
+        execution_id, workflow, stored, idempotency_key, options or ExecutionOptions(), rerun, traceparent
+    )
     outcome = await executions.apply(Transition(execution_id, [start], workflow=workflow))
     assert outcome.state is not None, "a committed start leaves a state"
     # A start of an execution that exists already decides no events.
@@ -143,5 +152,14 @@ async def command_execution(executions: ExecutionStore, execution_id: ExecutionI
     """
     command = USER_COMMANDS[name]()
     outcome = await executions.apply(Transition(execution_id, [command]))
+    assert outcome.state is not None
+    return outcome.state
+
+
+async def set_execution_timeout(
+    executions: ExecutionStore, execution_id: ExecutionId, timeout_ms: int
+) -> ExecutionState:
+    """Set or move the execution's deadline to ``timeout_ms`` from now; ``StateConflict`` when it is finished."""
+    outcome = await executions.apply(Transition(execution_id, [SetTimeout(timeout_ms)]))
     assert outcome.state is not None
     return outcome.state

@@ -45,6 +45,7 @@ class _RawDefinition:
     description: str | None
     entry_node_id: str | None
     max_concurrency: int | None
+    timeout_ms: int | None
     nodes: list[_RawNode]  # one per entry of ``nodes``, in order
     triggers: list[tuple[str, dict[str, Any]]]
 
@@ -77,6 +78,7 @@ def parse_definition(
         nodes=nodes,
         entry_node_id=None if draft.entry_node_id is None else NodeId(draft.entry_node_id),
         max_concurrency=draft.max_concurrency,
+        timeout_ms=draft.timeout_ms,
         triggers=[t for t in triggers if t is not None],
     )
     if nodes:
@@ -129,6 +131,7 @@ def _read_shape(raw: object) -> _RawDefinition:
     workflow_id = top.string("id", required=True)
     name, description = top.string("name"), top.string("description")
     entry_node_id, max_concurrency = top.string("entryNodeId"), top.integer("maxConcurrency")
+    timeout_ms = top.integer("timeoutMs")
     nodes = [_read_node(item, f"nodes[{i}]", errors) for i, item in enumerate(top.array("nodes", required=True) or [])]
     triggers = [_read_trigger(item, f"triggers[{i}]", errors) for i, item in enumerate(top.array("triggers") or [])]
     if errors or workflow_id is None:
@@ -139,6 +142,7 @@ def _read_shape(raw: object) -> _RawDefinition:
         description=description,
         entry_node_id=entry_node_id,
         max_concurrency=max_concurrency,
+        timeout_ms=timeout_ms,
         nodes=[node for node in nodes if node is not None],
         triggers=[trigger for trigger in triggers if trigger is not None],
     )
@@ -175,6 +179,8 @@ def _check_workflow_fields(draft: _RawDefinition, errors: list[FieldError]) -> N
     if draft.max_concurrency is not None and draft.max_concurrency < 1:
         message = f"maxConcurrency must be a positive integer, got {draft.max_concurrency}"
         errors.append(FieldError("maxConcurrency", message))
+    if draft.timeout_ms is not None and draft.timeout_ms < 1:
+        errors.append(FieldError("timeoutMs", f"timeoutMs must be a positive integer, got {draft.timeout_ms}"))
     if not draft.nodes:
         errors.append(FieldError("nodes", "a workflow needs at least one node"))
 

@@ -22,7 +22,7 @@ from spane_api.auth import bearer_guard
 from spane_api.deps import Dependencies, open_dependencies
 from spane_api.metrics import HttpMetrics, MetricsMiddleware
 from spane_api.problems import exception_handlers
-from spane_api.routes import events, executions, health, schedules, webhooks, workflows
+from spane_api.routes import events, execution_options, executions, health, schedules, webhooks, workflows
 from spane_api.routes.console import console_router
 
 
@@ -72,8 +72,20 @@ def create_app(
         guards=[bearer_guard(token)] if token else [],
         security=[{"bearer": []}] if token else None,
         route_handlers=[
-            Router("/workflows", route_handlers=workflows.HANDLERS, tags=["workflows"]),
-            Router("/executions", route_handlers=executions.HANDLERS + events.EXECUTION_HANDLERS, tags=["executions"]),
+            Router(
+                "/workflows",
+                route_handlers=[*workflows.HANDLERS, *execution_options.WORKFLOW_HANDLERS],
+                tags=["workflows"],
+            ),
+            Router(
+                "/executions",
+                route_handlers=[
+                    *executions.HANDLERS,
+                    *events.EXECUTION_HANDLERS,
+                    *execution_options.EXECUTION_HANDLERS,
+                ],
+                tags=["executions"],
+            ),
             Router("/events", route_handlers=events.HANDLERS, tags=["events"]),
             Router("/schedules", route_handlers=schedules.HANDLERS, tags=["schedules"]),
         ],

@@ -11,6 +11,10 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
+from spane_core.store.connection import as_text
+
+# A worker that has not published its loop lag for this long is gone: its series is dropped.
+WORKER_LAG_STALE_S = 60
 
 # Counters that every process adds to in Redis (``spane:stats``), reported here for the whole system.
 SHARED_COUNTERS = {
@@ -60,6 +64,21 @@ class HttpMetrics:
         )
         self.shared = SharedCounters()
         self.registry.register(self.shared)
+
+        self.worker_loop_lag = Gauge(
+            "spane_worker_event_loop_lag_seconds",
+            "The worst event-loop lag of each live worker in its last period (a node blocking the loop shows here).",
+            ["worker"],
+            registry=self.registry,
+        )
+
+    def set_worker_lag(self, published: Mapping[bytes | str, bytes | str], now_s: float) -> None:
+        """The workers' lags as they published them (``spane_core.keys.WORKER_LAG``)."""
+        self.worker_loop_lag.clear()
+        for worker, value in published.items():
+            lag, _, at = as_text(value).partition("|")
+            if at and now_s - int(at) <= WORKER_LAG_STALE_S:
+                self.worker_loop_lag.labels(as_text(worker)).set(float(lag))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

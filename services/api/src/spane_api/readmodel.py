@@ -16,6 +16,7 @@ import asyncpg
 from spane_core.codec import decode_envelopes, envelope_to_dict, iso_ms
 from spane_core.errors import StorageError
 from spane_core.readmodel import reads
+from spane_core.state import ExecutionState, fold
 
 from spane_api.schemas import ExecutionSummary, ExecutionView, NodeView, VersionInfo, WorkflowSummary
 from spane_api.views import error_view
@@ -162,3 +163,14 @@ async def archived_events(db: asyncpg.Pool, execution_id: str) -> list[dict[str,
         for envelope in decode_envelopes(r["data"]):
             by_seq.setdefault(envelope.seq, envelope_to_dict(envelope))
     return [by_seq[seq] for seq in sorted(by_seq)]
+
+
+async def archived_state(db: asyncpg.Pool, execution_id: str) -> ExecutionState | None:
+    """An execution as the fold of its archived log (for a re-run once Redis no longer holds it); None when the
+    archive lacks it or holds only events older than the archived runs of envelopes."""
+    async with connection(db) as conn:
+        runs = await conn.fetch(reads.SELECT_EVENT_RUNS, execution_id)
+    by_seq = {e.seq: e for r in runs for e in decode_envelopes(r["data"])}
+    if not by_seq or sorted(by_seq) != list(range(1, len(by_seq) + 1)):
+        return None
+    return fold(by_seq[seq] for seq in sorted(by_seq))

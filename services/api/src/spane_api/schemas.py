@@ -33,6 +33,10 @@ class ExecuteRequest(_Shape):
     initial_data: Any = msgspec.UNSET
     version: int | None = None
     idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    # Checked by the core (a wrong type or range is a 422 naming the field), so typed loosely here.
+    priority: Any = None
+    timeout_ms: Any = None
+    run_at: Any = None
 
 
 class WorkflowSaved(_Shape):
@@ -153,3 +157,57 @@ class ScheduleView(_Shape):
 
 class ScheduleList(_Shape):
     items: list[ScheduleView]
+
+
+class TimeoutRequest(_Shape):
+    timeout_ms: Any = None
+
+
+class RerunRequest(_Shape):
+    """``input`` and ``version`` default to the earlier execution's; ``fromNode`` keeps what is not downstream."""
+
+    input: Any = msgspec.UNSET
+    version: Any = None
+    from_node: Any = None
+    priority: Any = None
+    timeout_ms: Any = None
+    run_at: Any = None
+
+
+class RerunAccepted(_Shape):
+    execution_id: str
+    workflow_id: str
+    version: int
+    status: str
+    rerun_of: str
+
+
+class ExecuteManyRequest(_Shape):
+    inputs: Any = None
+    idempotency_key_prefix: Any = None
+    version: Any = None
+    priority: Any = None
+    timeout_ms: Any = None
+    run_at: Any = None
+
+
+class ExecutionsStarted(_Shape):
+    execution_ids: list[str]
+
+
+class BulkCommandRequest(_Shape):
+    """Either ``executionIds``, or a ``workflowId`` and a ``status`` that select executions from the read model."""
+
+    execution_ids: Any = None
+    workflow_id: Any = None
+    status: Any = None
+
+
+class SkippedExecution(_Shape):
+    execution_id: str
+    reason: str
+
+
+class BulkAccepted(_Shape):
+    accepted: int
+    skipped: list[SkippedExecution]

@@ -1,4 +1,5 @@
-"""Due timers (retry backoff, delays) become ``FireTimer`` commands.
+"""Due timers (retry backoff, delays) become ``FireTimer`` commands; an execution's own (its ``runAt``, its
+deadline) ``FireExecutionTimer``.
 
 Each tick reads the due members of every partition's timers zset and commits, per execution, the ``FireTimer``
 commands together with the ZREM of their members (``drop_timers``) in the same atomic commit. Any number of
@@ -13,8 +14,8 @@ import contextlib
 import logging
 from collections import defaultdict
 
-from spane_core.commands import FireTimer
-from spane_core.effects import parse_timer_member
+from spane_core.commands import FireExecutionTimer, FireTimer
+from spane_core.effects import timer_command
 from spane_core.ids import ExecutionId
 from spane_core.keys import PartitionKeys, all_partitions
 from spane_core.observe.metrics import Metrics
@@ -54,16 +55,16 @@ class TimerLoop:
         if not members:
             return 0
         by_execution: dict[ExecutionId, list[str]] = defaultdict(list)
-        commands: dict[ExecutionId, list[FireTimer]] = defaultdict(list)
+        commands: dict[ExecutionId, list[FireTimer | FireExecutionTimer]] = defaultdict(list)
         for member in members:
             try:
-                execution_id, node_id, attempt = parse_timer_member(member)
+                execution_id, command = timer_command(member)
             except ValueError:
                 log.error("dropping unreadable timer %r from %s", member, p.timers)
                 await self.repository.drop_timers(p.partition, [member])
                 continue
             by_execution[execution_id].append(member)
-            commands[execution_id].append(FireTimer(node_id=node_id, attempt=attempt))
+            commands[execution_id].append(command)
         transitions = [Transition(eid, commands[eid], drop_timers=dropped) for eid, dropped in by_execution.items()]
         for outcome in await self.store.transact(transitions):
             if outcome.error is not None:  # a missing execution still has its timer dropped by the commit

@@ -40,13 +40,18 @@ CLOSING_TRIES = 5
 class Held:
     """A task entry that this worker has read and not yet settled (acked or let go)."""
 
-    partition: PartitionKeys
+    partition: PartitionKeys  # at the task's priority: the stream it was read from
     entry_id: str
     task: Task
 
     @property
-    def key(self) -> tuple[int, str]:
-        return (self.partition.partition, self.entry_id)
+    def key(self) -> tuple[int, int, str]:
+        return held_key(self.partition, self.entry_id)
+
+
+def held_key(p: PartitionKeys, entry_id: str) -> tuple[int, int, str]:
+    """Entry ids are unique within one stream only: a task is known by its partition, priority and id."""
+    return (p.partition, p.priority, entry_id)
 
 
 @dataclass(slots=True)

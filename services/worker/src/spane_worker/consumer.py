@@ -14,7 +14,7 @@ import asyncio
 import logging
 
 from redis.asyncio import Redis
-from spane_core.keys import WORKER_GROUP, PartitionKeys, all_partitions
+from spane_core.keys import WORKER_GROUP, PartitionKeys, all_bands, all_partitions
 from spane_core.observe.metrics import Metrics
 from spane_core.sdk import ExecutorRegistry
 from spane_core.settings import Settings
@@ -22,8 +22,11 @@ from spane_core.store.executions import ExecutionStore, WorkflowSource
 from spane_core.store.payloads import PayloadStore
 from spane_core.store.streams import ConsumerGroup
 
+from spane_worker.bands import PriorityReader
 from spane_worker.committer import Committer
+from spane_worker.cpu import CpuPool
 from spane_worker.held import HeldTasks
+from spane_worker.loop_lag import LoopLag
 from spane_worker.reclaim import Reclaimer
 from spane_worker.runner import Runner
 from spane_worker.upkeep import Heartbeat, Housekeeping, sleep_unless
@@ -47,29 +50,33 @@ class Worker:
         traced: bool = False,
     ) -> None:
         self.partitions = all_partitions(settings.partitions)
+        bands = all_bands(settings.partitions)  # every partition at every priority: one tasks stream each
         self.batch = settings.worker_batch
         self.block_ms = block_ms
         visibility_ms = settings.task_visibility_timeout_ms
-        self.group = ConsumerGroup(redis, WORKER_GROUP, settings.consumer_name, [p.tasks for p in self.partitions])
+        self.group = ConsumerGroup(redis, WORKER_GROUP, settings.consumer_name, [b.tasks for b in bands])
         self.held = HeldTasks(settings.worker_concurrency)
         self.committer = Committer(store, self.held.release, payloads)
+        self.cpu = CpuPool(settings.worker_cpu_processes)
         self.runner = Runner(
             self.group, self.held, self.committer, store, workflows, executors, payloads,
             announce_after_s=settings.worker_announce_after_ms / 1000, shutdown_grace_s=shutdown_grace_s,
-            metrics=metrics, traced=traced,
+            metrics=metrics, traced=traced, cpu=self.cpu,
         )  # fmt: skip
-        self.heartbeat = Heartbeat(self.group, self.held, self.partitions, visibility_ms / 3000)
+        self.lag = LoopLag(redis, settings.consumer_name, self.runner.on_loop, settings.worker_loop_lag_warn_ms)
+        self.heartbeat = Heartbeat(self.group, self.held, bands, visibility_ms / 3000)
         self.reclaimer = Reclaimer(
-            self.group, self.held, self.runner, store, self.partitions,
+            self.group, self.held, self.runner, store, bands,
             visibility_ms=visibility_ms, batch=self.batch, max_deliveries=settings.task_max_deliveries,
         )  # fmt: skip
-        self.housekeeping = Housekeeping(self.group, self.partitions)
+        self.housekeeping = Housekeeping(self.group, bands)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then finish the tasks in flight (up to the shutdown grace) and commit them."""
         await self.group.ensure_groups()
         committer = asyncio.create_task(self.committer.run(), name="spane-worker-commit")
         heartbeat = asyncio.create_task(self.heartbeat.run(), name="spane-worker-heartbeat")
+        lag = asyncio.create_task(self.lag.run(), name="spane-worker-loop-lag")
         loops = [asyncio.create_task(self._read_loop(p, stop), name=f"spane-worker-read-{p.partition}")
                  for p in self.partitions]  # fmt: skip
         loops.append(asyncio.create_task(self.reclaimer.run(stop), name="spane-worker-reclaim"))
@@ -84,16 +91,18 @@ class Worker:
             self.committer.close()
             await asyncio.gather(committer, return_exceptions=True)
             heartbeat.cancel()
-            await asyncio.gather(heartbeat, return_exceptions=True)
+            lag.cancel()
+            await asyncio.gather(heartbeat, lag, return_exceptions=True)
+            self.cpu.close()
 
     async def _read_loop(self, p: PartitionKeys, stop: asyncio.Event) -> None:
+        reader = PriorityReader(self.group, p)
         while not stop.is_set():
             try:
                 if not await self.held.wait_for_room(stop):
                     return
-                entries = await self.group.read(p.tasks, min(self.batch, self.held.free), self.block_ms)
-                if entries:
-                    await self.runner.accept(p, entries, reclaimed=False)
+                for band, entries in await reader.read(min(self.batch, self.held.free), self.block_ms):
+                    await self.runner.accept(band, entries, reclaimed=False)
             except Exception:
                 log.exception("worker read loop failed on %s", p.tasks)
                 await sleep_unless(stop, 0.5)

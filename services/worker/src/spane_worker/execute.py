@@ -21,6 +21,8 @@ from spane_core.observe.context import node_traceparent
 from spane_core.sdk import ExecutorRegistry, NodeContext, NonRetryableError, node_result
 from spane_core.store.payloads import PayloadStore
 
+from spane_worker.cpu import CpuPool
+
 log = logging.getLogger("spane.worker")
 
 
@@ -53,13 +55,18 @@ def context_for(task: Task, node: NodeDef, input: Any) -> NodeContext:
 
 
 async def execute(
-    task: Task, node: NodeDef, lease: str, executors: ExecutorRegistry, payloads: PayloadStore | None = None
+    task: Task,
+    node: NodeDef,
+    lease: str,
+    executors: ExecutorRegistry,
+    payloads: PayloadStore | None = None,
+    cpu: CpuPool | None = None,
 ) -> Ran:
     """Run ``task``'s executor and return what records its result under ``lease``.
 
     Raises ``PayloadsUnavailable`` (and nothing else but cancellation) when the input's stored payloads cannot be
     read: nothing ran, and the task is left pending for a reclaim to run it again. Without ``payloads`` (a worker
-    with no database) outputs stay inline whatever their size.
+    with no database) outputs stay inline whatever their size. A CPU-bound node type runs in ``cpu``, the pool.
     """
     try:
         input = await _resolved_input(task, payloads)
@@ -73,7 +80,11 @@ async def execute(
         if fn is None:
             known = ", ".join(executors.names()) or "none"
             raise UnknownNodeType(f"no executor for node type {node.type!r} in this worker (known: {known})")
-        value = await _with_timeout(fn(context_for(task, node, input)), node.timeout_ms)
+        ctx = context_for(task, node, input)
+        if cpu is not None and executors.is_cpu_bound(node.type):
+            value = await _with_timeout(cpu.run(fn, ctx), node.timeout_ms)
+        else:
+            value = await _with_timeout(fn(ctx), node.timeout_ms)
         result = node_result(value)
         try:
             output = msgspec.to_builtins(result.output)

@@ -10,21 +10,23 @@ import asyncio
 import contextlib
 from collections import defaultdict
 
+from spane_core.keys import PartitionKeys
+
 from spane_worker.committer import Held
 
 
 class HeldTasks:
-    """Held tasks by (partition, stream entry id), at most ``concurrency`` of them."""
+    """Held tasks by (partition, priority, stream entry id), at most ``concurrency`` of them."""
 
     def __init__(self, concurrency: int) -> None:
         self.concurrency = concurrency
-        self._held: dict[tuple[int, str], Held] = {}
+        self._held: dict[tuple[int, int, str], Held] = {}
         self._room = asyncio.Event()
 
     def __len__(self) -> int:
         return len(self._held)
 
-    def __contains__(self, key: tuple[int, str]) -> bool:
+    def __contains__(self, key: tuple[int, int, str]) -> bool:
         return key in self._held
 
     @property
@@ -41,12 +43,12 @@ class HeldTasks:
         if len(self._held) < self.concurrency:
             self._room.set()
 
-    def entry_ids(self) -> dict[int, list[str]]:
-        """The stream entry ids of the held tasks, by partition."""
-        by_partition: dict[int, list[str]] = defaultdict(list)
+    def entry_ids(self) -> dict[PartitionKeys, list[str]]:
+        """The stream entry ids of the held tasks, by the partition and priority (the stream) they came from."""
+        by_stream: dict[PartitionKeys, list[str]] = defaultdict(list)
         for held in list(self._held.values()):
-            by_partition[held.partition.partition].append(held.entry_id)
-        return by_partition
+            by_stream[held.partition].append(held.entry_id)
+        return by_stream
 
     async def wait_for_room(self, stop: asyncio.Event) -> bool:
         """Wait until a task may be taken; False when ``stop`` is set first."""

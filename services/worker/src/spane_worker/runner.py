@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -36,12 +36,14 @@ from spane_core.store.payloads import PayloadStore
 from spane_core.store.streams import ConsumerGroup, Entry
 from spane_core.store.transient import TRANSIENT, Backoff
 
-from spane_worker.committer import Committer, Held, Result
+from spane_worker.committer import Committer, Held, Result, held_key
+from spane_worker.cpu import CpuPool
 from spane_worker.execute import Ran, execute
 from spane_worker.held import HeldTasks
 from spane_worker.task_state import keep_pending, lease_if_started, may_start
 
 log = logging.getLogger("spane.worker")
+LAUNCHED_KEPT = 32  # the names of the latest nodes launched, to tell which one blocked the loop
 _A = TypeVar("_A")
 _R = TypeVar("_R")
 
@@ -63,6 +65,7 @@ class Runner:
         shutdown_grace_s: float,
         metrics: Metrics | None = None,
         traced: bool = False,
+        cpu: CpuPool | None = None,
     ) -> None:
         self.group = group
         self.held = held
@@ -75,15 +78,17 @@ class Runner:
         self.shutdown_grace_s = shutdown_grace_s
         self.metrics = metrics if metrics is not None else Metrics()
         self.traced = traced  # this process traces what nodes call (the http node's requests)
+        self.cpu = cpu  # the process pool of CPU-bound node types
         self._slots = asyncio.Semaphore(held.concurrency)
         self._running: set[asyncio.Task[None]] = set()
+        self._launched: deque[str] = deque(maxlen=LAUNCHED_KEPT)  # names, for ``on_loop``
 
     async def accept(self, p: PartitionKeys, entries: list[Entry], *, reclaimed: bool) -> None:
         """Hold and run the tasks of ``entries``, read (or, ``reclaimed``, taken over) from partition ``p``."""
         fresh: list[Held] = []
         unreadable: list[str] = []
         for entry_id, fields in entries:
-            if (p.partition, entry_id) in self.held:
+            if held_key(p, entry_id) in self.held:
                 continue  # already running here (reclaimed from ourselves)
             try:
                 if b"t" not in fields:
@@ -178,8 +183,18 @@ class Runner:
             except Exception:  # they stay pending and are acknowledged when reclaimed
                 log.exception("acknowledging %d stale task group(s) failed", len(stale))
 
+    def on_loop(self) -> list[str]:
+        """The nodes that ran on this worker's event loop since the last call (CPU-bound ones run in the pool):
+        those running now and those launched meanwhile (a node that blocked the loop may be done already)."""
+        names = dict.fromkeys([*self._launched, *(t.get_name() for t in self._running)])
+        self._launched.clear()
+        return [name for name in names if not self.executors.is_cpu_bound(name.split(" ", 1)[0])]
+
     def _launch(self, held: Held, lease: str | None) -> None:
-        task = asyncio.create_task(self._run(held, lease))
+        t = held.task
+        name = f"{t.node_type} (node {t.node_id} of execution {t.execution_id})"
+        task = asyncio.create_task(self._run(held, lease), name=name)
+        self._launched.append(name)
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
@@ -245,7 +260,7 @@ class Runner:
             while True:
                 began = time.perf_counter()
                 try:
-                    ran = await execute(task, node, lease, self.executors, self.payloads)
+                    ran = await execute(task, node, lease, self.executors, self.payloads, self.cpu)
                 except PayloadsUnavailable as e:
                     await backoff.wait(log, f"reading the input of {task.node_id} of {task.execution_id}", e)
                     continue

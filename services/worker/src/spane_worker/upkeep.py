@@ -28,9 +28,9 @@ class Heartbeat:
         self.period_s = period_s
 
     async def beat(self) -> None:
-        by_partition = self.held.entry_ids()
-        for p in self.partitions:
-            await self.group.touch(p.tasks, by_partition.get(p.partition, []))
+        by_stream = self.held.entry_ids()
+        for p in self.partitions:  # every partition at every priority
+            await self.group.touch(p.tasks, by_stream.get(p, []))
 
     async def run(self) -> None:
         """Beat until cancelled: the tasks still running during the shutdown drain are kept fresh too."""

@@ -50,10 +50,11 @@ class SystemGauges:
         lag_events, oldest = 0, None
         due = scheduled = 0
         for p in self.partitions:
-            waiting, pending, first = await stream_backlog(self.redis, p.tasks, WORKER_GROUP)
-            m.tasks_waiting.labels(p.tasks).set(waiting)
-            m.tasks_pending.labels(p.tasks).set(pending)
-            m.tasks_oldest_pending_age.labels(p.tasks).set(max(0, now - first) / 1000 if first else 0)
+            for band in p.bands():  # a tasks stream per priority
+                waiting, pending, first = await stream_backlog(self.redis, band.tasks, WORKER_GROUP)
+                m.tasks_waiting.labels(band.tasks).set(waiting)
+                m.tasks_pending.labels(band.tasks).set(pending)
+                m.tasks_oldest_pending_age.labels(band.tasks).set(max(0, now - first) / 1000 if first else 0)
             waiting, pending, first = await stream_backlog(self.redis, p.events, PROJECTOR_GROUP)
             lag_events += waiting + pending
             if first is not None:

@@ -58,7 +58,8 @@ JOIN node_runs n ON n.execution_id = u.e AND n.node_id = u.n
 """
 
 # Rows are folded from the stored state, so an update writes every column an event can change; the columns
-# execution.started sets are written once, by the insert. The guard makes a replay a no-op.
+# execution.started sets are written once, by the insert (but started_at, which a scheduled execution's
+# execution.due moves to when it really ran). The guard makes a replay a no-op.
 UPSERT_EXECUTIONS = """
 INSERT INTO executions AS x (
     execution_id, workflow_id, workflow_version, status, input, output, error, parent_execution_id,
@@ -69,7 +70,7 @@ FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[
             $15::int[])
     AS u(e, w, v, st, i, o, er, pe, pn, d, k, sa, fa, ua, ls)
 ON CONFLICT (execution_id) DO UPDATE SET
-    status = EXCLUDED.status, output = EXCLUDED.output, error = EXCLUDED.error,
+    status = EXCLUDED.status, output = EXCLUDED.output, error = EXCLUDED.error, started_at = EXCLUDED.started_at,
     finished_at = EXCLUDED.finished_at, updated_at = EXCLUDED.updated_at, last_seq = EXCLUDED.last_seq
 WHERE x.last_seq < EXCLUDED.last_seq
 """

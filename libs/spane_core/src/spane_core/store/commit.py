@@ -35,6 +35,7 @@ class Commit:
     timers: Sequence[Timer] = ()
     dropped_timers: Sequence[str] = ()
     acks: Sequence[str] = ()  # task stream entries to acknowledge
+    priority: int = 5  # the execution's: its tasks are written to and acknowledged on that priority's stream
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from spane_core.effects import effects
 from spane_core.errors import ConcurrencyError, InternalError, NotFound, SpaneError, StorageError
 from spane_core.events import Envelope
 from spane_core.ids import ExecutionId, WorkflowId, new_lease
-from spane_core.keys import PartitionKeys, for_execution
+from spane_core.keys import DEFAULT_PRIORITY, PartitionKeys, for_execution
 from spane_core.lru import ByteLRU
 from spane_core.state import FINISHED_EXECUTION, ExecutionState, fold
 from spane_core.store.commit import Commit, Committed, Failed, Refused, Repository, Stored
@@ -256,7 +256,8 @@ class ExecutionStore:
         if not events and not acks and not t.drop_timers:
             return outcome, None
         if not events:
-            return outcome, Commit(t.execution_id, 0, dropped_timers=t.drop_timers, acks=acks)
+            priority = state.priority if state is not None else DEFAULT_PRIORITY
+            return outcome, Commit(t.execution_id, 0, dropped_timers=t.drop_timers, acks=acks, priority=priority)
         assert after is not None
         assert workflow is not None  # events were decided, so the try block ran to its end
         base = state.seq if state is not None else 0
@@ -294,6 +295,7 @@ class ExecutionStore:
             timers=eff.timers,
             dropped_timers=[*t.drop_timers, *eff.dropped_timers],
             acks=acks,
+            priority=after.priority,
         )
 
 

@@ -92,7 +92,7 @@ def _result(reply: list[object]) -> Committed | Refused:
 def encode_commit(c: Commit, partitions: int) -> tuple[list[str], list[object]]:
     """The commit script's KEYS and ARGV for ``c``."""
     eid = c.execution_id
-    keys = for_execution(eid, partitions)
+    keys = for_execution(eid, partitions).at_priority(c.priority)
     key_list = [keys.snapshot(eid), keys.log(eid), keys.events, keys.tasks, keys.timers]
     if c.state is None:
         args: list[object] = [0, 0, b"", "", 0, b"", WORKER_GROUP, 0, 0, 0]

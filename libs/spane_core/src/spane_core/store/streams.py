@@ -69,6 +69,25 @@ class ConsumerGroup:
         batches: list[Any] = list(reply.values()) if isinstance(reply, dict) else [r[1] for r in reply]
         return [_entry(item) for batch in batches for item in (batch[0] if _nested(batch) else batch)]
 
+    async def read_any(self, streams: Sequence[str], count: int, block_ms: int | None) -> list[tuple[str, list[Entry]]]:
+        """New entries of any of ``streams`` (up to ``count`` of each), waiting up to ``block_ms`` for the first."""
+        try:
+            reply = await self.redis.xreadgroup(
+                self.group, self.consumer, dict.fromkeys(streams, ">"), count=count, block=block_ms or None
+            )
+        except ResponseError as e:
+            if "NOGROUP" not in str(e):
+                raise
+            log.warning("consumer group %s is gone from one of %s; creating it again", self.group, ", ".join(streams))
+            await self.ensure_groups(streams)
+            return []
+        if not reply:
+            return []
+        pairs: list[Any] = list(reply.items()) if isinstance(reply, dict) else [(r[0], r[1]) for r in reply]
+        return [
+            (as_text(name), [_entry(item) for item in (batch[0] if _nested(batch) else batch)]) for name, batch in pairs
+        ]
+
     async def reclaim(self, stream: str, idle_ms: int, count: int, start: str = "0-0") -> tuple[str, list[Entry]]:
         """Take over up to ``count`` entries of ``stream`` pending for ``idle_ms`` with any consumer, scanning the
         pending list from ``start``; returns where the next call goes on (``0-0``: the scan is done) and them."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 from litestar import Response, get
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
-from spane_core.keys import STATS
+from spane_core.keys import STATS, WORKER_LAG
 from spane_core.observe.asyncapi import asyncapi_document
 from spane_core.store.transient import TRANSIENT
 
@@ -68,6 +69,9 @@ async def metrics(deps: Deps) -> Response[bytes]:
     # The counters every service shares live in Redis; while it is away the last values read are reported.
     with contextlib.suppress(TimeoutError, *TRANSIENT):
         deps.metrics.shared.update(await asyncio.wait_for(deps.redis.hgetall(STATS), CHECK_TIMEOUT_S))
+    with contextlib.suppress(TimeoutError, *TRANSIENT):
+        lags = await asyncio.wait_for(deps.redis.hgetall(WORKER_LAG), CHECK_TIMEOUT_S)
+        deps.metrics.set_worker_lag(lags, time.time())
     process = deps.telemetry.metrics
     return Response(process.render(), media_type=process.content_type)
 

@@ -10,6 +10,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 from spane_core.errors import FieldError, InvalidInput, NotFound
+from spane_core.execution_options import read_options
 from spane_core.ids import WorkflowId
 from spane_core.not_built import check_buildable
 from spane_core.store.executions import now_ms
@@ -113,7 +114,10 @@ async def delete_workflow(workflow_id: FromPath[str], deps: Deps) -> None:
     status_code=HTTP_202_ACCEPTED,
     summary="Start an execution",
     description="The same `idempotencyKey` (per workflow, for 24 hours) answers with the same execution. An input "
-    "whose JSON is larger than `SPANE_PAYLOAD_INLINE_MAX` is stored in Postgres (503 while it is unavailable).",
+    "whose JSON is larger than `SPANE_PAYLOAD_INLINE_MAX` is stored in Postgres (503 while it is unavailable). "
+    "Options: `priority` 1-10 (default 5, higher runs first), `timeoutMs` (else the definition's; the execution "
+    "fails with ExecutionTimeout when not finished in time), `runAt` (ISO time with a zone, in the future: the "
+    "execution is `scheduled` until then).",
     responses=problem_responses(400, 404, 413, 422, 503),
 )
 async def execute_workflow(
@@ -125,8 +129,9 @@ async def execute_workflow(
     request = data or ExecuteRequest()
     # The workflow first, then the input: an unknown workflow is a 404 whatever the body holds.
     workflow = await resolve_workflow(deps.workflows, WorkflowId(workflow_id), request.version)
+    options = read_options(request.priority, request.timeout_ms, request.run_at, now_ms())
     started = await start_execution(
-        deps.redis, deps.executions, deps.payloads, workflow, _input_of(request), request.idempotency_key,
+        deps.redis, deps.executions, deps.payloads, workflow, _input_of(request), request.idempotency_key, options,
         traced=deps.telemetry.tracing, caller_traceparent=traceparent,
     )  # fmt: skip
     state = started.state
