@@ -114,6 +114,9 @@ async def _run(system: SpaneSystem, clients: int, idle_s: float, executions: int
         out["events_per_watcher"] = expected
         out["watchers_with_every_event"] = sum(c.events == expected for c in watchers)
         out["watchers"] = len(watchers)
+        out["events_seen_min_max"] = [min(c.events for c in watchers), max(c.events for c in watchers)]
+        if out["watchers_with_every_event"] < len(watchers):
+            out["api_log"] = procs.tail(system.logs / "api.log")
         out["active_s"] = round(time.monotonic() - t0, 2)
         out["api_cpu_pct_of_core_active"] = busy["per_process_pct_of_core"]["api"]
         out["rss_mb_after_active"] = _rss_mb(api_pid)

@@ -144,6 +144,11 @@ class EventHub:
             except StorageUnavailable as e:
                 log.warning("live events: reading the commit streams failed (%s); retrying", e)
                 await asyncio.sleep(RETRY_S)
+            except Exception:
+                # A bug must not end live events for the process: log it and read on (streams fill gaps from
+                # the log, so an execution's stream loses nothing).
+                log.exception("live events: reading the commit streams failed; retrying")
+                await asyncio.sleep(RETRY_S)
             if not self._subscriptions:
                 async with self._cursor_lock:
                     if not self._subscriptions:
