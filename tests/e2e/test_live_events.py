@@ -101,6 +101,8 @@ def test_a_reconnect_with_last_event_id_resumes_with_nothing_lost_or_repeated(ap
     assert_is_the_log(api, execution_id, [*_snapshot_prefix(log, int(snapshot.id or 0)), first_event, *rest])
     # From the very beginning, too: Last-Event-ID 0 replays the whole log.
     assert_is_the_log(api, execution_id, read_all(api, url, headers={"Last-Event-ID": "0"}))
+    # After the final event nothing will follow: 204, which tells an EventSource to stop reconnecting.
+    assert api.get(url, headers={"Last-Event-ID": str(rest[-1].id)}).status_code == 204
 
 
 def test_each_api_process_streams_executions_that_the_other_started(

@@ -84,8 +84,9 @@ def test_two_scheduler_processes_fire_a_schedule_of_every_second_once_per_tick(
     time.sleep(1.0)  # the projector catches up with the last ones
     page = api.get("/api/executions", params={"workflowId": wf, "limit": 100}).json()
     ticks = sorted(tick_of(item["executionId"]) for item in page["items"])
-    # One execution per tick: ticks are whole seconds, each once, with none skipped, ~5 of them in 5 s (not ~10).
+    # One execution per tick: whole seconds, each once, ~5 in 5 s (not ~10 from two schedulers). A pass of a
+    # scheduler delayed by a loaded machine may skip a tick (only the latest missed one runs), hence the range.
     assert all(t % 1000 == 0 for t in ticks)
-    assert ticks == list(range(ticks[0], ticks[-1] + 1000, 1000))
-    assert 4 <= len(ticks) <= 6, ticks
+    assert len(set(ticks)) == len(ticks)
+    assert 3 <= len(ticks) <= 6, ticks
     assert wait_final(api, page["items"][0]["executionId"])["input"] == {"tick": True}

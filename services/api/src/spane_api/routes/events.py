@@ -14,9 +14,10 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, get
+from litestar import Request, Response, get
 from litestar.params import FromPath, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
+from litestar.status_codes import HTTP_204_NO_CONTENT
 from spane_core.codec import decode_envelopes, envelope_to_dict, iso_ms, to_json
 from spane_core.errors import MalformedInput, NotFound
 from spane_core.events import Envelope
@@ -30,6 +31,7 @@ from spane_api.routes.executions import execution_view
 from spane_api.views import execution_from_snapshot, with_payloads
 
 HEARTBEAT_S = 15.0
+FINISHED_STATUSES = frozenset({"completed", "failed", "cancelled"})
 FINAL_EVENTS = frozenset({"execution.completed", "execution.failed", "execution.cancelled"})
 REPLAY_CHUNK = 500
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -53,14 +55,17 @@ def _last_event_id(request: Request[Any, Any, Any]) -> str | None:
     summary="Follow an execution live (SSE): its snapshot, then each event; resumes after `Last-Event-ID`",
     responses=problem_responses(400, 404),
 )
-async def execution_events(execution_id: FromPath[str], deps: Deps, request: Request[Any, Any, Any]) -> ServerSentEvent:
+async def execution_events(execution_id: FromPath[str], deps: Deps, request: Request[Any, Any, Any]) -> Response[Any]:
     last = _last_event_id(request)
     after: int | None = None
     if last is not None:
         if not last.isdigit():
             raise MalformedInput(f"Last-Event-ID must be an event's seq (a whole number), got {last!r}")
         after = int(last)
-    await execution_view(deps, execution_id)  # 404 before the stream opens
+    view = await execution_view(deps, execution_id)  # 404 before the stream opens
+    if after is not None and view.status in FINISHED_STATUSES and not await _log_after(deps, execution_id, after):
+        # Nothing will ever follow: 204 tells an EventSource to stop reconnecting.
+        return Response(content=None, status_code=HTTP_204_NO_CONTENT)
     return ServerSentEvent(_execution_stream(deps, execution_id, after), headers=SSE_HEADERS)
 
 
@@ -69,7 +74,7 @@ async def _execution_stream(deps: Dependencies, execution_id: str, after: int | 
         if after is None:
             snapshot, last = await _snapshot(deps, execution_id)
             yield _message(snapshot, last)
-            if snapshot["status"] in ("completed", "failed", "cancelled"):
+            if snapshot["status"] in FINISHED_STATUSES:
                 return
         else:
             last = after
