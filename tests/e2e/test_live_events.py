@@ -157,7 +157,8 @@ def test_closed_streams_are_released(api: httpx.Client, second_api: httpx.Client
     post_workflow(api, slow_chain(wf, delay_ms=60_000))
     execution_id = execute(api, wf)
     with api.stream("GET", f"/api/executions/{execution_id}/events") as response:
-        next(messages(response))  # the snapshot: the stream is open, waiting for the delay
+        stream = messages(response)  # kept: a dropped line iterator closes the response
+        next(stream)  # the snapshot: the stream is open, waiting for the delay
         assert open_streams(api) == 1
     deadline = time.monotonic() + 20  # a closed connection is noticed at once, or at the latest at a heartbeat
     while open_streams(api) or open_streams(second_api):
