@@ -35,7 +35,8 @@ class System:
     log: Path
 
 
-def _create_database(admin_url: str) -> str:
+def create_database(admin_url: str) -> str:
+    """A fresh, empty database on the session's Postgres; its URL."""
     name = f"e2e_{uuid.uuid4().hex[:10]}"
 
     async def create() -> None:
@@ -89,7 +90,7 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
 @pytest.fixture(scope="session")
 def system(postgres_server: str, servers_dir: Path) -> Iterator[System]:
     with RedisServer(servers_dir / "e2e-redis", persistent=False) as redis:
-        database_url = _create_database(postgres_server)
+        database_url = create_database(postgres_server)
         port = free_port()
         log = servers_dir / "e2e-spane.log"
         env = {

@@ -248,8 +248,6 @@ async def test_a_read_model_query_the_schema_does_not_fit_is_a_500_not_an_outage
     ("node", "path"),
     [
         ({"type": "sub-workflow", "config": {"workflowId": "other"}}, "nodes[0].type"),
-        ({"type": "transform", "circuitBreaker": {"failureThreshold": 3}}, "nodes[0].circuitBreaker"),
-        ({"type": "transform", "rateLimit": {"max": 5, "perMs": 1000}}, "nodes[0].rateLimit"),
     ],
 )
 async def test_what_is_not_built_yet_is_422(client: Client, node: dict[str, Any], path: str) -> None:

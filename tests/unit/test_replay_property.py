@@ -7,7 +7,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from spane_core.commands import Complete, Fail, FireTimer, Pause, Resume, Start
+from spane_core.commands import Complete, Defer, Fail, FireTimer, Pause, Resume, Start
 from spane_core.events import ErrorInfo, NodeCompleted
 from spane_core.ids import ExecutionId, NodeId
 from spane_core.state import ExecutionStatus, NodeStatus, fold
@@ -42,8 +42,9 @@ def test_live_state_equals_replayed_state(nodes: list[dict[str, Any]], data: st.
         if s.status is not ExecutionStatus.RUNNING and s.status is not ExecutionStatus.PAUSED:
             break
         queued = [n for n, ns in s.nodes.items() if ns.status is NodeStatus.QUEUED]
-        retrying = [n for n, ns in s.nodes.items() if ns.status is NodeStatus.RETRYING]
+        retrying = [n for n, ns in s.nodes.items() if ns.status is NodeStatus.RETRYING or ns.deferred is not None]
         choices: list[tuple[str, NodeId | None]] = [("start", n) for n in queued]
+        choices += [("defer", n) for n in queued]
         choices += [("finish", n) for n in running]
         choices += [("timer", n) for n in retrying] + [("pause", None)]
         if not choices:
@@ -57,6 +58,10 @@ def test_live_state_equals_replayed_state(nodes: list[dict[str, Any]], data: st.
             running[node] = d.start_node(node)
             if stale is not None and stale != running[node]:
                 assert d.send(Complete(node_id=node, lease=stale, output="stale")) == []
+        elif action == "defer" and node is not None:
+            attempt = s.node(node).attempt
+            d.send(Defer(node_id=node, queued_seq=s.node(node).queued_seq, reason="rate-limit", until=d.now + 5))
+            assert d.s.node(node).attempt == attempt, "a deferral spent an attempt"
         elif action == "timer" and node is not None:
             d.send(FireTimer(node_id=node, attempt=s.node(node).attempt))
         elif action == "finish" and node is not None:

@@ -348,7 +348,13 @@ class StrictConfig(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def test_a_config_schema_never_sees_the_policy_keys() -> None:
-    config = {"size": 1, "timeoutMs": 10, "retryPolicy": {"maxAttempts": 1}, "rateLimit": {}, "circuitBreaker": {}}
+    config = {
+        "size": 1,
+        "timeoutMs": 10,
+        "retryPolicy": {"maxAttempts": 1},
+        "rateLimit": {"max": 1, "perMs": 10},
+        "circuitBreaker": {},
+    }
     parsed = parse(single("strict", config), {"strict": StrictConfig})
     assert parsed.nodes[0].timeout_ms == 10
     assert parsed.nodes[0].retry.max_attempts == 1
@@ -507,6 +513,11 @@ def test_max_attempts_range_is_one_to_a_hundred() -> None:
         ({"circuitBreaker": "on"}, "nodes[0].circuitBreaker"),
         ({"circuitBreaker": {"failureThreshold": 0}}, "nodes[0].circuitBreaker.failureThreshold"),
         ({"rateLimit": {"limit": 1.5, "intervalMs": 1000}}, "nodes[0].rateLimit.limit"),
+        ({"rateLimit": {"max": 0, "perMs": 1000}}, "nodes[0].rateLimit.max"),
+        ({"rateLimit": {"max": 5, "perMs": -1}}, "nodes[0].rateLimit.perMs"),
+        ({"rateLimit": {"max": 5}}, "nodes[0].rateLimit"),
+        ({"circuitBreaker": {"successThreshold": -1}}, "nodes[0].circuitBreaker.successThreshold"),
+        ({"circuitBreaker": {"timeoutMs": 0}}, "nodes[0].circuitBreaker.timeoutMs"),
     ],
 )
 def test_node_policy_problems(fields: Raw, path: str) -> None:

@@ -154,6 +154,17 @@ class FireExecutionTimer:
     due: int
 
 
+@dataclass(frozen=True, slots=True)
+class Defer:
+    """A shared limit (``spane_core.deferral``: a circuit breaker, a rate limit, a concurrency limit) holds back the
+    task of ``node.queued`` at ``queued_seq``: the node waits until ``until`` (epoch ms), spending no attempt."""
+
+    node_id: NodeId
+    queued_seq: int
+    reason: str
+    until: int
+
+
 Command = (
     Start
     | MarkStarted
@@ -169,4 +180,5 @@ Command = (
     | Abort
     | SetTimeout
     | FireExecutionTimer
+    | Defer
 )

@@ -16,6 +16,7 @@ from spane_core.commands import (
     Command,
     Complete,
     Context,
+    Defer,
     Fail,
     FireExecutionTimer,
     FireTimer,
@@ -29,6 +30,7 @@ from spane_core.commands import (
 )
 from spane_core.decide_abort import abort, started
 from spane_core.decide_options import fire_execution_timer, reuse, set_timeout
+from spane_core.decide_deferral import is_deferred, on_defer, requeue
 from spane_core.definition import NodeDef, Workflow
 from spane_core.errors import StateConflict
 from spane_core.events import (
@@ -120,7 +122,8 @@ class _Decision:
                 ready.append(node_id)
             else:
                 self.emit(NodeSkipped(node_id=node_id))
-        active = 0 if limit is None else sum(1 for n in self.s.nodes.values() if n.status in ACTIVE)
+        # A deferred node keeps its place: it is queued again when its limit lets it through.
+        active = 0 if limit is None else sum(1 for n in self.s.nodes.values() if n.status in ACTIVE or is_deferred(n))
         for node_id in ready:
             node = graph.nodes[node_id]
             if node.type in ENGINE_NODE_TYPES:
@@ -245,6 +248,8 @@ def _decide_on(d: _Decision, state: ExecutionState, command: Command) -> None:
                 return  # paused: resume runs what is due; otherwise the timer is stale
             if node.status is NodeStatus.RETRYING:
                 d.emit(NodeQueued(node_id=node_id, attempt=attempt + 1))
+            elif is_deferred(node):
+                d.emit(requeue(node_id, node))
             elif node.status is NodeStatus.WAITING and node.child_execution_id is None:
                 d.emit(NodeCompleted(node_id=node_id, attempt=attempt, output=node_input(state, d.workflow, node_id)))
                 d.advance()
@@ -292,6 +297,9 @@ def _decide_on(d: _Decision, state: ExecutionState, command: Command) -> None:
             set_timeout(d, state, command)
         case FireExecutionTimer():
             fire_execution_timer(d, state, command)
+        case Defer():
+            for event in on_defer(state, command):
+                d.emit(event)
         case _:
             assert_never(command)
 
@@ -317,5 +325,7 @@ def _run_due(d: _Decision) -> None:
             d.emit(NodeQueued(node_id=node_id, attempt=node.attempt))
         elif node.status is NodeStatus.RETRYING and node.retry_at is not None and node.retry_at <= now:
             d.emit(NodeQueued(node_id=node_id, attempt=node.attempt + 1))
+        elif is_deferred(node) and node.wait_until is not None and node.wait_until <= now:
+            d.emit(requeue(node_id, node))
         elif node.status is NodeStatus.WAITING and node.wait_until is not None and node.wait_until <= now:
             d.emit(NodeCompleted(node_id=node_id, attempt=node.attempt, output=node_input(d.s, d.workflow, node_id)))

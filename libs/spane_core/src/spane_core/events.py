@@ -108,8 +108,8 @@ class NodeSkipped(_Event, tag="node.skipped", frozen=True):
 
 class NodeWaiting(_Event, tag="node.waiting", frozen=True):
     node_id: NodeId
-    reason: str  # "delay" | "sub-workflow"
-    until: int | None = None  # epoch ms, for delays
+    reason: str  # "delay" | "sub-workflow", or a limit that defers the node (spane_core.deferral)
+    until: int | None = None  # epoch ms, for delays and deferrals
     child_execution_id: ExecutionId | None = None
 
 

@@ -92,3 +92,43 @@ class WorkflowKeys:
     @staticmethod
     def idempotency(workflow_id: str, key: str) -> str:
         return f"{PREFIX}:{{i}}:idem:{workflow_id}:{key}"
+
+
+class LimitKeys:
+    """The shared limiters (circuit breakers, rate-limit buckets, concurrency limits), all in the ``{limits}`` slot so
+    that one script reads and updates every limit of a node at once."""
+
+    TAG = f"{PREFIX}:{{limits}}"
+    breakers = f"{TAG}:breakers"  # set of breaker names
+    buckets = f"{TAG}:buckets"  # set of bucket names
+    concurrency = f"{TAG}:concurrency"  # hash node type -> its concurrency limit
+    stats = f"{TAG}:stats"  # hash of counters: throttled|<reason>|<limit>, transitions|<breaker>|<state>
+
+    @classmethod
+    def breaker(cls, name: str) -> str:
+        """Hash: state, failures, successes, openUntil, probe, probeUntil and the thresholds last configured."""
+        return f"{cls.TAG}:breaker:{name}"
+
+    @classmethod
+    def breaker_waiting(cls, name: str) -> str:
+        """Sorted set of the timer members of nodes that the breaker deferred, by when they first waited."""
+        return f"{cls.TAG}:breaker-waiting:{name}"
+
+    @classmethod
+    def bucket(cls, name: str) -> str:
+        """Hash: tat (the token bucket's theoretical arrival time, epoch ms), max, perMs."""
+        return f"{cls.TAG}:bucket:{name}"
+
+    @classmethod
+    def reserved(cls, name: str) -> str:
+        """Sorted set of the members holding a token reserved for later, by the time it is theirs."""
+        return f"{cls.TAG}:reserved:{name}"
+
+    @classmethod
+    def holders(cls, name: str) -> str:
+        """Sorted set of the members running under a concurrency limit, by when their hold expires."""
+        return f"{cls.TAG}:holders:{name}"
+
+    @classmethod
+    def concurrency_waiting(cls, name: str) -> str:
+        return f"{cls.TAG}:concurrency-waiting:{name}"

@@ -14,9 +14,11 @@ POLICY_KEYS = ("retryPolicy", "circuitBreaker", "rateLimit", "timeoutMs")
 # Found in ``config``, these move out of it into the node's fields. ``timeoutMs`` is copied and stays, as the
 # http node also reads it there as its request timeout.
 MOVED_KEYS = ("retryPolicy", "circuitBreaker", "rateLimit")
-# Both objects are passed through to the worker; only the counts it is known to read are checked.
-_CIRCUIT_BREAKER_COUNTS = ("failureThreshold", "successThreshold", "resetTimeoutMs")
+# Both objects are kept as given; the counts the worker reads (``spane_core.node_limits``) are checked, and a rate limit
+# needs its count (``max``, or ``limit`` as the original spelled it) and its window (``perMs``, or ``intervalMs``).
+_CIRCUIT_BREAKER_COUNTS = ("failureThreshold", "successThreshold", "timeoutMs", "resetTimeoutMs")
 _RATE_LIMIT_COUNTS = ("max", "perMs", "limit", "intervalMs")
+_RATE_LIMIT_NEEDS = (("max", "limit"), ("perMs", "intervalMs"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +47,7 @@ def read_policies(
     return NodePolicies(
         retry_policy=None if retry is None else _retry_policy(retry),
         circuit_breaker=None if breaker is None else _counts(breaker, "circuitBreaker", _CIRCUIT_BREAKER_COUNTS),
-        rate_limit=None if limit is None else _counts(limit, "rateLimit", _RATE_LIMIT_COUNTS),
+        rate_limit=None if limit is None else _rate_limit(limit),
         timeout_ms=None if timeout is None else timeout.integer("timeoutMs", minimum=1),
     )
 
@@ -98,4 +100,15 @@ def _counts(source: FieldReader, key: str, counts: tuple[str, ...]) -> dict[str,
     reader = FieldReader(obj, source.path(key), source.errors)
     for name in counts:
         reader.integer(name, minimum=1)
+    return obj
+
+
+def _rate_limit(source: FieldReader) -> dict[str, Any] | None:
+    obj = _counts(source, "rateLimit", _RATE_LIMIT_COUNTS)
+    if obj is None:
+        return None
+    for name, alias in _RATE_LIMIT_NEEDS:
+        if obj.get(name) is None and obj.get(alias) is None:
+            message = f"a rate limit needs max (calls per window) and perMs (the window, in ms); {name} is missing"
+            source.error("rateLimit", message)
     return obj

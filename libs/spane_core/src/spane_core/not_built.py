@@ -1,8 +1,7 @@
 """Parts of the definition format (API.md) that this version validates but does not run yet.
 
-A definition that needs one is refused at registration with a 422 naming it, rather than accepted and then ignored
-(breakers, rate limits) or failed at run time (sub-workflow nodes). The feature that builds one deletes
-its check here.
+A definition that needs one is refused at registration with a 422 naming it, rather than accepted and then failed
+at run time (sub-workflow nodes). The feature that builds one deletes its check here.
 """
 
 from __future__ import annotations
@@ -24,8 +23,4 @@ def not_built(definition: WorkflowDefinition) -> list[FieldError]:
     for i, node in enumerate(definition.nodes):
         if node.type == "sub-workflow":
             errors.append(FieldError(f"nodes[{i}].type", f"the sub-workflow node type {NOT_YET}"))
-        if node.circuit_breaker is not None:
-            errors.append(FieldError(f"nodes[{i}].circuitBreaker", f"a circuit breaker {NOT_YET}"))
-        if node.rate_limit is not None:
-            errors.append(FieldError(f"nodes[{i}].rateLimit", f"a rate limit {NOT_YET}"))
     return errors

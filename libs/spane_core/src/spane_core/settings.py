@@ -5,12 +5,13 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from spane_core.limits import DEFAULT_MAX_EDGES, DEFAULT_MAX_NODES, DefinitionLimits
+from spane_core.node_limits import settings_problems
 
 
 def _comma_list(value: object) -> object:
@@ -71,6 +72,15 @@ class Settings(BaseSettings):
         default_factory=lambda: ["169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32"]
     )
     http_allow: Annotated[list[str], NoDecode, BeforeValidator(_comma_list)] = Field(default_factory=list)
+    # Limits per node type, shared by every worker (JSON objects keyed by node type): a circuit breaker
+    # ({"failureThreshold", "successThreshold", "timeoutMs"}), a rate limit ({"max", "perMs"}), and how many nodes
+    # of the type may run at once across all workers. A node's own circuitBreaker / rateLimit add to these.
+    circuit_breakers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    rate_limits: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    concurrency_limits: dict[str, int] = Field(default_factory=dict)
+    # A node held back by a concurrency limit or a half-open breaker's probe looks again after this long, unless a
+    # finishing node wakes it sooner.
+    limit_poll_ms: int = Field(default=1000, ge=10)
     max_depth: int = 32
     # The most nodes and edges a workflow definition may have; a larger one is refused (422) naming the limit.
     max_nodes: int = Field(default=DEFAULT_MAX_NODES, ge=1)
@@ -104,4 +114,14 @@ class Settings(BaseSettings):
                 f"must be 0 (keep forever) or at least {IDEMPOTENCY_KEY_TTL_S} s, how long an idempotency key names"
                 " its execution: a retried start must find the execution, not begin it anew"
             )
+        return value
+
+    @field_validator("circuit_breakers", "rate_limits", "concurrency_limits", mode="before")
+    @classmethod
+    def _limits(cls, value: object, info: Any) -> object:
+        kind = {"circuit_breakers": "circuitBreaker", "rate_limits": "rateLimit"}.get(
+            info.field_name, "concurrencyLimit"
+        )
+        if isinstance(value, dict) and (problems := settings_problems(kind, value)):
+            raise ValueError("; ".join(f"{p.path}: {p.message}" for p in problems))
         return value

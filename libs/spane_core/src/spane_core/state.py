@@ -8,6 +8,7 @@ from typing import Any, assert_never
 
 import msgspec
 
+from spane_core.deferral import DEFER_REASONS
 from spane_core.events import (
     Envelope,
     ErrorInfo,
@@ -79,6 +80,7 @@ class NodeState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     child_execution_id: ExecutionId | None = None
     input_override: Any = None
     has_input_override: bool = False
+    deferred: str | None = None  # why a waiting node was deferred by a limit (spane_core.deferral); None: it was not
 
 
 PENDING_NODE = NodeState()
@@ -176,7 +178,7 @@ def evolve_owned(state: ExecutionState | None, event: Event, at: int) -> Executi
             override = event.input_override if has_override else state.node(node_id).input_override
             return _with_node(
                 state, node_id, status=NodeStatus.QUEUED, attempt=attempt, queued_seq=state.seq + 1,
-                retry_at=None, error=None, finished_at=None,
+                retry_at=None, error=None, finished_at=None, wait_until=None, deferred=None,
                 input_override=override, has_input_override=has_override or state.node(node_id).has_input_override,
             )  # fmt: skip
         case NodeStarted(node_id=node_id, attempt=attempt, lease=lease, started_at=started_at):
@@ -205,6 +207,8 @@ def evolve_owned(state: ExecutionState | None, event: Event, at: int) -> Executi
             return _with_node(state, node_id, error=error, lease="")
         case NodeSkipped(node_id=node_id):
             return _with_node(state, node_id, status=NodeStatus.SKIPPED, finished_at=at)
+        case NodeWaiting(node_id=node_id, reason=reason, until=until) if reason in DEFER_REASONS:
+            return _with_node(state, node_id, status=NodeStatus.WAITING, wait_until=until, deferred=reason, lease="")
         case NodeWaiting(node_id=node_id, until=until, child_execution_id=child):
             return _with_node(
                 state, node_id, status=NodeStatus.WAITING, wait_until=until, child_execution_id=child,

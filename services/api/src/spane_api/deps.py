@@ -20,6 +20,7 @@ from spane_core.readmodel import migrate
 from spane_core.settings import Settings
 from spane_core.store.connection import open_redis
 from spane_core.store.executions import ExecutionStore
+from spane_core.store.limiter import Limiter
 from spane_core.store.payloads import PayloadStore
 from spane_core.store.redis_repository import redis_execution_store
 from spane_core.store.workflows import WorkflowRegistry
@@ -48,6 +49,7 @@ class Dependencies:
     hub: EventHub  # live events: the process's one reader of the commit streams, for every SSE client
     telemetry: Telemetry  # the process's metrics (every service of `spane dev`) and whether tracing is on
     system: SystemGauges  # gauges of the shared state, read afresh on each scrape of /metrics
+    limiter: Limiter  # the shared circuit breakers and rate limits (read, and breakers reset)
     # Set once the read-model schema exists; until then /ready answers 503.
     schema_ready: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -88,6 +90,7 @@ async def open_dependencies(
         hub=EventHub(redis, settings.partitions),
         telemetry=telemetry,
         system=SystemGauges(telemetry.metrics, redis, db, settings.partitions),
+        limiter=Limiter(redis, settings.partitions),
     )
     metrics.sse_streams.set_function(lambda: deps.hub.subscribers)
     live = asyncio.create_task(deps.hub.run(), name="spane-api-live-events")

@@ -4,17 +4,20 @@ middleware."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from spane_core.store.connection import as_text
+from spane_core.store.limiter import BreakerView
 
 # A worker that has not published its loop lag for this long is gone: its series is dropped.
 WORKER_LAG_STALE_S = 60
+
+BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
 # Counters that every process adds to in Redis (``spane:stats``), reported here for the whole system.
 SHARED_COUNTERS = {
@@ -71,6 +74,8 @@ class HttpMetrics:
             ["worker"],
             registry=self.registry,
         )
+        self.limits = LimitsCollector()
+        self.registry.register(self.limits)
 
     def set_worker_lag(self, published: Mapping[bytes | str, bytes | str], now_s: float) -> None:
         """The workers' lags as they published them (``spane_core.keys.WORKER_LAG``)."""
@@ -83,6 +88,43 @@ class HttpMetrics:
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
+
+
+class LimitsCollector(Collector):
+    """The shared limits as last read from Redis (``update``, before each scrape): totals of every worker."""
+
+    def __init__(self) -> None:
+        self.stats: Mapping[str, int] = {}
+        self.breakers: Sequence[BreakerView] = ()
+
+    def update(self, stats: Mapping[str, int], breakers: Sequence[BreakerView]) -> None:
+        self.stats, self.breakers = stats, breakers
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        state = GaugeMetricFamily(
+            "spane_circuit_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.", labels=["breaker"]
+        )
+        for b in self.breakers:
+            state.add_metric([b.name], BREAKER_STATES.get(b.state, 0))
+        yield state
+        transitions = CounterMetricFamily(
+            "spane_circuit_breaker_transitions",
+            "Circuit breaker state changes, by breaker and the state entered.",
+            labels=["breaker", "state"],
+        )
+        throttled = CounterMetricFamily(
+            "spane_throttled_nodes",
+            "Nodes deferred by a shared limit, by reason (circuit-breaker, rate-limit, concurrency-limit) and limit.",
+            labels=["reason", "limit"],
+        )
+        for key, value in self.stats.items():
+            kind, first, second = ([*key.split("|", 2), "", ""])[:3]
+            if kind == "transitions":
+                transitions.add_metric([first, second], value)
+            elif kind == "throttled":
+                throttled.add_metric([first, second], value)
+        yield transitions
+        yield throttled
 
 
 class MetricsMiddleware:

@@ -211,3 +211,35 @@ class SkippedExecution(_Shape):
 class BulkAccepted(_Shape):
     accepted: int
     skipped: list[SkippedExecution]
+
+
+class BreakerItem(_Shape):
+    name: str  # the node type, or ``http:<host>`` for http nodes
+    state: str  # closed, open, half_open
+    failures: int  # consecutive failures counted while closed
+    successes: int  # successful probes while half-open
+    open_until: str | None  # when an open breaker lets one probe through
+    failure_threshold: int
+    success_threshold: int
+    timeout_ms: int
+
+
+class Breakers(_Shape):
+    items: list[BreakerItem]
+
+
+class BreakerReset(_Shape):
+    name: str
+    state: str
+
+
+class BucketItem(_Shape):
+    name: str  # ``type:<node type>`` or ``node:<workflow id>/<node id>``
+    max: int
+    per_ms: int
+    available: int  # tokens a node could take now
+    reserved: int  # deferred nodes holding a later turn
+
+
+class Buckets(_Shape):
+    items: list[BucketItem]

@@ -16,15 +16,18 @@ import logging
 from redis.asyncio import Redis
 from spane_core.keys import WORKER_GROUP, PartitionKeys, all_bands, all_partitions
 from spane_core.observe.metrics import Metrics
+from spane_core.node_limits import LimitRules
 from spane_core.sdk import ExecutorRegistry
 from spane_core.settings import Settings
 from spane_core.store.executions import ExecutionStore, WorkflowSource
+from spane_core.store.limiter import Limiter
 from spane_core.store.payloads import PayloadStore
 from spane_core.store.streams import ConsumerGroup
 
 from spane_worker.bands import PriorityReader
 from spane_worker.committer import Committer
 from spane_worker.cpu import CpuPool
+from spane_worker.gate import Gate
 from spane_worker.held import HeldTasks
 from spane_worker.loop_lag import LoopLag
 from spane_worker.reclaim import Reclaimer
@@ -65,6 +68,17 @@ class Worker:
         )  # fmt: skip
         self.lag = LoopLag(redis, settings.consumer_name, self.runner.on_loop, settings.worker_loop_lag_warn_ms)
         self.heartbeat = Heartbeat(self.group, self.held, bands, visibility_ms / 3000)
+        limiter = Limiter(redis, settings.partitions, hold_ms=visibility_ms, poll_ms=settings.limit_poll_ms)
+        rules = LimitRules(settings.circuit_breakers, settings.rate_limits, settings.concurrency_limits)
+        self.gate = Gate(limiter, rules, workflows, store)
+        self.held.on_release = self.gate.released
+        self.runner = Runner(
+            self.group, self.held, self.committer, store, workflows, executors, payloads,
+            announce_after_s=settings.worker_announce_after_ms / 1000, shutdown_grace_s=shutdown_grace_s,
+            gate=self.gate,
+        )  # fmt: skip
+        self.limits_refresh_s = visibility_ms / 3000
+        self.heartbeat = Heartbeat(self.group, self.held, self.partitions, visibility_ms / 3000)
         self.reclaimer = Reclaimer(
             self.group, self.held, self.runner, store, bands,
             visibility_ms=visibility_ms, batch=self.batch, max_deliveries=settings.task_max_deliveries,
@@ -77,6 +91,7 @@ class Worker:
         committer = asyncio.create_task(self.committer.run(), name="spane-worker-commit")
         heartbeat = asyncio.create_task(self.heartbeat.run(), name="spane-worker-heartbeat")
         lag = asyncio.create_task(self.lag.run(), name="spane-worker-loop-lag")
+        limits = asyncio.create_task(self.gate.run(self.limits_refresh_s), name="spane-worker-limits")
         loops = [asyncio.create_task(self._read_loop(p, stop), name=f"spane-worker-read-{p.partition}")
                  for p in self.partitions]  # fmt: skip
         loops.append(asyncio.create_task(self.reclaimer.run(stop), name="spane-worker-reclaim"))
@@ -92,8 +107,13 @@ class Worker:
             await asyncio.gather(committer, return_exceptions=True)
             heartbeat.cancel()
             lag.cancel()
-            await asyncio.gather(heartbeat, lag, return_exceptions=True)
+            limits.cancel()
+            await asyncio.gather(heartbeat, lag, limits, return_exceptions=True)
             self.cpu.close()
+            try:
+                await self.gate.flush()  # free the slots and tell the breakers of the last tries
+            except Exception:  # the slots expire on their own
+                log.exception("could not update the shared limits while stopping")
 
     async def _read_loop(self, p: PartitionKeys, stop: asyncio.Event) -> None:
         reader = PriorityReader(self.group, p)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
+from collections.abc import Callable
 
 from spane_core.keys import PartitionKeys
 
@@ -22,6 +23,7 @@ class HeldTasks:
         self.concurrency = concurrency
         self._held: dict[tuple[int, int, str], Held] = {}
         self._room = asyncio.Event()
+        self.on_release: Callable[[Held], None] | None = None  # told of every task let go (the limits gate)
 
     def __len__(self) -> int:
         return len(self._held)
@@ -40,6 +42,8 @@ class HeldTasks:
     def release(self, held: Held) -> None:
         """Let ``held`` go (settled, or left pending in its stream to be reclaimed)."""
         self._held.pop(held.key, None)
+        if self.on_release is not None:
+            self.on_release(held)
         if len(self._held) < self.concurrency:
             self._room.set()
 

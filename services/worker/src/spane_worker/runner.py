@@ -39,6 +39,7 @@ from spane_core.store.transient import TRANSIENT, Backoff
 from spane_worker.committer import Committer, Held, Result, held_key
 from spane_worker.cpu import CpuPool
 from spane_worker.execute import Ran, execute
+from spane_worker.gate import Gate
 from spane_worker.held import HeldTasks
 from spane_worker.task_state import keep_pending, lease_if_started, may_start
 
@@ -66,6 +67,7 @@ class Runner:
         metrics: Metrics | None = None,
         traced: bool = False,
         cpu: CpuPool | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.group = group
         self.held = held
@@ -79,6 +81,7 @@ class Runner:
         self.metrics = metrics if metrics is not None else Metrics()
         self.traced = traced  # this process traces what nodes call (the http node's requests)
         self.cpu = cpu  # the process pool of CPU-bound node types
+        self.gate = gate  # shared limits; None: none apply
         self._slots = asyncio.Semaphore(held.concurrency)
         self._running: set[asyncio.Task[None]] = set()
         self._launched: deque[str] = deque(maxlen=LAUNCHED_KEPT)  # names, for ``on_loop``
@@ -102,6 +105,14 @@ class Runner:
         for held in fresh:
             self.held.hold(held)
         try:
+            if self.gate is not None:
+                admitted = await self.gate.admit(fresh)
+                if len(admitted) < len(fresh):
+                    kept = {h.key for h in admitted}
+                    for held in fresh:
+                        if held.key not in kept:  # deferred, or left pending when that could not be recorded
+                            self.held.release(held)
+                fresh = admitted
             if not reclaimed:
                 fresh = await self._run_at_once(fresh)
             await self._start(fresh)
@@ -240,6 +251,8 @@ class Runner:
                 finally:
                     if not running.done():
                         running.cancel()
+            if self.gate is not None:
+                self.gate.ran(held, ran.command)
             self.committer.put(Result(held, commands, ran.payloads))
         except Exception:
             log.exception("task %s of %s could not run; it will be reclaimed", task.node_id, task.execution_id)

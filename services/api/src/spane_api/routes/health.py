@@ -72,6 +72,9 @@ async def metrics(deps: Deps) -> Response[bytes]:
     with contextlib.suppress(TimeoutError, *TRANSIENT):
         lags = await asyncio.wait_for(deps.redis.hgetall(WORKER_LAG), CHECK_TIMEOUT_S)
         deps.metrics.set_worker_lag(lags, time.time())
+    with contextlib.suppress(TimeoutError, *TRANSIENT):  # the shared limits: circuit breakers, throttled nodes
+        limits = asyncio.gather(deps.limiter.stats(), deps.limiter.breakers())
+        deps.metrics.limits.update(*await asyncio.wait_for(limits, CHECK_TIMEOUT_S))
     process = deps.telemetry.metrics
     return Response(process.render(), media_type=process.content_type)
 
