@@ -201,6 +201,8 @@ class Bench:
         try:
             self.celery.start()
             for workload, executions, concurrency, label in self.plan():
+                if workload.spane_only:
+                    continue
                 result = await self._measure(self.celery, workload, executions, concurrency, label,
                                              cpu_named=cpu_named, rss_pids=rss_pids)  # fmt: skip
                 self.run.celery.append(result)

@@ -25,7 +25,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _order(r: dict[str, Any]) -> tuple[int, str, bool]:
-    order = ["diamond", "chain", "fanout", "diamond-100k"]
+    order = ["diamond", "chain", "fanout", "diamond-100k", "diamond-limited"]
     return (order.index(r["workload"]) if r["workload"] in order else 9, r["label"], r["system"] != "spane")
 
 

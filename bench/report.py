@@ -253,7 +253,7 @@ def print_run(run: Run, console: Console | None = None) -> None:
 
 
 def _order(workload: str) -> int:
-    order = ["diamond", "chain", "fanout", "diamond-100k"]
+    order = ["diamond", "chain", "fanout", "diamond-100k", "diamond-limited"]
     return order.index(workload) if workload in order else len(order)
 
 

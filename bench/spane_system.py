@@ -61,6 +61,11 @@ class SpaneSystem:
             "SPANE_DATABASE_URL": self.database_url,
             "SPANE_LOG_LEVEL": "WARNING",
             "SPANE_DATA_DIR": str(self.workdir / "spane-data"),
+            # The diamond-limited workload's node type, under limits set high enough not to bind: what they cost.
+            "SPANE_PLUGINS": "bench.plugins",
+            "SPANE_CIRCUIT_BREAKERS": '{"limited": {"failureThreshold": 5, "timeoutMs": 10000}}',
+            "SPANE_RATE_LIMITS": '{"limited": {"max": 50000, "perMs": 1000}}',
+            "SPANE_CONCURRENCY_LIMITS": '{"limited": 1000}',
             **self.extra_env,
         }
 

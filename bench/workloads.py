@@ -22,6 +22,8 @@ class Workload:
     width: int  # parallel branches (diamond, fan-out) or links (chain)
     payload_bytes: int = 0  # size of the padding in the execution input
     description: str = ""
+    branch_type: str = "transform"  # the node type of the parallel branches (SPANE only)
+    spane_only: bool = False  # no Celery counterpart
 
     @property
     def workflow_id(self) -> str:
@@ -52,7 +54,7 @@ class Workload:
             ]
         else:
             nodes = [{"id": "start", "type": "transform", "outputs": ids}]
-            nodes += [{"id": node, "type": "transform", "outputs": ["join"]} for node in ids]
+            nodes += [{"id": node, "type": self.branch_type, "outputs": ["join"]} for node in ids]
             nodes.append({"id": "join", "type": "transform"})
         return {"id": self.workflow_id, "name": f"Benchmark: {self.description or self.name}", "nodes": nodes}
 
@@ -106,10 +108,14 @@ WORKLOADS: dict[str, Workload] = {
         Workload("chain", "chain", 10, description="chain of 10"),
         Workload("fanout", "fanout", 100, description="start -> 100 parallel -> join"),
         Workload("diamond-100k", "diamond", 8, payload_bytes=100 * 1024, description="diamond, 100 KB input"),
+        Workload(
+            "diamond-limited", "diamond", 8, branch_type="limited", spane_only=True,
+            description="diamond whose 8 branches have a breaker, a rate limit and a concurrency limit per node type",
+        ),  # fmt: skip
     )
 }
 
-DEFAULT_WORKLOADS = ("diamond", "chain", "fanout", "diamond-100k")
+DEFAULT_WORKLOADS = ("diamond", "chain", "fanout", "diamond-100k", "diamond-limited")
 
 
 def select(names: list[str] | None) -> list[Workload]:
