@@ -109,9 +109,13 @@ WORKLOADS: dict[str, Workload] = {
         Workload("fanout", "fanout", 100, description="start -> 100 parallel -> join"),
         Workload("diamond-100k", "diamond", 8, payload_bytes=100 * 1024, description="diamond, 100 KB input"),
         Workload(
-            "diamond-limited", "diamond", 8, branch_type="limited", spane_only=True,
+            "diamond-limited",
+            "diamond",
+            8,
+            branch_type="limited",
+            spane_only=True,
             description="diamond whose 8 branches have a breaker, a rate limit and a concurrency limit per node type",
-        ),  # fmt: skip
+        ),
     )
 }
 
