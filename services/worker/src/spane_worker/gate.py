@@ -23,6 +23,7 @@ from spane_core.store.limiter import Limiter, Outcome
 from spane_core.store.transient import TRANSIENT, Backoff
 
 from spane_worker.committer import Held
+from spane_worker.task_state import keep_pending
 
 log = logging.getLogger("spane.worker")
 CACHE_SIZE = 10_000  # nodes whose limits are remembered (a few per workflow version)
@@ -77,19 +78,27 @@ class Gate:
         return [h for h in fresh if h.key not in refused]
 
     async def _defer(self, deferred: dict[ExecutionId, list[tuple[Held, Command]]]) -> None:
+        """Record the deferrals, each task acknowledged with its own; a task whose deferral recorded nothing (stale,
+        or its execution paused) is acknowledged too, unless it must stay pending (``keep_pending``)."""
+        groups = list(deferred.items())
         transitions = [
-            Transition(eid, [c for _, c in group], ack=[h.entry_id for h, _ in group],
+            Transition(eid, [c for _, c in group], ack_if_recorded=[h.entry_id for h, _ in group],
                        traceparent=group[0][0].task.traceparent)
-            for eid, group in deferred.items()
+            for eid, group in groups
         ]  # fmt: skip
         try:
             outcomes = await self.store.transact(transitions)
+            stale = []
+            for (eid, group), outcome in zip(groups, outcomes, strict=True):
+                if outcome.error is not None:
+                    log.warning("could not defer tasks of %s: %s", eid, outcome.error)
+                elif not outcome.events:
+                    acks = [h.entry_id for h, _ in group if not keep_pending(outcome.state, h.task)]
+                    stale += [Transition(eid, [], ack=acks)] if acks else []
+            if stale:
+                await self.store.transact(stale)
         except TRANSIENT:  # not recorded: the tasks stay pending and are reclaimed (their turns stay reserved)
             log.warning("could not defer %d execution(s)' tasks; they will be reclaimed", len(transitions))
-            return
-        for outcome in outcomes:
-            if outcome.error is not None:
-                log.warning("could not defer tasks of %s: %s", outcome.execution_id, outcome.error)
 
     async def _node_limits(self, task: Task) -> NodeLimits | None:
         workflow = await self.workflows.get(task.workflow_id, task.workflow_version)
