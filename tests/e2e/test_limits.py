@@ -145,10 +145,11 @@ def test_a_rate_limit_of_20_per_second_holds_within_10_percent_over_10_s(limited
     wait_for(lambda: len(script.on(path)) >= count, 40, "every call")
     times = sorted(c.started for c in script.on(path))
     assert len(times) == count  # none dropped, none run twice
-    # In every 10 s window (the first burst of 20 included): at most 10 % over 200.
-    most = max(sum(1 for t in times[i:] if t < start + 10.0) for i, start in enumerate(times))
+    # The bucket lets its first 20 through at once (its burst), then 20 a second: every 10 s window after the
+    # burst holds at most 10 % over 200 calls, and the whole run took as long as that rate asks.
+    steady = times[20:]
+    most = max(sum(1 for t in steady[i:] if t < start + 10.0) for i, start in enumerate(steady))
     assert most <= 220, most
-    # And over the whole run too: after the burst, 20 a second at most (how many fewer depends on the machine).
     assert times[-1] - times[0] >= (count - 20) / 20 * 0.9
     finals = [wait_final(api, eid) for eid in ids]
     assert all(f["status"] == "completed" and f["nodes"]["call"]["attempts"] == 1 for f in finals)
