@@ -197,7 +197,7 @@ def test_a_breaker_opens_defers_half_opens_with_one_probe_and_closes(limited: Li
     metrics = api.get("/metrics").text
     for state in ("open", "half_open", "closed"):
         assert f'spane_circuit_breaker_transitions_total{{breaker="{name}",state="{state}"}}' in metrics
-    assert f'spane_circuit_breaker_state{{breaker="{name}"}} 0.0' in metrics
+    assert f'spane_circuit_breaker_state{{name="{name}",state="closed"}} 1.0' in metrics
     script.delay_s = 0.0
 
 

@@ -29,8 +29,8 @@ from spane_core.commands import (
     WorkerLost,
 )
 from spane_core.decide_abort import abort, started
-from spane_core.decide_options import fire_execution_timer, reuse, set_timeout
 from spane_core.decide_deferral import is_deferred, on_defer, requeue
+from spane_core.decide_options import fire_execution_timer, reuse, set_timeout
 from spane_core.definition import NodeDef, Workflow
 from spane_core.errors import StateConflict
 from spane_core.events import (

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 from spane_core.store.connection import as_text
 from spane_core.store.limiter import BreakerView
@@ -17,7 +17,7 @@ from spane_core.store.limiter import BreakerView
 # A worker that has not published its loop lag for this long is gone: its series is dropped.
 WORKER_LAG_STALE_S = 60
 
-BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+BREAKER_STATES = ("closed", "open", "half_open")
 
 # Counters that every process adds to in Redis (``spane:stats``), reported here for the whole system.
 SHARED_COUNTERS = {
@@ -91,22 +91,20 @@ class HttpMetrics:
 
 
 class LimitsCollector(Collector):
-    """The shared limits as last read from Redis (``update``, before each scrape): totals of every worker."""
+    """The shared limits' counters as last read from Redis (``update``, before each scrape): totals of every
+    worker. The breakers' states go to the process's ``spane_circuit_breaker_state`` gauge."""
 
     def __init__(self) -> None:
         self.stats: Mapping[str, int] = {}
-        self.breakers: Sequence[BreakerView] = ()
 
-    def update(self, stats: Mapping[str, int], breakers: Sequence[BreakerView]) -> None:
-        self.stats, self.breakers = stats, breakers
+    def update(self, stats: Mapping[str, int], breakers: Sequence[BreakerView], states: Gauge) -> None:
+        self.stats = stats
+        states.clear()
+        for b in breakers:
+            for state in BREAKER_STATES:
+                states.labels(b.name, state).set(1 if b.state == state else 0)
 
-    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        state = GaugeMetricFamily(
-            "spane_circuit_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open.", labels=["breaker"]
-        )
-        for b in self.breakers:
-            state.add_metric([b.name], BREAKER_STATES.get(b.state, 0))
-        yield state
+    def collect(self) -> Iterator[CounterMetricFamily]:
         transitions = CounterMetricFamily(
             "spane_circuit_breaker_transitions",
             "Circuit breaker state changes, by breaker and the state entered.",

@@ -15,8 +15,8 @@ import logging
 
 from redis.asyncio import Redis
 from spane_core.keys import WORKER_GROUP, PartitionKeys, all_bands, all_partitions
-from spane_core.observe.metrics import Metrics
 from spane_core.node_limits import LimitRules
+from spane_core.observe.metrics import Metrics
 from spane_core.sdk import ExecutorRegistry
 from spane_core.settings import Settings
 from spane_core.store.executions import ExecutionStore, WorkflowSource

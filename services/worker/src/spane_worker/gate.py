@@ -38,7 +38,7 @@ class Gate:
         self.store = store
         self._limits: dict[tuple[str, int, str], NodeLimits | None] = {}
         # Admitted tries by task key: their member, limits and (once known) outcome.
-        self._admitted: dict[tuple[int, str], tuple[str, NodeLimits, Outcome]] = {}
+        self._admitted: dict[tuple[int, int, str], tuple[str, NodeLimits, Outcome]] = {}
         self._ended: list[tuple[str, NodeLimits, Outcome]] = []
         self._wakeup = asyncio.Event()
 

@@ -74,7 +74,8 @@ async def metrics(deps: Deps) -> Response[bytes]:
         deps.metrics.set_worker_lag(lags, time.time())
     with contextlib.suppress(TimeoutError, *TRANSIENT):  # the shared limits: circuit breakers, throttled nodes
         limits = asyncio.gather(deps.limiter.stats(), deps.limiter.breakers())
-        deps.metrics.limits.update(*await asyncio.wait_for(limits, CHECK_TIMEOUT_S))
+        stats, breakers = await asyncio.wait_for(limits, CHECK_TIMEOUT_S)
+        deps.metrics.limits.update(stats, breakers, deps.telemetry.metrics.circuit_breakers)
     process = deps.telemetry.metrics
     return Response(process.render(), media_type=process.content_type)
 
