@@ -127,7 +127,7 @@ def wait_for(check: Any, timeout: float, what: str) -> None:
 
 def breaker(api: httpx.Client, name: str) -> dict[str, Any]:
     items = api.get("/api/circuit-breakers").json()["items"]
-    found: dict[str, Any] = next(b for b in items if b["name"] == name)
+    found: dict[str, Any] = next((b for b in items if b["name"] == name), {"state": "not there yet"})
     return found
 
 
