@@ -61,24 +61,18 @@ class Worker:
         self.held = HeldTasks(settings.worker_concurrency)
         self.committer = Committer(store, self.held.release, payloads)
         self.cpu = CpuPool(settings.worker_cpu_processes)
-        self.runner = Runner(
-            self.group, self.held, self.committer, store, workflows, executors, payloads,
-            announce_after_s=settings.worker_announce_after_ms / 1000, shutdown_grace_s=shutdown_grace_s,
-            metrics=metrics, traced=traced, cpu=self.cpu,
-        )  # fmt: skip
-        self.lag = LoopLag(redis, settings.consumer_name, self.runner.on_loop, settings.worker_loop_lag_warn_ms)
-        self.heartbeat = Heartbeat(self.group, self.held, bands, visibility_ms / 3000)
         limiter = Limiter(redis, settings.partitions, hold_ms=visibility_ms, poll_ms=settings.limit_poll_ms)
         rules = LimitRules(settings.circuit_breakers, settings.rate_limits, settings.concurrency_limits)
         self.gate = Gate(limiter, rules, workflows, store)
         self.held.on_release = self.gate.released
+        self.limits_refresh_s = visibility_ms / 3000
         self.runner = Runner(
             self.group, self.held, self.committer, store, workflows, executors, payloads,
             announce_after_s=settings.worker_announce_after_ms / 1000, shutdown_grace_s=shutdown_grace_s,
-            gate=self.gate,
+            metrics=metrics, traced=traced, cpu=self.cpu, gate=self.gate,
         )  # fmt: skip
-        self.limits_refresh_s = visibility_ms / 3000
-        self.heartbeat = Heartbeat(self.group, self.held, self.partitions, visibility_ms / 3000)
+        self.lag = LoopLag(redis, settings.consumer_name, self.runner.on_loop, settings.worker_loop_lag_warn_ms)
+        self.heartbeat = Heartbeat(self.group, self.held, bands, visibility_ms / 3000)
         self.reclaimer = Reclaimer(
             self.group, self.held, self.runner, store, bands,
             visibility_ms=visibility_ms, batch=self.batch, max_deliveries=settings.task_max_deliveries,
