@@ -69,7 +69,9 @@ def asyncapi_document(version: str) -> dict[str, Any]:
             "tasks": channel(
                 "spane:{p}:tasks",
                 f"Node tasks, one per try, read by the consumer group `{WORKER_GROUP}`; added by the commit that "
-                "queues the node, acknowledged and deleted by the commit that records its result.",
+                "queues the node, acknowledged and deleted by the commit that records its result. This is the "
+                "stream of priority 5 (the default); an execution of priority n (1-10) has its tasks in "
+                "`spane:{p}:tasks:p<n>`, and workers read the ten in weighted shares, higher first.",
                 "task",
             ),
             "commits": channel(
