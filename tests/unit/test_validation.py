@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from spane_core.definition import Backoff, RetryPolicy, WorkflowDefinition, build_graph
 from spane_core.errors import FieldError, InvalidInput, MalformedInput
@@ -709,8 +709,8 @@ def test_random_dags_parse_into_the_same_graph(dag: tuple[Raw, set[tuple[str, st
 @given(dags(), st.data())
 def test_a_back_edge_is_reported_as_a_real_cycle(dag: tuple[Raw, set[tuple[str, str]]], data: st.DataObject) -> None:
     raw, edges = dag
-    if not edges:
-        return
+    # The message joins the path with " -> ": an id holding that separator cannot be read back from it.
+    assume(edges and not any(" -> " in n["id"] for n in raw["nodes"]))
     src, dst = data.draw(st.sampled_from(sorted(edges)))
     back = next(n for n in raw["nodes"] if n["id"] == dst)
     back.setdefault("outputs", []).append(src)
