@@ -244,18 +244,6 @@ async def test_a_read_model_query_the_schema_does_not_fit_is_a_500_not_an_outage
         await admin.close()
 
 
-@pytest.mark.parametrize(
-    ("node", "path"),
-    [
-        ({"type": "sub-workflow", "config": {"workflowId": "other"}}, "nodes[0].type"),
-    ],
-)
-async def test_what_is_not_built_yet_is_422(client: Client, node: dict[str, Any], path: str) -> None:
-    definition = {"id": unique("nb"), "name": "not built", "nodes": [{"id": "a", **node}]}
-    body = problem(await client.post("/api/workflows", json=definition), 422)
-    assert error_paths(body) == [path] and "not supported yet" in str(body["errors"])
-
-
 async def test_asyncapi_describes_the_streams_between_the_services(client: Client) -> None:
     doc = (await client.get("/asyncapi")).json()
     assert doc["asyncapi"].startswith("3.")
@@ -264,3 +252,20 @@ async def test_asyncapi_describes_the_streams_between_the_services(client: Clien
     task = doc["components"]["schemas"]["Task"]
     assert {"executionId", "nodeId", "attempt", "traceparent"} <= set(task["properties"])
     assert "ExecutionStarted" in doc["components"]["schemas"]
+
+
+async def test_a_sub_workflow_node_must_name_an_existing_workflow(client: Client) -> None:
+    child = unique("child")
+    await save(client, chain(child, "c"))
+    parent = {"id": unique("parent"), "name": "p", "nodes": [
+        {"id": "ok", "type": "sub-workflow", "config": {"workflowId": child}, "outputs": ["gone", "later"]},
+        {"id": "gone", "type": "sub-workflow", "config": {"workflowId": "no-such-workflow"}},
+        {"id": "later", "type": "sub-workflow", "config": {"workflowId": child, "version": 2}},
+    ]}  # fmt: skip
+    body = problem(await client.post("/api/workflows", json=parent), 422)
+    assert error_paths(body) == ["nodes[1].config.workflowId", "nodes[2].config.version"]
+    assert "'gone'" in body["errors"][0]["message"] and "no-such-workflow" in body["errors"][0]["message"]
+    # A workflow may start itself (its depth is bounded at run time).
+    me = unique("me")
+    await save(client, {"id": me, "name": "me", "nodes": [{"id": "again", "type": "sub-workflow",
+                                                           "config": {"workflowId": me}}]})  # fmt: skip

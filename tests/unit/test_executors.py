@@ -160,18 +160,15 @@ async def test_http_network_error_is_retryable() -> None:
     assert not isinstance(info.value, NonRetryableError)
 
 
-# -- sub-workflow and the registry ----------------------------------------------------------------------------
+# -- the registry ----------------------------------------------------------------------------------------------
 
 
-async def test_builtins_are_registered_with_their_config_schemas_and_sub_workflow_is_not_supported_yet() -> None:
+async def test_builtins_are_registered_with_their_config_schemas_and_engine_types_are_not() -> None:
     async with httpx.AsyncClient() as client:
         registry = builtin_executors(client)
-    assert registry.names() == ["condition", "http", "sub-workflow", "transform"]
+    # delay and sub-workflow nodes are carried out by the engine itself, never by a worker's executor.
+    assert registry.names() == ["condition", "http", "transform"]
     assert all(spec is not None for spec in registry.config_schemas().values())
-    sub = registry.get("sub-workflow")
-    assert sub is not None
-    with pytest.raises(NonRetryableError, match="not supported yet"):
-        await sub(ctx({"workflowId": "x"}, None, "sub-workflow"))
 
 
 def test_registry_register_get_and_replace() -> None:

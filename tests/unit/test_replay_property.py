@@ -7,7 +7,18 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from spane_core.commands import Complete, Defer, Fail, FireTimer, Pause, Resume, Start
+from spane_core.commands import (
+    ChildFinished,
+    Complete,
+    Defer,
+    DeleteDeadLetter,
+    Fail,
+    FireTimer,
+    Pause,
+    Resume,
+    RetryDeadLetter,
+    Start,
+)
 from spane_core.events import ErrorInfo, NodeCompleted
 from spane_core.ids import ExecutionId, NodeId
 from spane_core.state import ExecutionStatus, NodeStatus, fold
@@ -26,7 +37,9 @@ def dags(draw: st.DrawFn) -> list[dict[str, Any]]:
             "backoff": {"type": "fixed", "delay": 10},
             "continueOnFail": draw(st.booleans()),
         }
-        nodes.append({"id": f"n{i}", "type": "transform", "inputs": parents, "retryPolicy": retry})
+        kind = draw(st.sampled_from(["transform", "transform", "sub-workflow"]))
+        config = {"workflowId": "child"} if kind == "sub-workflow" else {}
+        nodes.append({"id": f"n{i}", "type": kind, "config": config, "inputs": parents, "retryPolicy": retry})
     return nodes
 
 
@@ -39,14 +52,25 @@ def test_live_state_equals_replayed_state(nodes: list[dict[str, Any]], data: st.
     running: dict[NodeId, str] = {}
     for _ in range(500):
         s = d.s
+        dead = [n for n, ns in s.nodes.items() if ns.status is NodeStatus.DEAD_LETTERED and not ns.dead_letter_deleted]
+        if s.status is ExecutionStatus.FAILED and dead:  # a person retries or deletes a dead letter
+            node = data.draw(st.sampled_from(dead))
+            d.now += 20
+            attempt = s.node(node).attempt
+            if data.draw(st.integers(0, 3)) == 0:
+                d.send(DeleteDeadLetter(node_id=node, attempt=attempt))
+            else:
+                d.send(RetryDeadLetter(node_id=node, attempt=attempt))
+            continue
         if s.status is not ExecutionStatus.RUNNING and s.status is not ExecutionStatus.PAUSED:
             break
         queued = [n for n, ns in s.nodes.items() if ns.status is NodeStatus.QUEUED]
         retrying = [n for n, ns in s.nodes.items() if ns.status is NodeStatus.RETRYING or ns.deferred is not None]
+        waiting = [n for n, ns in s.nodes.items() if ns.status is NodeStatus.WAITING and ns.child_execution_id]
         choices: list[tuple[str, NodeId | None]] = [("start", n) for n in queued]
         choices += [("defer", n) for n in queued]
         choices += [("finish", n) for n in running]
-        choices += [("timer", n) for n in retrying] + [("pause", None)]
+        choices += [("timer", n) for n in retrying] + [("pause", None)] + [("child", n) for n in waiting]
         if not choices:
             break
         action, node = data.draw(st.sampled_from(choices))
@@ -62,6 +86,13 @@ def test_live_state_equals_replayed_state(nodes: list[dict[str, Any]], data: st.
             attempt = s.node(node).attempt
             d.send(Defer(node_id=node, queued_seq=s.node(node).queued_seq, reason="rate-limit", until=d.now + 5))
             assert d.s.node(node).attempt == attempt, "a deferral spent an attempt"
+        elif action == "child" and node is not None:
+            child = s.node(node).child_execution_id
+            assert child is not None
+            if data.draw(st.integers(0, 3)) == 0:
+                d.send(ChildFinished(node, child, completed=False, error=ErrorInfo(message="child failed")))
+            else:
+                d.send(ChildFinished(node, child, completed=True, output={"child": node}))
         elif action == "timer" and node is not None:
             d.send(FireTimer(node_id=node, attempt=s.node(node).attempt))
         elif action == "finish" and node is not None:

@@ -438,15 +438,28 @@ def test_http_config_problems(config: Raw, path: str) -> None:
     assert only(single("http", config)).path == path
 
 
-@pytest.mark.parametrize("config", [{"ms": 0}, {"seconds": 1.5}, {"until": "2030-01-01T00:00:00Z"}])
-def test_delay_takes_one_of_ms_seconds_until(config: Raw) -> None:
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"ms": 0},
+        {"seconds": 1.5},
+        {"until": "2030-01-01T00:00:00Z"},
+        {"duration": 500},
+        {"durationSeconds": 2.5},
+        {"durationMinutes": 1},
+    ],
+)
+def test_delay_takes_one_of_ms_seconds_until_or_the_original_spane_durations(config: Raw) -> None:
     assert parse(single("delay", config)).nodes[0].config == config
 
 
 def test_delay_with_no_duration_or_two_durations_is_rejected() -> None:
     assert only(single("delay", {})) == FieldError(
-        "nodes[0].config", "a delay needs exactly one of ms, seconds or until; got none"
+        "nodes[0].config",
+        "a delay needs exactly one of ms, seconds or until (or the original SPANE's duration, durationSeconds or"
+        " durationMinutes); got none",
     )
+    assert only(single("delay", {"duration": 1, "ms": 1})).message.endswith("got ms and duration")
     assert only(single("delay", {"ms": 1, "until": "2030-01-01"})).message.endswith("got ms and until")
 
 
@@ -458,6 +471,8 @@ def test_delay_with_no_duration_or_two_durations_is_rejected() -> None:
         ({"seconds": -0.1}, "nodes[0].config.seconds"),
         ({"seconds": "5"}, "nodes[0].config.seconds"),
         ({"until": "next tuesday"}, "nodes[0].config.until"),
+        ({"duration": -5}, "nodes[0].config.duration"),
+        ({"durationMinutes": "1"}, "nodes[0].config.durationMinutes"),
     ],
 )
 def test_delay_values_are_checked(config: Raw, path: str) -> None:
@@ -472,6 +487,15 @@ def test_sub_workflow_config() -> None:
         "nodes[0].config.workflowId",
         "nodes[0].config.version",
         "nodes[0].config.outputMapping.x",
+    ]
+
+
+def test_sub_workflow_mappings_must_be_jmespath() -> None:
+    config = {"workflowId": "child", "inputMapping": {"a": "items[", "b.c": "x"}, "outputMapping": {"": "y"}}
+    found = problems(single("sub-workflow", config))
+    assert [(p.path, p.message.split(":")[0]) for p in found] == [
+        ("nodes[0].config.inputMapping.a", "'items[' is not a valid JMESPath expression"),
+        ('nodes[0].config.outputMapping[""]', "outputMapping targets must be keys or dotted paths, got ''"),
     ]
 
 

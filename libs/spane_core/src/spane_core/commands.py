@@ -120,13 +120,26 @@ class ChildFinished:
     completed: bool
     output: Any = None
     error: ErrorInfo | None = None
+    retryable: bool = True  # False: the node fails at once (the child could not start, or nested too deep)
 
 
 @dataclass(frozen=True, slots=True)
 class RetryDeadLetter:
+    """Run a dead-lettered node again with fresh attempts (optionally on ``input``) and revive its execution.
+    ``attempt``: the try whose dead letter is retried; another one (retried already) is a conflict."""
+
     node_id: NodeId
     input: Any = None
     has_input: bool = False
+    attempt: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteDeadLetter:
+    """Drop the dead letter of ``attempt`` of the node; the execution stays failed."""
+
+    node_id: NodeId
+    attempt: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,4 +194,5 @@ Command = (
     | SetTimeout
     | FireExecutionTimer
     | Defer
+    | DeleteDeadLetter
 )

@@ -17,6 +17,7 @@ from spane_core.commands import (
     Complete,
     Context,
     Defer,
+    DeleteDeadLetter,
     Fail,
     FireExecutionTimer,
     FireTimer,
@@ -30,7 +31,9 @@ from spane_core.commands import (
 )
 from spane_core.decide_abort import abort, started
 from spane_core.decide_deferral import is_deferred, on_defer, requeue
+from spane_core.decide_dlq import delete_dead_letter, retry_dead_letter
 from spane_core.decide_options import fire_execution_timer, reuse, set_timeout
+from spane_core.decide_subflow import SUB_WORKFLOW, child_finished, start_child
 from spane_core.definition import NodeDef, Workflow
 from spane_core.errors import StateConflict
 from spane_core.events import (
@@ -68,7 +71,7 @@ from spane_core.state import (
 )
 
 # Node types that the engine itself carries out, without a worker.
-ENGINE_NODE_TYPES = frozenset({"delay"})
+ENGINE_NODE_TYPES = frozenset({"delay", SUB_WORKFLOW})
 
 
 class _Decision:
@@ -149,13 +152,25 @@ class _Decision:
             until = delay_until(node.config, node_input(self.s, self.workflow, node.id), self.ctx.now)
             self.emit(NodeStarted(node_id=node.id, attempt=1, lease=""))
             self.emit(NodeWaiting(node_id=node.id, reason="delay", until=until))
+        elif node.type == SUB_WORKFLOW:
+            self.queue(node.id, self.s.node(node.id).attempt + 1)
+
+    def queue(self, node_id: NodeId, attempt: int, **override: Any) -> None:
+        """Queue ``attempt`` of a node (a retry, or a rerun): a task for a worker, or a sub-workflow's child."""
+        self.emit(NodeQueued(node_id=node_id, attempt=attempt, **override))
+        if self.workflow.graph.nodes[node_id].type == SUB_WORKFLOW:
+            start_child(self, node_id, attempt)
+
+    def run_due(self) -> None:
+        _run_due(self)
 
     def fail_node(self, node_id: NodeId, error: ErrorInfo, retryable: bool) -> None:
         node = self.workflow.node(node_id)
         policy = node.retry
         attempt = self.s.node(node_id).attempt
-        if retryable and attempt < policy.max_attempts:
-            retry_at = self.ctx.now + backoff_ms(policy.backoff, attempt, self.ctx.jitter)
+        tries = attempt - self.s.node(node_id).tries_before
+        if retryable and tries < policy.max_attempts:
+            retry_at = self.ctx.now + backoff_ms(policy.backoff, tries, self.ctx.jitter)
             self.emit(NodeFailed(node_id=node_id, attempt=attempt, error=error, will_retry=True, retry_at=retry_at))
             return
         if policy.continue_on_fail:
@@ -247,7 +262,7 @@ def _decide_on(d: _Decision, state: ExecutionState, command: Command) -> None:
             if status is not ExecutionStatus.RUNNING or node.attempt != attempt:
                 return  # paused: resume runs what is due; otherwise the timer is stale
             if node.status is NodeStatus.RETRYING:
-                d.emit(NodeQueued(node_id=node_id, attempt=attempt + 1))
+                d.queue(node_id, attempt + 1)
             elif is_deferred(node):
                 d.emit(requeue(node_id, node))
             elif node.status is NodeStatus.WAITING and node.child_execution_id is None:
@@ -270,27 +285,12 @@ def _decide_on(d: _Decision, state: ExecutionState, command: Command) -> None:
             for node_id in d.workflow.graph.nodes:
                 if state.node(node_id).status in UNFINISHED:
                     d.emit(NodeCancelled(node_id=node_id))
-        case ChildFinished(node_id=node_id, child_execution_id=child, completed=completed):
-            node = state.node(node_id)
-            if node.status is not NodeStatus.WAITING or node.child_execution_id != child:
-                return
-            if completed:
-                d.emit(NodeCompleted(node_id=node_id, attempt=node.attempt, output=command.output))
-                d.advance()
-            else:
-                d.fail_node(node_id, command.error or ErrorInfo(message="sub-workflow failed"), retryable=False)
-        case RetryDeadLetter(node_id=node_id):
-            if state.node(node_id).status is not NodeStatus.DEAD_LETTERED:
-                raise StateConflict(f"node {node_id!r} is not dead-lettered")
-            if status is ExecutionStatus.CANCELLED:
-                raise StateConflict("the execution was cancelled")
-            if status is ExecutionStatus.FAILED:
-                d.emit(ExecutionResumed())
-            override: dict[str, Any] = (
-                {"input_override": command.input, "has_input_override": True} if command.has_input else {}
-            )
-            d.emit(NodeQueued(node_id=node_id, attempt=state.node(node_id).attempt + 1, **override))
-            d.advance()
+        case ChildFinished():
+            child_finished(d, state, command)
+        case RetryDeadLetter():
+            retry_dead_letter(d, state, command)
+        case DeleteDeadLetter():
+            delete_dead_letter(d, state, command)
         case Abort():
             pass  # decided in decide_and_evolve, which also takes it before a start
         case SetTimeout():
@@ -324,7 +324,7 @@ def _run_due(d: _Decision) -> None:
         if node.status is NodeStatus.QUEUED:
             d.emit(NodeQueued(node_id=node_id, attempt=node.attempt))
         elif node.status is NodeStatus.RETRYING and node.retry_at is not None and node.retry_at <= now:
-            d.emit(NodeQueued(node_id=node_id, attempt=node.attempt + 1))
+            d.queue(node_id, node.attempt + 1)
         elif is_deferred(node) and node.wait_until is not None and node.wait_until <= now:
             d.emit(requeue(node_id, node))
         elif node.status is NodeStatus.WAITING and node.wait_until is not None and node.wait_until <= now:

@@ -7,48 +7,34 @@ that asked for it is in the log.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import msgspec
 
 from spane_core.commands import FireExecutionTimer, FireTimer
+from spane_core.decide_subflow import SUB_WORKFLOW, WAITING_REASON
 from spane_core.definition import Workflow
+from spane_core.effects_subflow import cascade_tasks, child_start_task, report_task
 from spane_core.events import (
     Event,
     ExecutionCancelled,
     ExecutionCompleted,
     ExecutionDeadlineSet,
     ExecutionFailed,
+    ExecutionPaused,
+    ExecutionResumed,
     ExecutionStarted,
     NodeCancelled,
     NodeFailed,
     NodeQueued,
     NodeWaiting,
 )
-from spane_core.ids import ExecutionId, NodeId, WorkflowId
+from spane_core.ids import ExecutionId, NodeId
 from spane_core.payloads import node_input
 from spane_core.state import ExecutionState, NodeStatus
+from spane_core.task import Task
 from spane_core.timer_options import execution_timer_member, execution_timers
 
-
-class Task(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
-    """One try of one node, as a worker receives it."""
-
-    execution_id: ExecutionId
-    workflow_id: WorkflowId
-    workflow_version: int
-    node_id: NodeId
-    node_type: str
-    attempt: int
-    queued_seq: int
-    input: Any = None
-    depth: int = 0
-    traceparent: str | None = None
-    priority: int = 5  # the execution's: the task is in the tasks stream of this priority
-
-    @property
-    def idempotency_key(self) -> str:
-        return f"{self.execution_id}:{self.node_id}:{self.attempt}"
+__all__ = ["Effects", "Task", "Timer", "effects", "parse_timer_member", "timer_member"]
 
 
 class Timer(msgspec.Struct, frozen=True, kw_only=True):
@@ -104,13 +90,16 @@ def effects(
         seq += 1
         match event:
             case NodeQueued(node_id=node_id, attempt=attempt):
+                node_type = workflow.node(node_id).type
+                if node_type == SUB_WORKFLOW:  # waits for a child instead (node.waiting, below)
+                    continue
                 out.tasks.append(
                     Task(
                         execution_id=after.execution_id,
                         workflow_id=after.workflow_id,
                         workflow_version=after.workflow_version,
                         node_id=node_id,
-                        node_type=workflow.node(node_id).type,
+                        node_type=node_type,
                         attempt=attempt,
                         queued_seq=seq,
                         input=node_input(after, workflow, node_id),
@@ -126,6 +115,8 @@ def effects(
             case NodeWaiting(node_id=node_id, until=int(until)):
                 attempt = after.node(node_id).attempt
                 out.timers.append(Timer(execution_id=after.execution_id, node_id=node_id, attempt=attempt, due=until))
+            case NodeWaiting(node_id=node_id, reason=reason) if reason == WAITING_REASON:
+                out.tasks.append(child_start_task(workflow, after, node_id, seq, traceparent))
             case NodeCancelled(node_id=node_id) if before is not None:
                 prior = before.node(node_id)
                 if prior.status in (NodeStatus.RETRYING, NodeStatus.WAITING):
@@ -138,6 +129,22 @@ def effects(
                     out.timers.append(
                         Timer(execution_id=after.execution_id, node_id=NodeId(""), attempt=0, due=due, kind=kind)
                     )
+                out.tasks += _subflow_tasks(event, before, after, seq, traceparent)
+            case ExecutionPaused() | ExecutionResumed():
+                out.tasks += _subflow_tasks(event, before, after, seq, traceparent)
             case _:
                 pass
     return out
+
+
+def _subflow_tasks(
+    event: Event, before: ExecutionState | None, after: ExecutionState, seq: int, traceparent: str | None
+) -> list[Task]:
+    """A parent's pause, resume or cancel reaches its children; a child's end reaches its parent."""
+    tasks = []
+    if before is not None and isinstance(event, ExecutionPaused | ExecutionResumed | ExecutionCancelled):
+        tasks += cascade_tasks(before, after, seq, traceparent)
+    ends = isinstance(event, ExecutionCancelled | ExecutionCompleted | ExecutionFailed)
+    if ends and after.parent_execution_id is not None:
+        tasks.append(report_task(after, seq, traceparent))
+    return tasks

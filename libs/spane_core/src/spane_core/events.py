@@ -72,6 +72,9 @@ class NodeQueued(_Event, tag="node.queued", frozen=True):
     # A dead-lettered node retried with edited input runs on that input instead of its parents' outputs.
     input_override: Any = None
     has_input_override: bool = False
+    # A dead letter retried: the node gets fresh tries, counted from this attempt on (its attempts keep counting,
+    # so that every try keeps an idempotency key of its own).
+    fresh_tries: bool = False
 
 
 class NodeStarted(_Event, tag="node.started", frozen=True):
@@ -135,6 +138,13 @@ class ExecutionDeadlineSet(_Event, tag="execution.deadline_set", frozen=True):
     deadline: int  # epoch ms
 
 
+class DeadLetterDeleted(_Event, tag="node.dead_letter_deleted", frozen=True):
+    """A person dropped the dead letter of ``attempt`` of the node: it leaves the queue; the execution stays failed."""
+
+    node_id: NodeId
+    attempt: int
+
+
 Event = (
     ExecutionStarted
     | ExecutionPaused
@@ -152,6 +162,7 @@ Event = (
     | NodeDeadLettered
     | ExecutionDue
     | ExecutionDeadlineSet
+    | DeadLetterDeleted
 )
 
 TERMINAL_EXECUTION_EVENTS = (ExecutionCompleted, ExecutionFailed, ExecutionCancelled)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import time
@@ -18,7 +19,17 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 def new_ulid(now_ms: int | None = None) -> str:
     """A ULID: 48 bits of milliseconds then 80 random bits, Crockford base32; sorts by creation time."""
     ms = int(time.time() * 1000) if now_ms is None else now_ms
-    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    return _ulid(ms, os.urandom(10))
+
+
+def derived_execution_id(now_ms: int, seed: str) -> ExecutionId:
+    """A ULID whose 80 "random" bits are a hash of ``seed``: the same arguments give the same id (a pure function,
+    for ids that a retry must find again, such as a sub-workflow's child), and it still sorts by ``now_ms``."""
+    return ExecutionId(_ulid(now_ms, hashlib.sha256(seed.encode()).digest()[:10]))
+
+
+def _ulid(ms: int, tail: bytes) -> str:
+    value = (ms << 80) | int.from_bytes(tail, "big")
     chars = []
     for _ in range(26):
         chars.append(_CROCKFORD[value & 31])

@@ -29,7 +29,8 @@ from spane_core.fields import WORKFLOW_ID_RULE, FieldReader, is_workflow_id, joi
 from spane_core.ids import NodeId
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-DELAY_KEYS = ("ms", "seconds", "until")
+# ``duration`` (ms), ``durationSeconds`` and ``durationMinutes`` are the original SPANE's names.
+DELAY_KEYS = ("ms", "seconds", "until", "duration", "durationSeconds", "durationMinutes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,10 +148,13 @@ def check_delay(config: Mapping[str, Any], ctx: ConfigContext) -> list[FieldErro
     given = [key for key in DELAY_KEYS if config.get(key) is not None]
     if len(given) != 1:
         got = f"got {' and '.join(given)}" if given else "got none"
-        errors.append(FieldError("", f"a delay needs exactly one of ms, seconds or until; {got}"))
+        keys = "ms, seconds or until (or the original SPANE's duration, durationSeconds or durationMinutes)"
+        errors.append(FieldError("", f"a delay needs exactly one of {keys}; {got}"))
     reader = FieldReader(config, "", errors)
     reader.integer("ms", minimum=0)
-    reader.number("seconds", minimum=0)
+    reader.integer("duration", minimum=0)
+    for key in ("seconds", "durationSeconds", "durationMinutes"):
+        reader.number(key, minimum=0)
     until = reader.string("until")
     if until is not None:
         try:
@@ -167,8 +171,13 @@ def check_sub_workflow(config: Mapping[str, Any], ctx: ConfigContext) -> list[Fi
     if workflow_id is not None and not is_workflow_id(workflow_id):
         reader.error("workflowId", f"workflowId must be {WORKFLOW_ID_RULE}, got {show(workflow_id)}")
     reader.integer("version", minimum=1)
-    reader.string_map("inputMapping")
-    reader.string_map("outputMapping")
+    for key in ("inputMapping", "outputMapping"):
+        for target, source in (reader.string_map(key) or {}).items():
+            where = join_path(key, target)
+            if not target or any(not part for part in target.split(".")):
+                errors.append(FieldError(where, f"{key} targets must be keys or dotted paths, got {show(target)}"))
+            if (problem := jmespath_problem(source)) is not None:
+                errors.append(FieldError(where, f"{source!r} is not a valid JMESPath expression: {problem}"))
     return errors
 
 

@@ -46,10 +46,11 @@ def execution_output(state: ExecutionState, workflow: Workflow) -> Any:
 
 def delay_until(config: dict[str, Any], _input: Any, now: int) -> int:
     """The epoch ms at which a ``delay`` node (``ms``, ``seconds`` or ``until``) is done."""
-    if "ms" in config:
-        return now + int(config["ms"])
-    if "seconds" in config:
-        return now + round(float(config["seconds"]) * 1000)
+    for key, unit_ms in (("ms", 1), ("duration", 1), ("seconds", 1000), ("durationSeconds", 1000)):
+        if key in config:
+            return now + round(float(config[key]) * unit_ms)
+    if "durationMinutes" in config:
+        return now + round(float(config["durationMinutes"]) * 60_000)
     if "until" in config:
         text = str(config["until"]).replace("Z", "+00:00")
         try:

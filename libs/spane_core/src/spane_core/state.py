@@ -10,6 +10,7 @@ import msgspec
 
 from spane_core.deferral import DEFER_REASONS
 from spane_core.events import (
+    DeadLetterDeleted,
     Envelope,
     ErrorInfo,
     Event,
@@ -81,6 +82,8 @@ class NodeState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     input_override: Any = None
     has_input_override: bool = False
     deferred: str | None = None  # why a waiting node was deferred by a limit (spane_core.deferral); None: it was not
+    dead_letter_deleted: bool = False  # the dead letter of the current attempt was dropped from the queue
+    tries_before: int = 0  # attempts made before the dead letter last retried: the retry policy counts after them
 
 
 PENDING_NODE = NodeState()
@@ -176,6 +179,13 @@ def evolve_owned(state: ExecutionState | None, event: Event, at: int) -> Executi
             return _with(state, status=ExecutionStatus.FAILED, error=error, finished_at=at)
         case NodeQueued(node_id=node_id, attempt=attempt, has_input_override=has_override):
             override = event.input_override if has_override else state.node(node_id).input_override
+            if event.fresh_tries:
+                return _with_node(
+                    state, node_id, status=NodeStatus.QUEUED, attempt=attempt, queued_seq=state.seq + 1,
+                    retry_at=None, error=None, finished_at=None, input_override=override,
+                    has_input_override=has_override or state.node(node_id).has_input_override,
+                    tries_before=attempt - 1,
+                )  # fmt: skip
             return _with_node(
                 state, node_id, status=NodeStatus.QUEUED, attempt=attempt, queued_seq=state.seq + 1,
                 retry_at=None, error=None, finished_at=None, wait_until=None, deferred=None,
@@ -217,7 +227,11 @@ def evolve_owned(state: ExecutionState | None, event: Event, at: int) -> Executi
         case NodeCancelled(node_id=node_id):
             return _with_node(state, node_id, status=NodeStatus.CANCELLED, finished_at=at, lease="")
         case NodeDeadLettered(node_id=node_id, error=error):
-            return _with_node(state, node_id, status=NodeStatus.DEAD_LETTERED, error=error, finished_at=at)
+            return _with_node(
+                state, node_id, status=NodeStatus.DEAD_LETTERED, error=error, finished_at=at, dead_letter_deleted=False
+            )
+        case DeadLetterDeleted(node_id=node_id):
+            return _with_node(state, node_id, dead_letter_deleted=True)
         case ExecutionDue():
             return _with(state, status=ExecutionStatus.RUNNING, run_at=None, started_at=at)
         case ExecutionDeadlineSet(deadline=deadline):

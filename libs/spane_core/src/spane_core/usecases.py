@@ -8,6 +8,7 @@ caller owns them.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ from spane_core.commands import Cancel, Command, Pause, Resume, SetTimeout
 from spane_core.definition import Workflow
 from spane_core.errors import FieldError, InvalidInput, NotFound
 from spane_core.execution_options import ExecutionOptions, Rerun, start_command
-from spane_core.ids import ExecutionId, WorkflowId, new_execution_id
+from spane_core.ids import ExecutionId, NodeId, WorkflowId, new_execution_id
 from spane_core.keys import WorkflowKeys
 from spane_core.observe.context import start_context
 from spane_core.settings import IDEMPOTENCY_KEY_TTL_S
@@ -74,6 +75,17 @@ async def resolve_workflow(workflows: WorkflowRegistry, workflow_id: WorkflowId,
         raise InvalidInput("the requested workflow version does not exist", [problem]) from e
 
 
+@dataclass(frozen=True, slots=True)
+class ChildOf:
+    """Where a sub-workflow's child execution comes from: its id (derived: a second start finds the first) and
+    the parent node that waits for it."""
+
+    execution_id: ExecutionId
+    parent_execution_id: ExecutionId
+    parent_node_id: NodeId
+    depth: int
+
+
 async def start_execution(
     redis: Redis,
     executions: ExecutionStore,
@@ -88,6 +100,7 @@ async def start_execution(
     traced: bool = False,
     caller_traceparent: str | None = None,
     input_stored: bool = False,
+    child_of: ChildOf | None = None,
 ) -> Started:
     """Start an execution of ``workflow``; with an ``idempotency_key`` seen before, the execution it named.
 
@@ -95,8 +108,11 @@ async def start_execution(
     of that id starts nothing. ``traced`` (tracing is on) gives it a trace context: under ``caller_traceparent`` (a
     W3C ``traceparent`` header) when that is valid, else a trace of its own. ``options``: its priority, timeout
     (else the definition's ``timeoutMs``) and start time; ``rerun``: the execution it runs again and the nodes it
-    keeps from it; ``input_stored``: the input is in the log's form already (an earlier execution's)."""
-    if execution_id is not None:
+    keeps from it; ``input_stored``: the input is in the log's form already (an earlier execution's). A sub-workflow's
+    child (``child_of``) starts under its derived id, idempotent by itself too."""
+    if child_of is not None:
+        execution_id = child_of.execution_id
+    elif execution_id is not None:
         pass
     elif idempotency_key is None:
         execution_id = new_execution_id()
@@ -107,6 +123,13 @@ async def start_execution(
     start = start_command(
         execution_id, workflow, stored, idempotency_key, options or ExecutionOptions(), rerun, traceparent
     )
+    if child_of is not None:
+        start = dataclasses.replace(
+            start,
+            parent_execution_id=child_of.parent_execution_id,
+            parent_node_id=child_of.parent_node_id,
+            depth=child_of.depth,
+        )
     outcome = await executions.apply(Transition(execution_id, [start], workflow=workflow))
     assert outcome.state is not None, "a committed start leaves a state"
     # A start of an execution that exists already decides no events.

@@ -22,7 +22,7 @@ from spane_api.auth import bearer_guard
 from spane_api.deps import Dependencies, open_dependencies
 from spane_api.metrics import HttpMetrics, MetricsMiddleware
 from spane_api.problems import exception_handlers
-from spane_api.routes import events, execution_options, executions, health, limits, schedules, webhooks, workflows
+from spane_api.routes import dlq, events, execution_options, executions, health, limits, schedules, webhooks, workflows
 from spane_api.routes.console import console_router
 
 
@@ -89,6 +89,7 @@ def create_app(
             Router("/events", route_handlers=events.HANDLERS, tags=["events"]),
             Router("/schedules", route_handlers=schedules.HANDLERS, tags=["schedules"]),
             Router("/", route_handlers=limits.HANDLERS, tags=["limits"]),
+            Router("/dlq", route_handlers=dlq.HANDLERS, tags=["dead-letter queue"]),
         ],
     )
     # Webhooks are open (a trigger's secret guards each), so they sit beside the guarded router.

@@ -76,6 +76,8 @@ class HttpMetrics:
         )
         self.limits = LimitsCollector()
         self.registry.register(self.limits)
+        self.dlq_retries = Counter("spane_dlq_retries", "Dead letters retried through the API.", registry=self.registry)
+        self.dlq_deleted = Counter("spane_dlq_deleted", "Dead letters deleted through the API.", registry=self.registry)
 
     def set_worker_lag(self, published: Mapping[bytes | str, bytes | str], now_s: float) -> None:
         """The workers' lags as they published them (``spane_core.keys.WORKER_LAG``)."""

@@ -18,7 +18,14 @@ from spane_core.errors import StorageError
 from spane_core.readmodel import reads
 from spane_core.state import ExecutionState, fold
 
-from spane_api.schemas import ExecutionSummary, ExecutionView, NodeView, VersionInfo, WorkflowSummary
+from spane_api.schemas import (
+    DeadLetter,
+    ExecutionSummary,
+    ExecutionView,
+    NodeView,
+    VersionInfo,
+    WorkflowSummary,
+)
 from spane_api.views import error_view
 
 if TYPE_CHECKING:
@@ -174,3 +181,43 @@ async def archived_state(db: asyncpg.Pool, execution_id: str) -> ExecutionState 
     if not by_seq or sorted(by_seq) != list(range(1, len(by_seq) + 1)):
         return None
     return fold(by_seq[seq] for seq in sorted(by_seq))
+
+
+async def children(db: asyncpg.Pool, execution_id: str) -> dict[str, list[str]]:
+    """The child executions of each sub-workflow node of ``execution_id``, oldest first."""
+    async with connection(db) as conn:
+        rows = await conn.fetch(reads.SELECT_CHILDREN, execution_id)
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        out.setdefault(r["parent_node_id"], []).append(r["execution_id"])
+    return out
+
+
+def _dead_letter(r: asyncpg.Record) -> DeadLetter:
+    return DeadLetter(
+        id=r["id"], execution_id=r["execution_id"], workflow_id=r["workflow_id"], node_id=r["node_id"],
+        error=error_view(r["error"]), attempts=r["attempt"], failed_at=iso(r["failed_at"]), input=r["input"],
+    )  # fmt: skip
+
+
+async def dead_letters(
+    db: asyncpg.Pool, *, workflow_id: str | None, execution_id: str | None, cursor: str | None, limit: int
+) -> list[DeadLetter]:
+    sql, args = reads.select_dead_letters(
+        workflow_id=workflow_id, execution_id=execution_id, cursor=cursor, limit=limit
+    )
+    async with connection(db) as conn:
+        rows = await conn.fetch(sql, *args)
+    return [_dead_letter(r) for r in rows]
+
+
+async def dead_letter(db: asyncpg.Pool, entry_id: str) -> tuple[DeadLetter, bool] | None:
+    """An entry, and whether it is still open (neither retried nor deleted); None when unknown."""
+    async with connection(db) as conn:
+        row = await conn.fetchrow(reads.SELECT_DEAD_LETTER, entry_id)
+    return None if row is None else (_dead_letter(row), row["resolved_at"] is None)
+
+
+async def open_dead_letters(db: asyncpg.Pool) -> int:
+    async with connection(db) as conn:
+        return int(await conn.fetchval(reads.COUNT_OPEN_DEAD_LETTERS))

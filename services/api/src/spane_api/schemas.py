@@ -105,6 +105,8 @@ class ExecutionView(_Shape):
     started_at: str
     finished_at: str | None
     nodes: dict[str, NodeView]
+    # The child executions that each sub-workflow node started, oldest first (one per try).
+    children: dict[str, list[str]] = msgspec.field(default_factory=dict)
 
 
 class ExecutionSummary(_Shape):
@@ -243,3 +245,33 @@ class BucketItem(_Shape):
 
 class Buckets(_Shape):
     items: list[BucketItem]
+
+
+class DeadLetter(_Shape):
+    id: str
+    execution_id: str
+    workflow_id: str
+    node_id: str
+    error: ErrorView | None
+    attempts: int
+    failed_at: str
+    input: Any
+
+
+class DeadLetterPage(_Shape):
+    items: list[DeadLetter]
+    next_cursor: str | None
+
+
+class RetryRequest(_Shape):
+    """The body of ``POST /api/dlq/{id}/retry``: ``input`` replaces the node's input for its new tries."""
+
+    input: Any = msgspec.UNSET
+
+
+class DeadLetterRetried(_Shape):
+    id: str
+    execution_id: str
+    node_id: str
+    attempt: int  # the new try's
+    status: str  # the execution's, revived

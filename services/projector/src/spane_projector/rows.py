@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from spane_core.events import Envelope, ErrorInfo, NodeDeadLettered, NodeQueued
+from spane_core.events import DeadLetterDeleted, Envelope, ErrorInfo, NodeDeadLettered, NodeQueued
 from spane_core.ids import ExecutionId, NodeId, WorkflowId
 from spane_core.state import ExecutionState, ExecutionStatus, NodeState, NodeStatus, evolve_owned, own
 from spane_core.workflow_events import WorkflowDeleted, WorkflowEvent, WorkflowRegistered
@@ -195,6 +195,14 @@ def project(state: ExecutionState | None, envelopes: Sequence[Envelope]) -> Proj
                     letter.resolved_at = envelope.at
             first = Requeue(envelope.execution_id, event.node_id, event.attempt, envelope.at)
             requeues.setdefault(event.node_id, first)
+        elif isinstance(event, DeadLetterDeleted):  # leaves the queue as a retried one does
+            for letter in dead_letters:
+                if letter.node_id == event.node_id and letter.attempt == event.attempt:
+                    letter.resolved_at = envelope.at
+            deleted = Requeue(envelope.execution_id, event.node_id, event.attempt + 1, envelope.at)
+            earlier = requeues.get(event.node_id)
+            if earlier is None or earlier.attempt < deleted.attempt:
+                requeues[event.node_id] = deleted
     assert state is not None, "project() needs at least one envelope"
     last = envelopes[-1]
     nodes = [_node_row(state, node_id, seq) for node_id, seq in touched.items()]

@@ -23,6 +23,8 @@ from spane_core.store.executions import ExecutionStore, WorkflowSource
 from spane_core.store.limiter import Limiter
 from spane_core.store.payloads import PayloadStore
 from spane_core.store.streams import ConsumerGroup
+from spane_core.store.workflows import WorkflowRegistry
+from spane_core.subworkflows import Subworkflows
 
 from spane_worker.bands import PriorityReader
 from spane_worker.committer import Committer
@@ -60,6 +62,9 @@ class Worker:
         self.group = ConsumerGroup(redis, WORKER_GROUP, settings.consumer_name, [b.tasks for b in bands])
         self.held = HeldTasks(settings.worker_concurrency)
         self.committer = Committer(store, self.held.release, payloads)
+        subworkflows = None
+        if payloads is not None and isinstance(workflows, WorkflowRegistry):
+            subworkflows = Subworkflows(redis, store, workflows, payloads, settings.max_depth)
         self.cpu = CpuPool(settings.worker_cpu_processes)
         limiter = Limiter(redis, settings.partitions, hold_ms=visibility_ms, poll_ms=settings.limit_poll_ms)
         rules = LimitRules(settings.circuit_breakers, settings.rate_limits, settings.concurrency_limits)
@@ -70,6 +75,7 @@ class Worker:
             self.group, self.held, self.committer, store, workflows, executors, payloads,
             announce_after_s=settings.worker_announce_after_ms / 1000, shutdown_grace_s=shutdown_grace_s,
             metrics=metrics, traced=traced, cpu=self.cpu, gate=self.gate,
+            effects=None if subworkflows is None else subworkflows.carry_out,
         )  # fmt: skip
         self.lag = LoopLag(redis, settings.consumer_name, self.runner.on_loop, settings.worker_loop_lag_warn_ms)
         self.heartbeat = Heartbeat(self.group, self.held, bands, visibility_ms / 3000)

@@ -47,6 +47,7 @@ log = logging.getLogger("spane.worker")
 LAUNCHED_KEPT = 32  # the names of the latest nodes launched, to tell which one blocked the loop
 _A = TypeVar("_A")
 _R = TypeVar("_R")
+EffectHandler = Callable[[Task], Awaitable[None]]
 
 
 class Runner:
@@ -68,6 +69,7 @@ class Runner:
         traced: bool = False,
         cpu: CpuPool | None = None,
         gate: Gate | None = None,
+        effects: EffectHandler | None = None,
     ) -> None:
         self.group = group
         self.held = held
@@ -82,6 +84,7 @@ class Runner:
         self.traced = traced  # this process traces what nodes call (the http node's requests)
         self.cpu = cpu  # the process pool of CPU-bound node types
         self.gate = gate  # shared limits; None: none apply
+        self.effects = effects  # carries out tasks that are effects on other executions (``Task.kind``)
         self._slots = asyncio.Semaphore(held.concurrency)
         self._running: set[asyncio.Task[None]] = set()
         self._launched: deque[str] = deque(maxlen=LAUNCHED_KEPT)  # names, for ``on_loop``
@@ -102,6 +105,11 @@ class Runner:
                 unreadable.append(entry_id)
         # Acknowledged and deleted, as the commit script does with finished tasks.
         await self.group.ack_and_delete(p.tasks, unreadable)
+        if any(held.task.kind for held in fresh):
+            for held in fresh:
+                if held.task.kind:
+                    self._track(asyncio.create_task(self._carry_out(held)))
+            fresh = [held for held in fresh if not held.task.kind]
         for held in fresh:
             self.held.hold(held)
         try:
@@ -206,8 +214,23 @@ class Runner:
         name = f"{t.node_type} (node {t.node_id} of execution {t.execution_id})"
         task = asyncio.create_task(self._run(held, lease), name=name)
         self._launched.append(name)
+        self._track(task)
+
+    def _track(self, task: asyncio.Task[None]) -> None:
         self._running.add(task)
         task.add_done_callback(self._running.discard)
+
+    async def _carry_out(self, held: Held) -> None:
+        """Carry out an effect task and acknowledge it; one that fails stays pending, and is carried out again
+        when reclaimed (every effect is idempotent)."""
+        try:
+            if self.effects is None:
+                log.error("this worker cannot carry out %s tasks (it has no payload store)", held.task.kind)
+            else:
+                await retrying(f"carrying out {held.task.kind}", self.effects, held.task)
+            await self.group.ack_and_delete(held.partition.tasks, [held.entry_id])
+        except Exception:
+            log.exception("%s for %s failed; it will be reclaimed", held.task.kind, held.task.execution_id)
 
     async def _run(self, held: Held, lease: str | None) -> None:
         """Run one try of ``held``'s node and hand its result to the committer.

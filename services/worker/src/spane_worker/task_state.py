@@ -28,8 +28,9 @@ def may_start(state: ExecutionState | None, task: Task) -> bool:
 
 def keep_pending(state: ExecutionState | None, task: Task) -> bool:
     """A running node of a paused execution keeps its task pending: if its worker died, the task is reclaimed
-    after resume and runs again. (A queued node gets a new task on resume, so its old one is acknowledged.)"""
-    if state is None or state.status is not ExecutionStatus.PAUSED:
+    after resume and runs again. (A queued node gets a new task on resume, so its old one is acknowledged.) So does
+    one of a failed execution, which a retried dead letter may revive."""
+    if state is None or state.status not in (ExecutionStatus.PAUSED, ExecutionStatus.FAILED):
         return False
     node = state.node(task.node_id)
     return node.status is NodeStatus.RUNNING and node.queued_seq == task.queued_seq

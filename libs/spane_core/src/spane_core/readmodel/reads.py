@@ -58,3 +58,34 @@ SELECT_EVENT_RUNS = "SELECT data FROM event_runs WHERE execution_id = $1"
 SELECT_OLD_EVENTS = "SELECT seq, body FROM events WHERE execution_id = $1"
 
 SELECT_PAYLOADS = "SELECT id, body FROM payloads WHERE id = ANY($1::text[])"
+
+# The children that sub-workflow nodes of an execution started, oldest first.
+SELECT_CHILDREN = """
+SELECT execution_id, parent_node_id FROM executions WHERE parent_execution_id = $1 ORDER BY execution_id
+"""
+
+# The dead-letter queue: the entries neither retried nor deleted (``resolved_at`` unset).
+DEAD_LETTER_COLUMNS = "id, execution_id, workflow_id, node_id, attempt, error, input, failed_at, resolved_at"
+
+SELECT_DEAD_LETTER = f"SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters WHERE id = $1"
+
+COUNT_OPEN_DEAD_LETTERS = "SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL"
+
+
+def select_dead_letters(
+    *, workflow_id: str | None, execution_id: str | None, cursor: str | None, limit: int
+) -> tuple[str, list[object]]:
+    """The open entries, newest execution first (ids begin with the execution id), strictly after ``cursor``."""
+    clauses = ["resolved_at IS NULL"]
+    args: list[object] = []
+    for column, value in (("workflow_id", workflow_id), ("execution_id", execution_id)):
+        if value is not None:
+            args.append(value)
+            clauses.append(f"{column} = ${len(args)}")
+    if cursor is not None:
+        args.append(cursor)
+        clauses.append(f"id < ${len(args)}")
+    args.append(limit)
+    where = " AND ".join(clauses)
+    sql = f"SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters WHERE {where} ORDER BY id DESC LIMIT ${len(args)}"
+    return sql, args

@@ -45,7 +45,26 @@ async def list_executions(
 
 @get("/{execution_id:str}", summary="Read an execution and its nodes", responses=problem_responses(404, 503))
 async def read_execution(execution_id: FromPath[str], deps: Deps) -> ExecutionView:
-    return await with_payloads(deps.payloads, await execution_view(deps, execution_id))
+    view = await execution_view(deps, execution_id)
+    view.children = await _children(deps, execution_id, view)
+    return await with_payloads(deps.payloads, view)
+
+
+async def _children(deps: Deps, execution_id: str, view: ExecutionView) -> dict[str, list[str]]:
+    """The children of each sub-workflow node: the projected ones, and the current try's from the snapshot (it
+    may not be projected yet)."""
+    try:
+        children = await readmodel.children(deps.db, execution_id)
+    except StorageError:
+        children = {}
+    state = (
+        await deps.executions.load(execution_id) if any(n.status == "waiting" for n in view.nodes.values()) else None
+    )
+    for node_id, node in (state.nodes if state is not None else {}).items():
+        child = node.child_execution_id
+        if child is not None and child not in children.get(node_id, []):
+            children.setdefault(node_id, []).append(child)
+    return children
 
 
 async def execution_view(deps: Deps, execution_id: str) -> ExecutionView:

@@ -12,8 +12,8 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPT
 from spane_core.errors import FieldError, InvalidInput, NotFound
 from spane_core.execution_options import read_options
 from spane_core.ids import WorkflowId
-from spane_core.not_built import check_buildable
 from spane_core.store.executions import now_ms
+from spane_core.subworkflows import check_child_workflows
 from spane_core.trigger_secrets import keep_stored_secrets, masked_definition, masked_triggers
 from spane_core.usecases import resolve_workflow, start_execution
 from spane_core.validation import parse_definition
@@ -54,8 +54,8 @@ VersionQuery = Annotated[int | None, QueryParameter(ge=1, description="A version
 )
 async def save_workflow(data: DefinitionBody, deps: Deps) -> Response[WorkflowSaved]:
     definition = parse_definition(data, deps.node_types, deps.settings.definition_limits)
-    check_buildable(definition)
     definition = await keep_stored_secrets(deps.workflows, definition)
+    await check_child_workflows(definition, deps.workflows)
     version, created = await deps.workflows.register(definition, now_ms())
     if created:
         deps.metrics.workflows_registered.inc()
