@@ -54,13 +54,13 @@ def test_live_state_equals_replayed_state(nodes: list[dict[str, Any]], data: st.
         s = d.s
         dead = [n for n, ns in s.nodes.items() if ns.status is NodeStatus.DEAD_LETTERED and not ns.dead_letter_deleted]
         if s.status is ExecutionStatus.FAILED and dead:  # a person retries or deletes a dead letter
-            node = data.draw(st.sampled_from(dead))
+            letter = data.draw(st.sampled_from(dead))
             d.now += 20
-            attempt = s.node(node).attempt
+            attempt = s.node(letter).attempt
             if data.draw(st.integers(0, 3)) == 0:
-                d.send(DeleteDeadLetter(node_id=node, attempt=attempt))
+                d.send(DeleteDeadLetter(node_id=letter, attempt=attempt))
             else:
-                d.send(RetryDeadLetter(node_id=node, attempt=attempt))
+                d.send(RetryDeadLetter(node_id=letter, attempt=attempt))
             continue
         if s.status is not ExecutionStatus.RUNNING and s.status is not ExecutionStatus.PAUSED:
             break
