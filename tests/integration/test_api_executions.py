@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 NODE_KEYS = {"status", "attempts", "startedAt", "finishedAt", "output", "error"}
 EXECUTION_KEYS = {
     "executionId", "workflowId", "version", "status", "input", "output", "error", "parentExecutionId", "depth",
-    "startedAt", "finishedAt", "nodes",
+    "startedAt", "finishedAt", "nodes", "children",
 }  # fmt: skip
 
 
