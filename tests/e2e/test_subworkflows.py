@@ -160,3 +160,18 @@ def test_cancelling_a_child_alone_fails_the_parent_node(api: httpx.Client) -> No
     assert body["status"] == "failed"
     assert body["nodes"]["call"]["error"]["type"] == "SubWorkflowCancelled"
     assert child_id in body["nodes"]["call"]["error"]["message"]
+
+
+def test_an_unknown_child_workflow_or_a_mapping_that_is_not_jmespath_is_a_422(api: httpx.Client) -> None:
+    child = unique("child")
+    post_workflow(api, {"id": child, "name": "child", "nodes": [node("a")]})
+    unknown = api.post("/api/workflows", json={"id": unique("p"), "name": "p", "nodes": [sub("call", "nowhere")]})
+    assert unknown.status_code == 422
+    assert unknown.json()["errors"][0]["path"] == "nodes[0].config.workflowId"
+    assert "'call'" in unknown.json()["errors"][0]["message"]
+    bad = api.post("/api/workflows", json={"id": unique("p"), "name": "p", "nodes": [
+        sub("call", child, config={"inputMapping": {"x": "a[?"}}),
+    ]})  # fmt: skip
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["path"] == "nodes[0].config.inputMapping.x"
+    assert "JMESPath" in bad.json()["errors"][0]["message"]
