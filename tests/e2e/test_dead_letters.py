@@ -5,6 +5,7 @@ execution failed; the queue's size and retries show in /metrics."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -35,6 +36,13 @@ def metric(api: httpx.Client, name: str) -> float:
         if line.startswith(f"{name} "):
             return float(line.split()[1])
     raise AssertionError(f"{name} not in /metrics")
+
+
+def wait_metric(api: httpx.Client, name: str, check: Callable[[float], bool]) -> None:
+    deadline = time.monotonic() + 30
+    while not check(value := metric(api, name)):
+        assert time.monotonic() < deadline, f"{name} is {value}"
+        time.sleep(0.2)
 
 
 def diamond(api: httpx.Client) -> str:
@@ -93,7 +101,7 @@ def test_deleting_an_entry_leaves_the_execution_failed(api: httpx.Client) -> Non
     execution_id = execute(api, wf, {})
     (entry,) = wait_entries(api, execution_id)
     assert any(e["id"] == entry["id"] for e in api.get("/api/dlq", params={"workflowId": wf}).json()["items"])
-    assert metric(api, "spane_dlq_entries") >= 1
+    wait_metric(api, "spane_dlq_entries", lambda value: value >= 1)
     assert api.delete(f"/api/dlq/{entry['id']}").status_code == 204
     assert wait_entries(api, execution_id, 0) == []
     assert wait_final(api, execution_id)["status"] == "failed"

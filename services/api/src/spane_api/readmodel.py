@@ -216,8 +216,3 @@ async def dead_letter(db: asyncpg.Pool, entry_id: str) -> tuple[DeadLetter, bool
     async with connection(db) as conn:
         row = await conn.fetchrow(reads.SELECT_DEAD_LETTER, entry_id)
     return None if row is None else (_dead_letter(row), row["resolved_at"] is None)
-
-
-async def open_dead_letters(db: asyncpg.Pool) -> int:
-    async with connection(db) as conn:
-        return int(await conn.fetchval(reads.COUNT_OPEN_DEAD_LETTERS))

@@ -69,8 +69,6 @@ DEAD_LETTER_COLUMNS = "id, execution_id, workflow_id, node_id, attempt, error, i
 
 SELECT_DEAD_LETTER = f"SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters WHERE id = $1"
 
-COUNT_OPEN_DEAD_LETTERS = "SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL"
-
 
 def select_dead_letters(
     *, workflow_id: str | None, execution_id: str | None, cursor: str | None, limit: int
