@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from spane_core.commands import Cancel, ChildFinished, Complete, FireTimer, Pause, Resume, Start
+from spane_core.commands import (
+    Cancel,
+    ChildFinished,
+    Complete,
+    Fail,
+    FireExecutionTimer,
+    FireTimer,
+    Pause,
+    Resume,
+    Start,
+)
 from spane_core.decide_subflow import MAX_DEPTH_EXCEEDED, child_execution_id
 from spane_core.effects import effects
 from spane_core.effects_subflow import FOLLOW_PARENT, REPORT_TO_PARENT, START_CHILD
@@ -148,3 +158,27 @@ def test_a_child_reports_its_end_to_its_parent_whether_completed_or_cancelled() 
             events = d.send(Cancel())
         reports = [(t.kind, t.target, t.node_id) for t in effects(d.wf, before, d.s, events).tasks]
         assert reports == [(REPORT_TO_PARENT, parent, SUB)], end
+
+
+def test_a_parent_that_times_out_cancels_its_waiting_node_and_asks_the_child_to_follow() -> None:
+    d = Driver(workflow([sub()]))
+    d.send(Start(execution_id=E, timeout_ms=1_000))
+    child = child_of(d)
+    assert d.s.deadline is not None
+    d.now = d.s.deadline
+    before = d.state
+    events = d.send(FireExecutionTimer(kind="deadline", due=d.s.deadline))
+    assert d.s.status is ExecutionStatus.FAILED and d.s.node(SUB).status is NodeStatus.CANCELLED
+    follow = [(t.kind, t.target) for t in effects(d.wf, before, d.s, events).tasks]
+    assert follow == [(FOLLOW_PARENT, child)]
+
+
+def test_a_parent_failed_by_another_branch_lets_its_waiting_child_run_on() -> None:
+    d = Driver(workflow([sub(), {"id": "other", "type": "transform", "retryPolicy": {"maxAttempts": 1}}]))
+    d.send(Start(execution_id=E))
+    before = d.state
+    events = d.send(Fail(node_id=NodeId("other"), lease=d.start_node("other"), error=ErrorInfo(message="x")))
+    assert d.s.status is ExecutionStatus.FAILED and d.s.node(SUB).status is NodeStatus.WAITING
+    assert effects(d.wf, before, d.s, events).tasks == []
+    # The child's end is still recorded (running nodes finish), and the execution stays failed.
+    assert tags(d.send(ChildFinished(SUB, child_of(d), completed=True, output=1))) == ["node.completed:sub"]

@@ -140,10 +140,12 @@ def effects(
 def _subflow_tasks(
     event: Event, before: ExecutionState | None, after: ExecutionState, seq: int, traceparent: str | None
 ) -> list[Task]:
-    """A parent's pause, resume or cancel reaches its children; a child's end reaches its parent."""
+    """A parent's pause, resume, cancel or timeout reaches its children; a child's end reaches its parent."""
     tasks = []
     if before is not None and isinstance(event, ExecutionPaused | ExecutionResumed | ExecutionCancelled):
         tasks += cascade_tasks(before, after, seq, traceparent)
+    elif before is not None and isinstance(event, ExecutionFailed):  # timed out: its waiting nodes were cancelled
+        tasks += cascade_tasks(before, after, seq, traceparent, stopped_only=True)
     ends = isinstance(event, ExecutionCancelled | ExecutionCompleted | ExecutionFailed)
     if ends and after.parent_execution_id is not None:
         tasks.append(report_task(after, seq, traceparent))

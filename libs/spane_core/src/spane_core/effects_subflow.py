@@ -53,10 +53,14 @@ def report_task(after: ExecutionState, seq: int, tp: str | None) -> Task:
     return _task(after, after.parent_node_id, 0, seq, REPORT_TO_PARENT, after.parent_execution_id, tp)
 
 
-def cascade_tasks(before: ExecutionState, after: ExecutionState, seq: int, tp: str | None) -> list[Task]:
-    """Make each child that a node waited for follow its parent (paused, resumed or cancelled)."""
+def cascade_tasks(
+    before: ExecutionState, after: ExecutionState, seq: int, tp: str | None, stopped_only: bool = False
+) -> list[Task]:
+    """Make each child that a node waited for follow its parent (paused, resumed or cancelled); ``stopped_only``:
+    only those whose node no longer waits (a parent that timed out cancels its waiting nodes)."""
     return [
         _task(after, node_id, node.attempt, seq, FOLLOW_PARENT, node.child_execution_id, tp)
         for node_id, node in before.nodes.items()
         if node.status is NodeStatus.WAITING and node.child_execution_id is not None
-    ]
+        and not (stopped_only and after.node(node_id).status is NodeStatus.WAITING)
+    ]  # fmt: skip
