@@ -15,7 +15,7 @@ import pytest
 
 from spane.embedded import RedisServer, free_port
 
-from .conftest import _create_database, start_spane, stop_process
+from .conftest import create_database, start_spane, stop_process
 from .support import execute, post_workflow, unique, wait_final
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -39,7 +39,7 @@ def services(postgres_server: str, servers_dir: Path) -> Iterator[tuple[Services
         port = free_port()
         env = {
             "SPANE_REDIS_URL": redis.url,
-            "SPANE_DATABASE_URL": _create_database(postgres_server),
+            "SPANE_DATABASE_URL": create_database(postgres_server),
             "SPANE_PORT": str(port),
             "SPANE_TASK_VISIBILITY_TIMEOUT_MS": "1000",
             "SPANE_PLUGINS": "tests.e2e.plugins",
