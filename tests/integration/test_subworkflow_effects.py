@@ -10,6 +10,7 @@ import pytest
 from spane_core.commands import Cancel, Complete, MarkStarted, Pause, Start
 from spane_core.effects_subflow import REPORT_TO_PARENT, START_CHILD
 from spane_core.ids import ExecutionId, NodeId, new_execution_id
+from spane_core.observe import context
 from spane_core.readmodel import migrate
 from spane_core.state import ExecutionStatus, NodeStatus
 from spane_core.store.executions import Transition
@@ -102,3 +103,26 @@ async def test_a_child_started_after_its_parent_paused_or_cancelled_follows_it(
         assert child is None
     else:
         assert child is not None and child.status is status
+
+
+async def test_a_child_runs_at_its_parent_s_priority_in_its_parent_s_trace(
+    e: Engine, subworkflows: Subworkflows
+) -> None:
+    await e.register("child-wf", [{"id": "c", "type": "transform"}])
+    parent_wf = await e.register(
+        "parent-wf", [{"id": "call", "type": "sub-workflow", "config": {"workflowId": "child-wf"}}]
+    )
+    parent = new_execution_id()
+    traceparent = context.start_context(parent)
+    start = Start(parent, {"x": 1}, priority=9, traceparent=traceparent)
+    outcome = await e.store.apply(Transition(parent, [start], workflow=parent_wf))
+    assert outcome.state is not None
+    node = outcome.state.node(CALL)
+    assert node.child_execution_id is not None
+    await subworkflows.start_child(parent, CALL, node.child_execution_id, {"x": 1})
+    child = await e.store.load(node.child_execution_id)
+    assert child is not None and child.priority == 9
+    parent_ctx, child_ctx = context.parse(traceparent), context.parse(child.traceparent)
+    assert parent_ctx is not None and child_ctx is not None
+    assert child_ctx.trace_id == parent_ctx.trace_id  # one trace for the parent and its child
+    assert child_ctx.span_id == context.node_span_id(parent, CALL, node.attempt)  # under the parent node's span

@@ -24,6 +24,7 @@ from spane_core.effects_subflow import FOLLOW_PARENT, REPORT_TO_PARENT, START_CH
 from spane_core.errors import FieldError, InvalidInput, NotFound, StateConflict
 from spane_core.events import ErrorInfo
 from spane_core.ids import ExecutionId, NodeId, WorkflowId
+from spane_core.observe.context import child_context
 from spane_core.state import FINISHED_EXECUTION, ExecutionState, ExecutionStatus, NodeStatus
 from spane_core.store.executions import ExecutionStore, Transition
 from spane_core.store.payloads import PayloadStore
@@ -129,7 +130,10 @@ class Subworkflows:
         except MappingFailed as e:
             await self._fail(parent_id, node_id, child_id, f"inputMapping: {e}", "MappingFailed")
             return
-        child_of = ChildOf(child_id, parent_id, node_id, parent.depth + 1)
+        traceparent = None
+        if parent.traceparent is not None:
+            traceparent = child_context(parent.traceparent, parent_id, node_id, node.attempt)
+        child_of = ChildOf(child_id, parent_id, node_id, parent.depth + 1, parent.priority, traceparent)
         await start_execution(self.redis, self.executions, self.payloads, workflow, child_input, child_of=child_of)
         # Read the parent again after the child exists: a pause or cancel committed meanwhile found no child to
         # follow it, so the child follows it here.

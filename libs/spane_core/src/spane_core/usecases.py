@@ -21,7 +21,7 @@ from spane_core.definition import Workflow
 from spane_core.errors import FieldError, InvalidInput, NotFound
 from spane_core.execution_options import ExecutionOptions, Rerun, start_command
 from spane_core.ids import ExecutionId, NodeId, WorkflowId, new_execution_id
-from spane_core.keys import WorkflowKeys
+from spane_core.keys import DEFAULT_PRIORITY, WorkflowKeys
 from spane_core.observe.context import start_context
 from spane_core.settings import IDEMPOTENCY_KEY_TTL_S
 from spane_core.state import ExecutionState
@@ -78,12 +78,15 @@ async def resolve_workflow(workflows: WorkflowRegistry, workflow_id: WorkflowId,
 @dataclass(frozen=True, slots=True)
 class ChildOf:
     """Where a sub-workflow's child execution comes from: its id (derived: a second start finds the first) and
-    the parent node that waits for it."""
+    the parent node that waits for it. The child runs at its parent's ``priority`` and, when the parent is traced,
+    under the span of the parent node's attempt (``traceparent``)."""
 
     execution_id: ExecutionId
     parent_execution_id: ExecutionId
     parent_node_id: NodeId
     depth: int
+    priority: int = DEFAULT_PRIORITY
+    traceparent: str | None = None
 
 
 async def start_execution(
@@ -129,6 +132,8 @@ async def start_execution(
             parent_execution_id=child_of.parent_execution_id,
             parent_node_id=child_of.parent_node_id,
             depth=child_of.depth,
+            priority=child_of.priority,
+            traceparent=child_of.traceparent,
         )
     outcome = await executions.apply(Transition(execution_id, [start], workflow=workflow))
     assert outcome.state is not None, "a committed start leaves a state"
