@@ -15,6 +15,7 @@ from spane_api.app import create_app
 from spane_api.deps import Dependencies
 from spane_core.commands import Complete, MarkStarted
 from spane_core.ids import ExecutionId
+from spane_core.observe.telemetry import Telemetry
 from spane_core.settings import Settings
 from spane_core.state import NodeStatus
 from spane_core.store.executions import Transition
@@ -40,10 +41,10 @@ class Client(httpx.AsyncClient):
 
 @contextlib.asynccontextmanager
 async def api_client(
-    settings: Settings, node_types: Mapping[str, NodeTypeSpec | None] | None = None
+    settings: Settings, node_types: Mapping[str, NodeTypeSpec | None] | None = None, telemetry: Telemetry | None = None
 ) -> AsyncIterator[Client]:
     """The app started (its lifespan runs in a task of its own: anyio scopes must exit in the task they entered)."""
-    app = create_app(settings, node_types)
+    app = create_app(settings, node_types, telemetry)
     started, stop = asyncio.Event(), asyncio.Event()
 
     async def serve() -> None:

@@ -48,7 +48,7 @@ COMPOSE_ENV = {
     "SPANE_REDIS_URL": "redis://redis:6379/0",
     "SPANE_DATABASE_URL": "postgresql://spane:spane@postgres:5432/spane",
     "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector:4318",
-    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
     "SPANE_METRICS_PORT": "9464",
 }
 SECRET_KEYS = {"SPANE_DATABASE_URL", "SPANE_REDIS_URL", "SPANE_API_TOKEN"}
@@ -323,11 +323,11 @@ def test_otel_collector_config_wires_otlp_to_debug() -> None:
         for part in ("receivers", "processors", "exporters"):
             for component in pipeline.get(part, []):
                 assert component in (config.get(part) or {}), f"pipeline {name}: {component} is not defined"
-    # SPANE sends OTLP over HTTP/protobuf: the endpoint is the collector's HTTP receiver.
+    # SPANE sends OTLP over HTTP: the endpoint is the collector's HTTP receiver.
     assert COMPOSE_ENV["OTEL_EXPORTER_OTLP_ENDPOINT"].endswith(
         ":" + config["receivers"]["otlp"]["protocols"]["http"]["endpoint"].rsplit(":", 1)[1]
     )
-    assert COMPOSE_ENV["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
+    assert COMPOSE_ENV["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/json"
     assert "otlp/jaeger" in pipelines["traces"]["exporters"]
 
 

@@ -6,13 +6,17 @@ import contextvars
 import io
 import json
 import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 from spane_core.observe import context, logs
 from spane_core.observe.metrics import Metrics
-from spane_core.observe.otel import SpanSink, tracing_enabled
+from spane_core.observe.otel import SpanSink, span_emitter_from_env, tracing_enabled
+from spane_core.observe.otlp_json import JsonSpanSink
 from spane_core.observe.spans import spans_for
 
 from tests.unit.observe_support import diamond_with_retry
@@ -86,3 +90,44 @@ def test_folded_events_count_started_and_finished_executions() -> None:
     text = metrics.render().decode()
     assert 'spane_node_runs_total{status="failed",type="http"} 2.0' in text
     assert 'spane_node_run_duration_seconds_count{status="failed",type="http"} 2.0' in text
+
+
+def test_otlp_json_batches_reach_the_collector_as_one_tree() -> None:
+    bodies: list[dict[str, Any]] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            assert self.path == "/v1/traces" and self.headers["content-type"] == "application/json"
+            bodies.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}"}
+        sink = span_emitter_from_env("spane-test", env)
+        assert isinstance(sink, JsonSpanSink)
+        assert sink.emit(spans_for(None, diamond_with_retry()), lambda r: "transform") == 6
+        sink.shutdown()  # flushes
+    finally:
+        server.shutdown()
+        server.server_close()
+    spans = [s for b in bodies for rs in b["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]
+    resource = bodies[0]["resourceSpans"][0]["resource"]["attributes"]
+    assert {"key": "service.name", "value": {"stringValue": "spane-test"}} in resource
+    (root,) = [s for s in spans if "parentSpanId" not in s]
+    assert (
+        root["traceId"] == f"{context.trace_id_of('e1'):032x}"
+        and root["spanId"] == f"{context.root_span_id('e1'):016x}"
+    )
+    assert len(spans) == 6 and all(s["parentSpanId"] == root["spanId"] for s in spans if s is not root)
+    retry = next(s for s in spans if {"key": "spane.node.attempt", "value": {"intValue": "1"}} in s["attributes"]
+                 and {"key": "spane.node.id", "value": {"stringValue": "a"}} in s["attributes"])  # fmt: skip
+    assert retry["status"]["code"] == 2 and int(retry["endTimeUnixNano"]) > int(retry["startTimeUnixNano"])
+    assert span_emitter_from_env("x", {}) is None
+    assert isinstance(span_emitter_from_env("x", {**env, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}), SpanSink)

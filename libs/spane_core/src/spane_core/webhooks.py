@@ -35,6 +35,8 @@ class WebhookCall:
     body: bytes
     signature: str | None = None  # the X-Spane-Signature header
     idempotency_key: str | None = None  # the Idempotency-Key header
+    traced: bool = False  # tracing is on: the executions get a trace context
+    traceparent: str | None = None  # the caller's W3C traceparent header: their traces hang under its span
 
 
 def signature_of(secret: str, body: bytes) -> str:
@@ -77,7 +79,10 @@ async def start_from_webhook(
     key = None if not call.idempotency_key else f"webhook:{call.idempotency_key}"
     started: list[ExecutionId] = []
     for workflow in {wf.id: wf for wf, _ in matching}.values():
-        outcome = await start_execution(redis, executions, payloads, workflow, execution_input, key)
+        outcome = await start_execution(
+            redis, executions, payloads, workflow, execution_input, key,
+            traced=call.traced, caller_traceparent=call.traceparent,
+        )  # fmt: skip
         started.append(outcome.state.execution_id)
     return started
 

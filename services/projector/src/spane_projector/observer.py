@@ -13,7 +13,7 @@ from spane_core.errors import SpaneError
 from spane_core.events import Envelope
 from spane_core.ids import WorkflowId
 from spane_core.observe.metrics import Metrics
-from spane_core.observe.otel import SpanSink
+from spane_core.observe.otel import SpanEmitter
 from spane_core.observe.spans import SpanRecord, spans_for
 from spane_core.state import ExecutionState
 from spane_core.store.executions import WorkflowSource
@@ -23,7 +23,7 @@ MAX_DEFINITIONS = 1000
 
 
 class Observer:
-    def __init__(self, metrics: Metrics, spans: SpanSink | None = None, workflows: WorkflowSource | None = None):
+    def __init__(self, metrics: Metrics, spans: SpanEmitter | None = None, workflows: WorkflowSource | None = None):
         self.metrics = metrics
         self.spans = spans
         self.workflows = workflows

@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 from spane_core.errors import ConfigurationError
-from spane_core.observe.otel import SpanSink
+from spane_core.observe.otel import span_emitter_from_env
 from spane_core.observe.telemetry import Telemetry
 from spane_core.settings import Settings
 from spane_core.store.connection import open_redis
@@ -27,7 +27,7 @@ async def run_projector(settings: Settings, stop: asyncio.Event, *, telemetry: T
             "the projector needs SPANE_REDIS_URL and SPANE_DATABASE_URL (only `spane dev` embeds them)"
         )
     redis = open_redis(settings)  # bytes replies: the entries are msgpack
-    spans = SpanSink.from_env("spane-projector") if telemetry.tracing else None
+    spans = span_emitter_from_env("spane-projector") if telemetry.tracing else None
     observer = Observer(telemetry.metrics, spans, WorkflowRegistry(redis))
     try:
         projector = Projector(

@@ -38,11 +38,14 @@ class CronLoop:
         executions: ExecutionStore,
         payloads: PayloadStore,
         interval_ms: int,
+        *,
+        traced: bool = False,
     ) -> None:
         self.redis = redis
         self.workflows = workflows
         self.executions = executions
         self.payloads = payloads
+        self.traced = traced  # tracing is on: each tick's execution gets a trace of its own
         self.runs = CronRuns(redis)
         self.interval_s = interval_ms / 1000
         # Per schedule: (the last tick recorded, the tick after it), so a pass computes a tick only when one is due.
@@ -98,8 +101,9 @@ class CronLoop:
         execution_id = tick_execution_id(schedule, tick)
         try:
             started = await start_execution(
-                self.redis, self.executions, self.payloads, workflow, schedule.input, execution_id=execution_id
-            )
+                self.redis, self.executions, self.payloads, workflow, schedule.input,
+                execution_id=execution_id, traced=self.traced,
+            )  # fmt: skip
         except SpaneError as e:
             log.error("schedule %r of %s could not start its tick: %s", schedule.cron, schedule.workflow_id, e)
             return False

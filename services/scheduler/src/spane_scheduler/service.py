@@ -38,7 +38,7 @@ async def run_scheduler(settings: Settings, stop: asyncio.Event, *, telemetry: T
             log.warning("cron triggers are off: the scheduler needs SPANE_DATABASE_URL for them")
         else:
             payloads = PayloadStore(db, settings.payload_inline_max, settings.payload_cache_bytes, prepare=migrate)
-            cron = CronLoop(redis, workflows, store, payloads, settings.scheduler_interval_ms)
+            cron = CronLoop(redis, workflows, store, payloads, settings.scheduler_interval_ms, traced=telemetry.tracing)
             loops.append(cron.run(stop))
         log.info("scheduler: %d partition(s), every %d ms", settings.partitions, settings.scheduler_interval_ms)
         await asyncio.gather(*loops)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
@@ -19,6 +20,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
 
+from spane_core.observe.otlp_json import JsonSpanSink
 from spane_core.observe.spans import SpanRecord
 
 log = logging.getLogger("spane.tracing")
@@ -48,8 +50,8 @@ def exporter_from_env(env: Mapping[str, str] | None = None) -> SpanExporter | No
     if "otlp" not in names:
         log.warning("OTEL_TRACES_EXPORTER=%s: only otlp and console are built in; using otlp", ",".join(names))
     protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or ""
-    if protocol and protocol != "http/protobuf":
-        log.warning("OTEL_EXPORTER_OTLP_PROTOCOL=%s: SPANE sends OTLP over http/protobuf", protocol)
+    if protocol == "grpc":
+        log.warning("OTEL_EXPORTER_OTLP_PROTOCOL=grpc: SPANE sends OTLP over HTTP (the port is usually 4318)")
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     return OTLPSpanExporter()
@@ -67,6 +69,31 @@ def tracer_provider(service: str, exporter: SpanExporter) -> TracerProvider:
     return provider
 
 
+class SpanEmitter(Protocol):
+    def emit(self, records: Iterable[SpanRecord], node_type: Callable[[SpanRecord], str | None]) -> int: ...
+
+    def shutdown(self) -> None: ...
+
+
+def span_emitter_from_env(service: str, env: Mapping[str, str] | None = None) -> SpanEmitter | None:
+    """Where the spans made from the log go: OTLP/JSON (SPANE's default protocol, the cheapest by far), the SDK's
+    OTLP/protobuf exporter (``OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf``), or the console. None: tracing is off."""
+    env = os.environ if env is None else env
+    if not tracing_enabled(env):
+        return None
+    exporters = (env.get("OTEL_TRACES_EXPORTER") or "otlp").lower()
+    protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/json"
+    if "console" in exporters or protocol != "http/json":
+        return SpanSink.from_env(service, env)
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or (
+        (env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "http://localhost:4318").rstrip("/") + "/v1/traces"
+    )
+    headers = dict(
+        item.split("=", 1) for item in (env.get("OTEL_EXPORTER_OTLP_HEADERS") or "").split(",") if "=" in item
+    )
+    return JsonSpanSink(endpoint, dict(resource(service).attributes), headers)
+
+
 class SpanSink:
     """Exports ``SpanRecord``s as OpenTelemetry spans, batched in the background by ``processor``."""
 
@@ -75,8 +102,8 @@ class SpanSink:
         self.processor = processor
 
     @classmethod
-    def from_env(cls, service: str) -> SpanSink | None:
-        exporter = exporter_from_env()
+    def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> SpanSink | None:
+        exporter = exporter_from_env(env)
         return None if exporter is None else cls(service, BatchSpanProcessor(exporter))
 
     def emit(self, records: Iterable[SpanRecord], node_type: Callable[[SpanRecord], str | None]) -> int:

@@ -34,6 +34,8 @@ async def webhook(path: FromPath[str], request: Request[Any, Any, Any], deps: De
         body=await request.body(),
         signature=request.headers.get("x-spane-signature"),
         idempotency_key=request.headers.get("idempotency-key"),
+        traced=deps.telemetry.tracing,
+        traceparent=request.headers.get("traceparent"),
     )
     started = await start_from_webhook(deps.redis, deps.workflows, deps.executions, deps.payloads, call)
     return WebhookAccepted(execution_ids=list(started))
