@@ -121,8 +121,9 @@ class Bench:
         system = "spane" if runner is not self.celery else "celery"
         with self.progress() as bar:
             task = bar.add_task(f"{system} {workload.name} {label}".strip(), total=executions)
+            warmup = 0 if workload.burst else self.args.warmup  # a burst hits a cold system, as in production
             result: WorkloadResult = await runner.run(
-                workload, executions, concurrency, label=label, warmup=self.args.warmup,
+                workload, executions, concurrency, label=label, warmup=warmup,
                 progress=lambda n: bar.update(task, completed=n), **extra,
             )  # fmt: skip
         status = "ok" if result.ok else f"{result.error_count} wrong"
@@ -143,6 +144,9 @@ class Bench:
         W, C = self.args.executions, self.args.concurrency
         steps: list[tuple[Workload, int, int, str]] = []
         for workload in sorted(self.workloads, key=lambda w: w.payload_bytes > 0):
+            if workload.burst and not self.args.smoke:
+                steps.append((workload, workload.burst, workload.burst, ""))
+                continue
             steps.append((workload, W, C, ""))
             if workload.shape == "chain" and self.args.low_load > 0:
                 steps.append((workload, self.args.low_load, 1, "low load"))

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.workloads import ORDER
+
 
 def _f(value: Any, digits: int = 1) -> str:
     if value is None:
@@ -25,8 +27,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _order(r: dict[str, Any]) -> tuple[int, str, bool]:
-    order = ["diamond", "chain", "fanout", "diamond-100k", "diamond-limited"]
-    return (order.index(r["workload"]) if r["workload"] in order else 9, r["label"], r["system"] != "spane")
+    return (ORDER.index(r["workload"]) if r["workload"] in ORDER else 9, r["label"], r["system"] != "spane")
 
 
 def _short(name: str) -> str:

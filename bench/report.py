@@ -10,11 +10,13 @@ from rich.table import Table
 
 from bench.graphs import GraphResult
 from bench.model import WorkloadResult
+from bench.workloads import ORDER
 
 TARGET_NODE_RATIO = 10.0
 TARGET_HOP_P50_MS = 2.0
 TARGET_LAG_P99_MS = 1000.0
 TARGET_WORKER_RSS_MB = 150.0
+TARGET_BURST_P99_MS = 2000.0
 
 
 @dataclass
@@ -82,6 +84,10 @@ class Run:
         worst = max(lags) if lags else None  # type: ignore[type-var]
         rows.append(_target("projector lag p99 at full load (worst workload)", worst, f"<= {TARGET_LAG_P99_MS:g} ms",
                             None if worst is None else worst <= TARGET_LAG_P99_MS, " ms"))  # fmt: skip
+        burst = self.main("spane", "fanout-burst")
+        p99 = burst.latency_ms.get("p99") if burst else None
+        rows.append(_target("fan-out burst e2e p99 (50 x 1->100->1 at once)", p99, f"< {TARGET_BURST_P99_MS:g} ms",
+                            None if p99 is None else p99 < TARGET_BURST_P99_MS, " ms"))  # fmt: skip
         rss = [mb for r in [*self.spane, *self.scaling] for n, mb in r.rss_mb.items() if n.startswith("worker")]
         top = max(rss) if rss else None
         rows.append(_target("peak RSS of each worker (worst)", top, f"< {TARGET_WORKER_RSS_MB:g} MB",
@@ -235,7 +241,7 @@ def print_run(run: Run, console: Console | None = None) -> None:
                                                      "latency_p99", "redis_commands_per_node")))  # fmt: skip
         console.print(table)
     if run.spane:
-        table = Table(title="Targets of issue #3", title_justify="left")
+        table = Table(title="Targets of issues #3 and #13", title_justify="left")
         for column in ("target", "measured", "goal", "met"):
             table.add_column(column)
         for t in run.targets():
@@ -253,8 +259,7 @@ def print_run(run: Run, console: Console | None = None) -> None:
 
 
 def _order(workload: str) -> int:
-    order = ["diamond", "chain", "fanout", "diamond-100k", "diamond-limited"]
-    return order.index(workload) if workload in order else len(order)
+    return ORDER.index(workload) if workload in ORDER else len(ORDER)
 
 
 def graphs_table(graphs: list[GraphResult]) -> Table:

@@ -1,4 +1,4 @@
-"""The four workloads, as SPANE definitions and as shapes the Celery side turns into canvases, and their checks.
+"""The workloads, as SPANE definitions and as shapes the Celery side turns into canvases, and their checks.
 
 Every node is a no-op: a SPANE `transform` with an empty config (its output is its input) or the Celery `noop` task.
 A node with several parents gets ``{"<parentId>": output, ...}`` in SPANE and the list of the parents' results in
@@ -24,6 +24,8 @@ class Workload:
     description: str = ""
     branch_type: str = "transform"  # the node type of the parallel branches (SPANE only)
     spane_only: bool = False  # no Celery counterpart
+    # A burst fixes its own size: all of its executions submitted at once (C = W), with no warm-up (issue #13).
+    burst: int = 0
 
     @property
     def workflow_id(self) -> str:
@@ -120,6 +122,12 @@ WORKLOADS: dict[str, Workload] = {
 }
 
 DEFAULT_WORKLOADS = ("diamond", "chain", "fanout", "diamond-100k", "diamond-limited")
+        Workload("fanout-burst", "fanout", 100, burst=50, description="50 fan-outs of 100 submitted at once"),
+    )
+}
+
+DEFAULT_WORKLOADS = ("diamond", "chain", "fanout", "diamond-100k", "fanout-burst")
+ORDER = DEFAULT_WORKLOADS  # the order of the rows in every table
 
 
 def select(names: list[str] | None) -> list[Workload]:

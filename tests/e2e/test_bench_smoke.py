@@ -40,7 +40,7 @@ def run_bench(tmp_path: Path, *args: str, timeout: float) -> dict[str, Any]:
 def test_spane_smoke(tmp_path: Path) -> None:
     document = run_bench(tmp_path, "--no-celery", timeout=120)
     results = {(r["workload"], r["label"]): r for r in document["spane"]}
-    workloads = ("diamond", "chain", "fanout", "diamond-100k", "diamond-limited")
+    workloads = ("diamond", "chain", "fanout", "diamond-100k", "diamond-limited", "fanout-burst")
     assert set(results) == {*((w, "") for w in workloads), ("chain", "low load")}
     for result in results.values():
         assert result["ok"], result["errors"]
@@ -54,7 +54,7 @@ def test_spane_smoke(tmp_path: Path) -> None:
 
 def test_celery_smoke(tmp_path: Path) -> None:
     document = run_bench(tmp_path, "--no-spane", timeout=90)
-    assert {r["workload"] for r in document["celery"]} == {"diamond", "chain", "fanout", "diamond-100k"}
+    assert {r["workload"] for r in document["celery"]} == {"diamond", "chain", "fanout", "diamond-100k", "fanout-burst"}
     for result in document["celery"]:
         assert result["ok"], result["errors"]
         assert result["completed"] == result["executions"] > 0
