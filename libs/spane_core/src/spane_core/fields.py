@@ -140,8 +140,13 @@ class FieldReader:
         if value is None:
             return None
         expected = _integer_kind(minimum, maximum)
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+            value = int(value)  # JSON has one number type: 3.0 is the integer 3 (as JSON Schema says too)
         if not is_int(value):
             self._wrong(key, expected, value)
+            return None
+        if not -(2**63) <= value < 2**63:  # JSON allows any size; SPANE stores 64-bit integers
+            self.error(key, f"{key} must be {expected} that fits in 64 bits, got {value}")
             return None
         if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
             self.error(key, f"{key} must be {expected}, got {value}")

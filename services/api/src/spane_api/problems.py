@@ -109,6 +109,14 @@ def _litestar_field_problems(extra: Any) -> list[FieldProblem]:
     return problems
 
 
+def _too_large_number(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    # JSON allows integers of any size; SPANE stores values as msgspec-encoded JSON, which holds 64 bits. Only a
+    # request's own values can be that large (SPANE makes none), and nothing was stored when encoding failed.
+    log.info("answering 400 to %s %s: %s", request.method, request.url.path, exc)
+    detail = "a number in the request is out of range: integers must lie between -2**63 and 2**64 - 1"
+    return problem_response(400, "malformed-input", detail)
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(500, "internal-error", "an unexpected error occurred; it has been logged")
@@ -128,5 +136,6 @@ def exception_handlers() -> ExceptionHandlersMap:
     return {
         SpaneError: _spane_error,
         HTTPException: _http_error,
+        OverflowError: _too_large_number,
         Exception: _unexpected,
     }

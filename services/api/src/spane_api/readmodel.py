@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from spane_core.codec import decode_envelopes, envelope_to_dict, iso_ms
-from spane_core.errors import StorageError
+from spane_core.errors import MalformedInput, StorageError
 from spane_core.readmodel import reads
 from spane_core.state import ExecutionState, fold
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+NUL = "\x00"  # Postgres text cannot hold it, so no stored id contains it
 
 
 def iso(moment: dt.datetime) -> str:
@@ -49,6 +50,9 @@ async def connection(db: asyncpg.Pool) -> AsyncIterator[PoolConnectionProxy[asyn
             yield conn
     except (OSError, asyncpg.InterfaceError) as e:
         raise StorageError(f"the read-model database is unavailable: {e}") from e
+    except asyncpg.CharacterNotInRepertoireError as e:
+        # Postgres text cannot hold U+0000, so no stored id or cursor contains it: the request is malformed.
+        raise MalformedInput("a parameter contains a character that no id holds (U+0000)") from e
     except asyncpg.PostgresError as e:
         if not _unavailable(e):
             raise  # a bug (a query the schema does not fit, say): a logged 500, not "try again later"
@@ -98,6 +102,8 @@ async def workflow_versions(db: asyncpg.Pool, workflow_id: str) -> list[VersionI
 
 async def execution(db: asyncpg.Pool, execution_id: str) -> tuple[ExecutionView, int] | None:
     """The execution and the seq of the last event its row reflects; None when the projector has not seen it."""
+    if NUL in execution_id:
+        return None  # no id holds it (Postgres text cannot)
     async with connection(db) as conn:
         row = await conn.fetchrow(reads.SELECT_EXECUTION, execution_id)
         if row is None:
@@ -162,6 +168,8 @@ async def archived_events(db: asyncpg.Pool, execution_id: str) -> list[dict[str,
     The archive keeps runs of envelopes as the log holds them (``event_runs``, which may overlap); events archived
     before schema version 3 are in ``events``, in their API form.
     """
+    if NUL in execution_id:
+        return []
     async with connection(db) as conn:
         runs = await conn.fetch(reads.SELECT_EVENT_RUNS, execution_id)
         old = await conn.fetch(reads.SELECT_OLD_EVENTS, execution_id)

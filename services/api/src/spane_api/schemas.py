@@ -26,12 +26,16 @@ class Problem(_Shape):
     errors: list[FieldProblem] = msgspec.field(default_factory=list)
 
 
+# Versions count up from 1; the read model stores them as Postgres integers.
+Version = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
+
+
 class ExecuteRequest(_Shape):
     """The body of ``POST /api/workflows/{id}/execute``; ``initialData`` is the original SPANE's name for ``input``."""
 
     input: Any = msgspec.UNSET
     initial_data: Any = msgspec.UNSET
-    version: int | None = None
+    version: Version | None = None
     idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
     # Checked by the core (a wrong type or range is a 422 naming the field), so typed loosely here.
     priority: Any = None
