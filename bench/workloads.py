@@ -118,15 +118,11 @@ WORKLOADS: dict[str, Workload] = {
             spane_only=True,
             description="diamond whose 8 branches have a breaker, a rate limit and a concurrency limit per node type",
         ),
-    )
-}
-
-DEFAULT_WORKLOADS = ("diamond", "chain", "fanout", "diamond-100k", "diamond-limited")
         Workload("fanout-burst", "fanout", 100, burst=50, description="50 fan-outs of 100 submitted at once"),
     )
 }
 
-DEFAULT_WORKLOADS = ("diamond", "chain", "fanout", "diamond-100k", "fanout-burst")
+DEFAULT_WORKLOADS = ("diamond", "chain", "fanout", "diamond-100k", "diamond-limited", "fanout-burst")
 ORDER = DEFAULT_WORKLOADS  # the order of the rows in every table
 
 

@@ -18,6 +18,7 @@ from spane_core.sdk import load_plugins
 from spane_core.settings import Settings
 from spane_core.validation import BUILTIN_NODE_TYPES, NodeTypeSpec
 
+from spane_api.allow import with_options
 from spane_api.auth import bearer_guard
 from spane_api.deps import Dependencies, open_dependencies
 from spane_api.metrics import HttpMetrics, MetricsMiddleware
@@ -74,28 +75,26 @@ def create_app(
         route_handlers=[
             Router(
                 "/workflows",
-                route_handlers=[*workflows.HANDLERS, *execution_options.WORKFLOW_HANDLERS],
+                route_handlers=with_options([*workflows.HANDLERS, *execution_options.WORKFLOW_HANDLERS]),
                 tags=["workflows"],
             ),
             Router(
                 "/executions",
-                route_handlers=[
-                    *executions.HANDLERS,
-                    *events.EXECUTION_HANDLERS,
-                    *execution_options.EXECUTION_HANDLERS,
-                ],
+                route_handlers=with_options(
+                    [*executions.HANDLERS, *events.EXECUTION_HANDLERS, *execution_options.EXECUTION_HANDLERS]
+                ),
                 tags=["executions"],
             ),
-            Router("/events", route_handlers=events.HANDLERS, tags=["events"]),
-            Router("/schedules", route_handlers=schedules.HANDLERS, tags=["schedules"]),
-            Router("/", route_handlers=limits.HANDLERS, tags=["limits"]),
-            Router("/dlq", route_handlers=dlq.HANDLERS, tags=["dead-letter queue"]),
+            Router("/events", route_handlers=with_options(events.HANDLERS), tags=["events"]),
+            Router("/schedules", route_handlers=with_options(schedules.HANDLERS), tags=["schedules"]),
+            Router("/", route_handlers=with_options(limits.HANDLERS), tags=["limits"]),
+            Router("/dlq", route_handlers=with_options(dlq.HANDLERS), tags=["dead-letter queue"]),
         ],
     )
     # Webhooks are open (a trigger's secret guards each), so they sit beside the guarded router.
     hooks = Router("/api/webhooks", route_handlers=webhooks.HANDLERS, tags=["webhooks"])
     return Litestar(
-        route_handlers=[api, hooks, *health.HANDLERS, console_router()],
+        route_handlers=[api, hooks, *with_options(health.HANDLERS), console_router()],
         lifespan=[lifespan],
         dependencies={"deps": Provide(_dependencies, sync_to_thread=False)},
         exception_handlers=exception_handlers(),
