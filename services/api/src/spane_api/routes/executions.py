@@ -21,19 +21,22 @@ from spane_api.schemas import CommandAccepted, ExecutionPage, ExecutionView, His
 from spane_api.views import execution_from_snapshot, with_payloads
 
 MAX_PAGE = 500
+NO_NUL = "^[^\\x00]*$"  # ids never hold U+0000 (Postgres text cannot)
 
 
 def _not_found(execution_id: str) -> NotFound:
     return NotFound(f"execution {execution_id!r} not found")
 
 
-@get("/", summary="List executions, newest first", responses=problem_responses(400))
+@get("/", summary="List executions, newest first", responses=problem_responses(400, 503))
 async def list_executions(
     deps: Deps,
-    workflow_id: Annotated[str | None, QueryParameter(name="workflowId")] = None,
+    workflow_id: Annotated[str | None, QueryParameter(name="workflowId", pattern=NO_NUL)] = None,
     status: Annotated[ExecutionStatus | None, QueryParameter()] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 50,
-    cursor: Annotated[str | None, QueryParameter(description="The `nextCursor` of the previous page.")] = None,
+    cursor: Annotated[
+        str | None, QueryParameter(description="The `nextCursor` of the previous page.", pattern=NO_NUL)
+    ] = None,
 ) -> ExecutionPage:
     rows = await readmodel.executions(
         deps.db, workflow_id=workflow_id, status=status, limit=limit + 1, cursor=cursor or None

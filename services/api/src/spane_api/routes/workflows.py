@@ -19,7 +19,9 @@ from spane_core.usecases import resolve_workflow, start_execution
 from spane_core.validation import parse_definition
 
 from spane_api import readmodel
+from spane_api.definition_schema import DEFINITION_SCHEMA
 from spane_api.deps import Deps
+from spane_api.operations import SAVED_WORKFLOW, STARTED_EXECUTION
 from spane_api.problems import problem_responses
 from spane_api.schemas import (
     ExecuteRequest,
@@ -35,11 +37,14 @@ DefinitionBody = Annotated[
     dict[str, Any],
     Body(
         title="Workflow definition",
-        description="A SPANE workflow definition: `id`, `name`, `nodes`, and optionally `entryNodeId`, "
+        description="A SPANE workflow definition: `id`, `nodes`, and optionally `name`, `entryNodeId`, "
         "`maxConcurrency` and `triggers`.",
+        schema_extra=DEFINITION_SCHEMA,
     ),
 ]
-VersionQuery = Annotated[int | None, QueryParameter(ge=1, description="A version; the latest when omitted.")]
+VersionQuery = Annotated[
+    int | None, QueryParameter(ge=1, le=2**31 - 1, description="A version; the latest when omitted.")
+]
 
 
 @post(
@@ -51,6 +56,7 @@ VersionQuery = Annotated[int | None, QueryParameter(ge=1, description="A version
         HTTP_200_OK: ResponseSpec(WorkflowSaved, description="Identical to the latest version"),
         **problem_responses(400, 413, 422),
     },
+    operation_class=SAVED_WORKFLOW,
 )
 async def save_workflow(data: DefinitionBody, deps: Deps) -> Response[WorkflowSaved]:
     definition = parse_definition(data, deps.node_types, deps.settings.definition_limits)
@@ -63,7 +69,7 @@ async def save_workflow(data: DefinitionBody, deps: Deps) -> Response[WorkflowSa
     return Response(body, status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 
 
-@get("/", summary="List workflows (deleted ones left out)")
+@get("/", summary="List workflows (deleted ones left out)", responses=problem_responses(503))
 async def list_workflows(deps: Deps) -> WorkflowList:
     items = await readmodel.list_workflows(deps.db)
     for item in items:
@@ -119,6 +125,7 @@ async def delete_workflow(workflow_id: FromPath[str], deps: Deps) -> None:
     "fails with ExecutionTimeout when not finished in time), `runAt` (ISO time with a zone, in the future: the "
     "execution is `scheduled` until then).",
     responses=problem_responses(400, 404, 413, 422, 503),
+    operation_class=STARTED_EXECUTION,
 )
 async def execute_workflow(
     workflow_id: FromPath[str],
