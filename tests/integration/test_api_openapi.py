@@ -35,6 +35,8 @@ async def test_every_api_route_of_the_openapi_document_needs_the_token(redis_url
             response = await client.request(method, url, json={} if method != "GET" else None)
             problem(response, 401)
             assert response.headers["www-authenticate"] == "Bearer", (method, path)
+            if path.endswith("/events"):
+                continue  # a live stream (SSE) that does not end: the test client would wait for its end
             authorized = await client.request(
                 method, url, json={} if method != "GET" else None, headers={"Authorization": f"Bearer {TOKEN}"}
             )
