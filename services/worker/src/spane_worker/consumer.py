@@ -114,6 +114,20 @@ class Worker:
                 await self.gate.flush()  # free the slots and tell the breakers of the last tries
             except Exception:  # the slots expire on their own
                 log.exception("could not update the shared limits while stopping")
+            await self._hand_back()
+
+    async def _hand_back(self) -> None:
+        """Give back what this worker still holds (nodes cut off by the shutdown grace, tasks read but not
+        started), so that another worker takes them now rather than after the visibility timeout."""
+        for p in self.partitions:
+            for stream in (band.tasks for band in p.bands()):
+                try:
+                    count = await self.group.hand_back(stream)
+                except Exception:  # Redis away: they stay pending and are reclaimed after the visibility timeout
+                    log.exception("could not hand back the tasks held on %s", stream)
+                    continue
+                if count:
+                    log.info("handed back %d task(s) of %s", count, stream)
 
     async def _read_loop(self, p: PartitionKeys, stop: asyncio.Event) -> None:
         reader = PriorityReader(self.group, p)

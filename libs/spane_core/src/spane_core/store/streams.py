@@ -125,6 +125,27 @@ class ConsumerGroup:
             pipe.xdel(stream, *ids)
             await pipe.execute()
 
+    async def hand_back(self, stream: str) -> int:
+        """Give the entries this consumer still holds on ``stream`` back to the group at once (a stopping worker):
+        each is added again as a new entry that any consumer reads now, and the old one is acknowledged and deleted,
+        in one transaction. No one waits for the visibility timeout. Returns how many were handed back."""
+        total = 0
+        while True:
+            pending = await self.redis.xpending_range(
+                stream, self.group, min="-", max="+", count=TOUCH_CHUNK, consumername=self.consumer
+            )
+            ids = [as_text(item["message_id"]) for item in pending]
+            if not ids:
+                return total
+            claimed = await self.redis.xclaim(stream, self.group, self.consumer, 0, list(ids))  # with their fields
+            pipe = self.redis.pipeline(transaction=True)
+            for _id, fields in (_entry(item) for item in claimed if item and item[1] is not None):
+                pipe.xadd(stream, dict(fields.items()))
+                total += 1
+            pipe.xack(stream, self.group, *ids)
+            pipe.xdel(stream, *ids)
+            await pipe.execute()
+
     async def backlog(self) -> int:
         """Entries not yet acknowledged by the group (delivered or not) over all its streams."""
         total = 0
