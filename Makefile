@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 export PATH := $(HOME)/.local/bin:$(PATH)
 UV_RUN := uv run --frozen
 
-.PHONY: setup deps-test test dev lint fmt bench bench-smoke
+.PHONY: setup deps-test test dev lint fmt bench bench-smoke faults
 
 setup:
 	@if ! command -v uv >/dev/null 2>&1; then \
@@ -53,3 +53,8 @@ bench: setup deps-test
 # What CI keeps working (tests/e2e/test_bench_smoke.py runs it too): W=5 per workload, correctness only.
 bench-smoke: setup deps-test
 	$(UV_RUN) python -m bench --smoke
+
+# The long fault suite (RELIABILITY.md): services killed under load for minutes, Redis killed, Postgres stopped 30 s.
+# `make test` runs its short version. The figures go to faults-report.json.
+faults: setup deps-test
+	SPANE_FAULTS=long SPANE_FAULTS_REPORT=faults-report.json $(UV_RUN) pytest -q -s -m faults tests/faults
