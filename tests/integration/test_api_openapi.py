@@ -103,3 +103,5 @@ async def test_what_the_fuzzer_found_answers_4xx(redis_url: str, database_url: s
         problem(await client.get("/api/executions/a%00b"), 404)
         problem(await client.get("/api/executions/a%00b/history"), 404)
         assert (await client.post(f"/api/workflows/{wf['id']}/execute")).status_code == 202  # the body is optional
+        selection = {"workflowId": wf["id"], "status": {}}
+        assert error_paths(problem(await client.post("/api/executions/cancel", json=selection), 422)) == ["status"]

@@ -142,7 +142,7 @@ async def _selected(deps: Deps, data: BulkCommandRequest) -> list[str]:
     errors: list[FieldError] = []
     if not isinstance(data.workflow_id, str):
         errors.append(FieldError("workflowId", "give executionIds, or a workflowId (a string) and a status"))
-    if data.status not in set(ExecutionStatus):
+    if not isinstance(data.status, str) or data.status not in set(ExecutionStatus):  # a JSON object is unhashable
         known = ", ".join(ExecutionStatus)
         errors.append(FieldError("status", f"status must be one of {known}, got {data.status!r}"))
     if errors:
