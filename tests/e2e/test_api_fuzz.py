@@ -17,7 +17,7 @@ import pytest
 
 from spane.embedded import RedisServer, free_port
 
-from .conftest import System, _create_database, start_spane, stop_process
+from .conftest import System, create_database, start_spane, stop_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -28,7 +28,7 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")
 def fuzzed_system(postgres_server: str, servers_dir: Path) -> Iterator[System]:
     """A system the fuzzer may fill with junk, apart from the one the other e2e tests share."""
     with RedisServer(servers_dir / "fuzz-redis", persistent=False) as redis:
-        database_url = _create_database(postgres_server)
+        database_url = create_database(postgres_server)
         port = free_port()
         log = servers_dir / "fuzz-spane.log"
         env = {"SPANE_REDIS_URL": redis.url, "SPANE_DATABASE_URL": database_url, "SPANE_PORT": str(port)}
