@@ -53,7 +53,7 @@ from spane_core.events import (
     NodeStarted,
     NodeWaiting,
 )
-from spane_core.frontier import Frontier
+from spane_core.frontier import SMALL_GRAPH, children_of_resolved
 from spane_core.ids import NodeId
 from spane_core.payloads import delay_until, execution_output, node_input
 from spane_core.retry import backoff_ms
@@ -81,7 +81,8 @@ class _Decision:
         self.workflow = workflow
         self.ctx = ctx
         self.events: list[Event] = []
-        self.frontier = Frontier(workflow.graph, everything=state is None)
+        self.resolved: list[NodeId] = []  # nodes resolved since the last advance: their children may be ready
+        self.look_at_all = state is None  # a start (or a resume) looks at every node
 
     @property
     def s(self) -> ExecutionState:
@@ -91,19 +92,25 @@ class _Decision:
     def emit(self, event: Event) -> None:
         self.events.append(event)
         node_id: NodeId | None = getattr(event, "node_id", None)
-        was = self.state.node(node_id).status if node_id is not None and self.state is not None else None
+        before = None if node_id is None or self.state is None else self.state.nodes.get(node_id)
         # The first event copies the state once; the next ones change that copy in place.
-        self.state = (evolve_owned if self.owned else evolve)(self.state, event, self.ctx.now)
-        self.owned = True
-        if isinstance(event, ExecutionResumed):
-            self.frontier.look_at_everything()
-        elif node_id is not None and was is not None:
-            self.frontier.saw(node_id, was, self.s.node(node_id).status)
+        if self.owned:
+            self.state = evolve_owned(self.state, event, self.ctx.now)
+        else:
+            self.state = evolve(self.state, event, self.ctx.now)
+            self.owned = True
+        if node_id is not None:
+            after = self.state.nodes.get(node_id)
+            newly = after is not before and after is not None and after.status in RESOLVED
+            if newly and (before is None or before.status not in RESOLVED):
+                self.resolved.append(node_id)
+        elif isinstance(event, ExecutionResumed):
+            self.look_at_all = True
 
     def advance(self) -> None:
         """Start what has become ready, skip what can no longer run, and complete the execution when all is done.
 
-        Call it after the events that resolve nodes: it looks at their children only (see ``Frontier``).
+        Call it after the events that resolve nodes: it looks at their children only (see ``frontier``).
         """
         if self.s.status is not ExecutionStatus.RUNNING:
             return
@@ -111,7 +118,15 @@ class _Decision:
         graph = self.workflow.graph
         ready: list[NodeId] = []
         limit = self.workflow.definition.max_concurrency
-        for node_id in self.frontier.pending(lambda: self.s.nodes, everything=limit is not None):
+        everything = self.look_at_all or limit is not None or len(graph.order) <= SMALL_GRAPH
+        if everything:
+            nodes = self.s.nodes
+            candidates: Iterable[NodeId] = [
+                n for n in graph.order if nodes.get(n, PENDING_NODE).status is NodeStatus.PENDING
+            ]
+        else:
+            candidates = children_of_resolved(graph, self.resolved, lambda: self.s.nodes)
+        for node_id in candidates:  # in topological order, so that a skip reaches the nodes after it
             nodes = self.s.nodes  # again each time: a skip below changes the state
             parents = graph.parents[node_id]
             if not parents:
@@ -125,6 +140,9 @@ class _Decision:
                 ready.append(node_id)
             else:
                 self.emit(NodeSkipped(node_id=node_id))
+        if everything:  # every node after those resolved was looked at
+            self.look_at_all = False
+            self.resolved.clear()
         # A deferred node keeps its place: it is queued again when its limit lets it through.
         active = 0 if limit is None else sum(1 for n in self.s.nodes.values() if n.status in ACTIVE or is_deferred(n))
         for node_id in ready:
@@ -305,7 +323,11 @@ def _decide_on(d: _Decision, state: ExecutionState, command: Command) -> None:
 
 
 def _all_resolved(nodes: Mapping[NodeId, NodeState], node_ids: Iterable[NodeId]) -> bool:
-    return all(nodes.get(node_id, PENDING_NODE).status in RESOLVED for node_id in node_ids)
+    get = nodes.get  # a plain loop: called for every candidate of every result, all() over a generator costs more
+    for node_id in node_ids:  # noqa: SIM110
+        if get(node_id, PENDING_NODE).status not in RESOLVED:
+            return False
+    return True
 
 
 def _holds_lease(state: ExecutionState, node_id: NodeId, lease: str) -> bool:
