@@ -4,11 +4,14 @@ evolving in place never touches a state the caller keeps, and the outcome is the
 from __future__ import annotations
 
 import copy
+import random
 
-from spane_core.commands import Complete, Context, Start
+import pytest
+from spane_core import decide
+from spane_core.commands import Complete, Context, Fail, Start
 from spane_core.decide import decide_and_evolve
 from spane_core.definition import build_graph
-from spane_core.events import Event, ExecutionCompleted, NodeQueued, NodeSkipped
+from spane_core.events import ErrorInfo, Event, ExecutionCompleted, NodeQueued, NodeSkipped
 from spane_core.ids import ExecutionId, NodeId
 from spane_core.settings import Settings
 from spane_core.state import ExecutionStatus, NodeStatus, evolve, fold
@@ -93,3 +96,42 @@ def test_the_default_limits_take_a_ten_thousand_wide_fan_out() -> None:
     raw = {"id": "wide", "name": "wide", "nodes": fan_out(10_000)}
     definition = parse_definition(raw, BUILTIN_NODE_TYPES, Settings().definition_limits)
     assert len(definition.nodes) == 10_002
+
+
+def _run_random(nodes: list[dict[str, object]], seed: int) -> list[str]:
+    """Every event of one run of ``nodes``: results in a random order, random branch choices and failures."""
+    rng = random.Random(seed)
+    d = Driver(workflow(nodes))
+    d.send(Start(execution_id=ExecutionId("e1"), input=0))
+    log: list[str] = []
+    while d.s.status is ExecutionStatus.RUNNING:
+        queued = sorted(n for n, s in d.s.nodes.items() if s.status is NodeStatus.QUEUED)
+        if not queued:
+            break
+        node = NodeId(rng.choice(queued))
+        lease = d.start_node(node)
+        children = list(d.wf.graph.children[node])
+        if rng.random() < 0.15:
+            events = d.send(Fail(node_id=node, lease=lease, error=ErrorInfo(message="x"), retryable=False))
+        else:
+            chosen = [c for c in children if rng.random() < 0.6] if children and rng.random() < 0.4 else None
+            events = d.send(Complete(node_id=node, lease=lease, output=1, next_nodes=chosen))
+        log += tags(events)
+    return log
+
+
+def test_looking_at_the_children_of_what_was_resolved_decides_as_a_scan_of_every_node_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for seed in range(150):
+        rng = random.Random(seed)
+        size = rng.randint(2, 30)
+        nodes: list[dict[str, object]] = []
+        for i in range(size):
+            parents = [f"n{j}" for j in range(i) if rng.random() < 0.25] or ([f"n{rng.randrange(i)}"] if i else [])
+            policy = {"maxAttempts": 1, "continueOnFail": rng.random() < 0.5}
+            nodes.append({"id": f"n{i}", "type": "transform", "inputs": parents, "retryPolicy": policy})
+        monkeypatch.setattr(decide, "SMALL_GRAPH", 10**9)  # every node, every time
+        scanned = _run_random(nodes, seed)
+        monkeypatch.setattr(decide, "SMALL_GRAPH", 0)  # the children of what was resolved only
+        assert _run_random(nodes, seed) == scanned, seed
