@@ -107,6 +107,10 @@ class _Decision:
         elif isinstance(event, ExecutionResumed):
             self.look_at_all = True
 
+    def look_at_everything(self) -> None:
+        """Have the next ``advance`` look at every node (not only the children of those resolved since)."""
+        self.look_at_all = True
+
     def advance(self) -> None:
         """Start what has become ready, skip what can no longer run, and complete the execution when all is done.
 

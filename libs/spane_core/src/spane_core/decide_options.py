@@ -72,7 +72,7 @@ def fire_execution_timer(d: _Decision, state: ExecutionState, command: FireExecu
     if command.kind == "start":
         if state.status is ExecutionStatus.SCHEDULED and state.run_at == command.due:
             d.emit(ExecutionDue())
-            d.frontier.look_at_everything()  # nothing ran yet: every node is a candidate
+            d.look_at_everything()  # nothing ran yet: every node is a candidate
             d.advance()
     elif command.kind == "deadline" and state.status in _TIMED_OUT_ACTIVE and state.deadline == command.due:
         time_out(d, state)
