@@ -57,4 +57,4 @@ bench-smoke: setup deps-test
 # The long fault suite (RELIABILITY.md): services killed under load for minutes, Redis killed, Postgres stopped 30 s.
 # `make test` runs its short version. The figures go to faults-report.json.
 faults: setup deps-test
-	SPANE_FAULTS=long SPANE_FAULTS_REPORT=faults-report.json $(UV_RUN) pytest -q -s -m faults tests/faults
+	SPANE_FAULTS=long SPANE_FAULTS_REPORT=faults-report.json $(UV_RUN) pytest -q -s --timeout 0 -m faults tests/faults
