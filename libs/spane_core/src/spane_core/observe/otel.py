@@ -26,7 +26,6 @@ from spane_core.observe.spans import SpanRecord
 log = logging.getLogger("spane.tracing")
 SCOPE = InstrumentationScope("spane")
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
-_ERROR_STATUSES = frozenset({"failed", "retrying", "dead_lettered"})
 
 
 def tracing_enabled(env: Mapping[str, str] | None = None) -> bool:
@@ -119,21 +118,8 @@ class SpanSink:
         self.processor.shutdown()
 
     def _span(self, r: SpanRecord, node_type: str | None) -> ReadableSpan:
-        attributes: dict[str, str | int | bool] = {
-            "spane.execution.id": r.execution_id,
-            "spane.workflow.id": r.workflow_id,
-            "spane.status": r.status,
-            **r.attributes,
-        }
-        if r.kind == "node":
-            attributes["spane.node.id"] = r.node_id or ""
-            attributes["spane.node.attempt"] = r.attempt
-            if node_type is not None:
-                attributes["spane.node.type"] = node_type
-        if r.error is not None:
-            attributes["error.type"] = r.error.type
-            attributes["spane.error.message"] = r.error.message
-        if r.status in _ERROR_STATUSES:
+        attributes = r.span_attributes(node_type)
+        if r.is_error:
             status = Status(StatusCode.ERROR, r.error.message if r.error else r.status)
         else:
             status = Status(StatusCode.OK)

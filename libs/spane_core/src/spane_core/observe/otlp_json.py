@@ -19,7 +19,6 @@ import msgspec
 from spane_core.observe.spans import SpanRecord
 
 log = logging.getLogger("spane.tracing")
-_ERROR_STATUSES = frozenset({"failed", "retrying", "dead_lettered"})
 KIND_INTERNAL = 1
 STATUS_OK, STATUS_ERROR = 1, 2
 
@@ -39,22 +38,8 @@ def attributes(values: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def span_json(r: SpanRecord, node_type: str | None) -> dict[str, Any]:
-    attrs: dict[str, str | int | bool] = {
-        "spane.execution.id": r.execution_id,
-        "spane.workflow.id": r.workflow_id,
-        "spane.status": r.status,
-        **r.attributes,
-    }
-    if r.kind == "node":
-        attrs["spane.node.id"] = r.node_id or ""
-        attrs["spane.node.attempt"] = r.attempt
-        if node_type is not None:
-            attrs["spane.node.type"] = node_type
     status: dict[str, Any] = {"code": STATUS_OK}
-    if r.error is not None:
-        attrs["error.type"] = r.error.type
-        attrs["spane.error.message"] = r.error.message
-    if r.status in _ERROR_STATUSES:
+    if r.is_error:
         status = {"code": STATUS_ERROR, "message": r.error.message if r.error else r.status}
     span: dict[str, Any] = {
         "traceId": f"{r.trace_id:032x}",
@@ -63,7 +48,7 @@ def span_json(r: SpanRecord, node_type: str | None) -> dict[str, Any]:
         "kind": KIND_INTERNAL,
         "startTimeUnixNano": str(r.start * 1_000_000),
         "endTimeUnixNano": str((r.end or r.start) * 1_000_000),
-        "attributes": attributes(attrs),
+        "attributes": attributes(r.span_attributes(node_type)),
         "status": status,
     }
     if r.parent_id is not None:

@@ -34,6 +34,10 @@ from spane_core.state import ExecutionState, NodeStatus
 Kind = Literal["execution", "node"]
 
 
+# A span that ended with one of these statuses is marked as an error.
+ERROR_STATUSES = frozenset({"failed", "retrying", "dead_lettered"})
+
+
 @dataclass(slots=True)
 class SpanRecord:
     """One span, or (``end`` None) an attempt still open at the end of the log, as ``spane replay`` shows it."""
@@ -60,6 +64,28 @@ class SpanRecord:
     @property
     def duration_ms(self) -> int | None:
         return None if self.end is None else self.end - self.start
+
+    @property
+    def is_error(self) -> bool:
+        return self.status in ERROR_STATUSES
+
+    def span_attributes(self, node_type: str | None) -> dict[str, str | int | bool]:
+        """The span's attributes, whichever exporter sends it."""
+        attrs: dict[str, str | int | bool] = {
+            "spane.execution.id": self.execution_id,
+            "spane.workflow.id": self.workflow_id,
+            "spane.status": self.status,
+            **self.attributes,
+        }
+        if self.kind == "node":
+            attrs["spane.node.id"] = self.node_id or ""
+            attrs["spane.node.attempt"] = self.attempt
+            if node_type is not None:
+                attrs["spane.node.type"] = node_type
+        if self.error is not None:
+            attrs["error.type"] = self.error.type
+            attrs["spane.error.message"] = self.error.message
+        return attrs
 
 
 @dataclass(slots=True)
