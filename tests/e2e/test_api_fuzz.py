@@ -42,7 +42,8 @@ def fuzzed_system(postgres_server: str, servers_dir: Path) -> Iterator[System]:
 def test_schemathesis_finds_nothing(fuzzed_system: System, tmp_path: Path) -> None:
     cli = Path(sys.executable).with_name("schemathesis")
     args = [str(cli), "--config-file", str(CONFIG), "run", f"{fuzzed_system.url}/schema/openapi.json"]
-    args += ["--checks", "all", "--workers", "2", "--no-color", "--report", "junit"]
+    # One worker: with two threads, Hypothesis's (unlocked) cache of lambda sources may fail an internal assertion.
+    args += ["--checks", "all", "--workers", "1", "--no-color", "--report", "junit"]
     args += ["--report-dir", str(tmp_path), "--max-examples", os.environ.get("SPANE_FUZZ_EXAMPLES", "20")]
     args += ["--seed", os.environ.get("SPANE_FUZZ_SEED", "13")]
     done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -92,6 +93,14 @@ async def engine(redis_url: str, **settings: Any) -> AsyncIterator[Engine]:
         await redis.aclose()
 
 
+def stacks_of_all_tasks() -> str:
+    """Where every task of the loop is waiting: what a test that hangs prints."""
+    out = io.StringIO()
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=12, file=out)
+    return out.getvalue()
+
+
 @contextlib.asynccontextmanager
 async def running(
     e: Engine, registry: ExecutorRegistry | None = None, scheduler: bool = True, payloads: PayloadStore | None = None
@@ -109,7 +118,7 @@ async def running(
             yield worker
         finally:
             stop.set()
-            done, _ = await asyncio.wait(tasks, timeout=10)
-            assert len(done) == len(tasks), "the worker or the scheduler did not stop"
+            done, pending = await asyncio.wait(tasks, timeout=10)
+            assert not pending, f"the worker or the scheduler did not stop:\n{stacks_of_all_tasks()}"
             for task in done:
                 task.result()  # re-raise what a loop raised

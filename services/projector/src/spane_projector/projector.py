@@ -8,7 +8,6 @@ per XREADGROUP, writes them in one transaction and acks them with one XACK.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -26,6 +25,7 @@ from spane_core.observe.metrics import Metrics
 from spane_core.readmodel import migrate
 from spane_core.store.connection import as_text
 from spane_core.store.streams import ConsumerGroup
+from spane_core.waiting import wait_event
 from spane_core.workflow_events import WorkflowEvent
 
 from spane_projector.observer import Observer
@@ -281,8 +281,7 @@ class Projector:
                     if failures:
                         log.warning("projector could %s again after %d failed attempts", what, failures)
                     return result
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
+                await wait_event(stop, delay)
                 delay = min(delay * 2, self.max_backoff_s)
             raise _Stopped
         finally:

@@ -12,7 +12,6 @@ burst of the ones in between. A schedule seen for the first time fires from its 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
@@ -24,6 +23,7 @@ from spane_core.store.executions import ExecutionStore, now_ms
 from spane_core.store.payloads import PayloadStore
 from spane_core.store.workflows import WorkflowRegistry
 from spane_core.usecases import start_execution
+from spane_core.waiting import wait_event
 
 log = logging.getLogger("spane.scheduler.cron")
 
@@ -58,8 +58,7 @@ class CronLoop:
                 await self.fire_due()
             except Exception:
                 log.exception("firing cron triggers failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.interval_s)
+            await wait_event(stop, self.interval_s)
 
     async def current(self) -> list[Schedule]:
         """The schedules of the latest version of every workflow that has any."""

@@ -10,7 +10,6 @@ timer fires once. A timer of a paused execution is dropped without effect; resum
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 
@@ -20,6 +19,7 @@ from spane_core.ids import ExecutionId
 from spane_core.keys import PartitionKeys, all_partitions
 from spane_core.observe.metrics import Metrics
 from spane_core.store.executions import ExecutionStore, Transition, now_ms
+from spane_core.waiting import wait_event
 
 log = logging.getLogger("spane.scheduler")
 
@@ -45,8 +45,7 @@ class TimerLoop:
             except Exception:
                 log.exception("firing timers failed")
             if not busy:  # a full batch means more are due: go on at once
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.interval_s)
+                await wait_event(stop, self.interval_s)
 
     async def fire_due(self, p: PartitionKeys, now: int | None = None) -> int:
         """Fire up to ``BATCH`` due timers of partition ``p``; returns how many were read."""

@@ -25,6 +25,7 @@ from spane_core.store.payloads import PayloadStore
 from spane_core.store.streams import ConsumerGroup
 from spane_core.store.workflows import WorkflowRegistry
 from spane_core.subworkflows import Subworkflows
+from spane_core.waiting import wait_event
 
 from spane_worker.bands import PriorityReader
 from spane_worker.committer import Committer
@@ -34,7 +35,7 @@ from spane_worker.held import HeldTasks
 from spane_worker.loop_lag import LoopLag
 from spane_worker.reclaim import Reclaimer
 from spane_worker.runner import Runner
-from spane_worker.upkeep import Heartbeat, Housekeeping, sleep_unless
+from spane_worker.upkeep import Heartbeat, Housekeeping
 
 log = logging.getLogger("spane.worker")
 
@@ -139,4 +140,4 @@ class Worker:
                     await self.runner.accept(band, entries, reclaimed=False)
             except Exception:
                 log.exception("worker read loop failed on %s", p.tasks)
-                await sleep_unless(stop, 0.5)
+                await wait_event(stop, 0.5)

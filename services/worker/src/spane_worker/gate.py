@@ -9,7 +9,6 @@ half-open breaker, the probe) until its task is let go; its outcome is then told
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 
@@ -21,6 +20,7 @@ from spane_core.node_limits import LimitRules, NodeLimits
 from spane_core.store.executions import ExecutionStore, Transition, WorkflowSource
 from spane_core.store.limiter import Limiter, Outcome
 from spane_core.store.transient import TRANSIENT, Backoff
+from spane_core.waiting import wait_event
 
 from spane_worker.committer import Held
 from spane_worker.task_state import keep_pending
@@ -127,8 +127,7 @@ class Gate:
         loop = asyncio.get_running_loop()
         next_refresh = loop.time() + refresh_s
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=max(0.0, next_refresh - loop.time()))
+            await wait_event(self._wakeup, next_refresh - loop.time())
             self._wakeup.clear()
             try:
                 await self.flush()

@@ -7,11 +7,11 @@ reclaim skips the ones held here already; the committer and the runner let a tas
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import defaultdict
 from collections.abc import Callable
 
 from spane_core.keys import PartitionKeys
+from spane_core.waiting import wait_event
 
 from spane_worker.committer import Held
 
@@ -60,6 +60,5 @@ class HeldTasks:
             if stop.is_set():
                 return False
             self._room.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._room.wait(), timeout=0.5)
+            await wait_event(self._room, 0.5)
         return True

@@ -4,12 +4,12 @@ consumer group, and the loop that runs such a job every so often."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
 from spane_core.keys import PartitionKeys
 from spane_core.store.streams import ConsumerGroup
+from spane_core.waiting import wait_event
 
 from spane_worker.held import HeldTasks
 
@@ -58,16 +58,9 @@ async def every(period_s: float, job: Callable[[], Awaitable[None]], stop: async
     the next one goes on."""
     forever = asyncio.Event()
     while True:
-        if await sleep_unless(stop or forever, period_s):
+        if await wait_event(stop or forever, period_s):
             return
         try:
             await job()
         except Exception:
             log.exception("worker %s failed", getattr(job, "__name__", "job"))
-
-
-async def sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep for ``seconds`` or until ``stop`` is set; True when it is set."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    return stop.is_set()
