@@ -24,8 +24,11 @@ from spane_core.events import (
     ExecutionResumed,
     ExecutionStarted,
     NodeCancelled,
+    NodeCompleted,
     NodeFailed,
     NodeQueued,
+    NodeSkipped,
+    NodeStarted,
     NodeWaiting,
 )
 from spane_core.ids import ExecutionId, NodeId
@@ -70,6 +73,10 @@ def timer_command(member: str) -> tuple[ExecutionId, FireTimer | FireExecutionTi
     return execution_id, FireTimer(node_id=node_id, attempt=attempt)
 
 
+# Events that never cause an effect (among others, told apart in ``effects``).
+_NO_EFFECTS = frozenset({NodeStarted, NodeCompleted, NodeSkipped})
+
+
 @dataclass
 class Effects:
     tasks: list[Task] = field(default_factory=list)
@@ -88,6 +95,8 @@ def effects(
     seq = before.seq if before is not None else 0
     for event in events:
         seq += 1
+        if type(event) in _NO_EFFECTS:  # most of a log: skip the cases below
+            continue
         match event:
             case NodeQueued(node_id=node_id, attempt=attempt):
                 node_type = workflow.node(node_id).type

@@ -164,19 +164,8 @@ def evolve_owned(state: ExecutionState | None, event: Event, at: int) -> Executi
             started_at=at,
             traceparent=event.traceparent,
         )
+    # The node events first: they are most of a log, and each case is one more isinstance check per event.
     match event:
-        case ExecutionStarted():
-            raise ValueError("execution.started may only begin a log")
-        case ExecutionPaused():
-            return _with(state, status=ExecutionStatus.PAUSED)
-        case ExecutionResumed():
-            return _with(state, status=ExecutionStatus.RUNNING, error=None, finished_at=None)
-        case ExecutionCancelled():
-            return _with(state, status=ExecutionStatus.CANCELLED, finished_at=at)
-        case ExecutionCompleted(output=output):
-            return _with(state, status=ExecutionStatus.COMPLETED, output=output, finished_at=at)
-        case ExecutionFailed(error=error):
-            return _with(state, status=ExecutionStatus.FAILED, error=error, finished_at=at)
         case NodeQueued(node_id=node_id, attempt=attempt, has_input_override=has_override):
             override = event.input_override if has_override else state.node(node_id).input_override
             if event.fresh_tries:
@@ -232,6 +221,18 @@ def evolve_owned(state: ExecutionState | None, event: Event, at: int) -> Executi
             )
         case DeadLetterDeleted(node_id=node_id):
             return _with_node(state, node_id, dead_letter_deleted=True)
+        case ExecutionStarted():
+            raise ValueError("execution.started may only begin a log")
+        case ExecutionPaused():
+            return _with(state, status=ExecutionStatus.PAUSED)
+        case ExecutionResumed():
+            return _with(state, status=ExecutionStatus.RUNNING, error=None, finished_at=None)
+        case ExecutionCancelled():
+            return _with(state, status=ExecutionStatus.CANCELLED, finished_at=at)
+        case ExecutionCompleted(output=output):
+            return _with(state, status=ExecutionStatus.COMPLETED, output=output, finished_at=at)
+        case ExecutionFailed(error=error):
+            return _with(state, status=ExecutionStatus.FAILED, error=error, finished_at=at)
         case ExecutionDue():
             return _with(state, status=ExecutionStatus.RUNNING, run_at=None, started_at=at)
         case ExecutionDeadlineSet(deadline=deadline):
