@@ -6,7 +6,7 @@ schema version is upcast from its raw dict before decoding (see ``codec.py``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 
@@ -167,6 +167,9 @@ Event = (
 
 TERMINAL_EXECUTION_EVENTS = (ExecutionCompleted, ExecutionFailed, ExecutionCancelled)
 
+# Each event class's type name (its tag), looked up once: ``__struct_config__`` builds a new object at each access.
+_TYPE_NAMES: dict[type, str] = {cls: str(cls.__struct_config__.tag) for cls in get_args(Event)}
+
 
 class Envelope(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
     """A stored event: where it sits in its execution's log, when, and the payload."""
@@ -181,4 +184,4 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_d
 
     @property
     def type(self) -> str:
-        return type(self.event).__struct_config__.tag  # type: ignore[return-value]
+        return _TYPE_NAMES[type(self.event)]
