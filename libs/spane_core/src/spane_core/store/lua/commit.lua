@@ -14,6 +14,11 @@ end
 -- chunks of at most CHUNK arguments, so a transition may carry any number of events, timers and acks.
 local CHUNK = 1000  -- even: ZADD's arguments come in (score, member) pairs
 local function chunked(prefix, first, n)
+  if n <= 0 then return end
+  if n <= CHUNK then  -- the usual case: one call, no table built
+    if #prefix == 2 then return redis.call(prefix[1], prefix[2], unpack(ARGV, first, first + n - 1)) end
+    return redis.call(prefix[1], prefix[2], prefix[3], unpack(ARGV, first, first + n - 1))
+  end
   for from = first, first + n - 1, CHUNK do
     local args = {unpack(prefix)}
     for j = from, math.min(from + CHUNK - 1, first + n - 1) do args[#args + 1] = ARGV[j] end
@@ -34,7 +39,9 @@ local function expect(key, kind)
     return redis.error_reply('WRONGTYPE ' .. key .. ' holds a ' .. found .. ', not a ' .. kind)
   end
 end
-local refusal = (n_env > 0 and (expect(KEYS[2], 'list') or expect(KEYS[3], 'stream')))
+-- (The snapshot hash is checked by the HGET below, the log list by its RPUSH: the first write, so nothing is
+-- written before it.)
+local refusal = (n_env > 0 and expect(KEYS[3], 'stream'))
   or ((n_task > 0 or n_ack > 0) and expect(KEYS[4], 'stream'))
   or ((n_timer_args > 0 or n_drop > 0) and expect(KEYS[5], 'zset'))
 if refusal then return refusal end
@@ -55,12 +62,12 @@ if n_env > 0 then
     local base = tonumber(snap[2] or current)
     return {0, now, snap[1], redis.call('LRANGE', KEYS[2], base, -1)}
   end
+  chunked({'RPUSH', KEYS[2]}, env_first, n_env)
   if ARGV[3] ~= '' then
     redis.call('HSET', KEYS[1], 'v', ARGV[2], 's', ARGV[3], 'sv', ARGV[2], 'w', ARGV[4], 'n', ARGV[5])
   else
     redis.call('HSET', KEYS[1], 'v', ARGV[2])
   end
-  chunked({'RPUSH', KEYS[2]}, env_first, n_env)
   redis.call('XADD', KEYS[3], '*', 'b', ARGV[6])
   for t = task_first, task_first + n_task - 1 do
     redis.call('XADD', KEYS[4], '*', 't', ARGV[t])
