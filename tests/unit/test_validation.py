@@ -473,6 +473,9 @@ def test_delay_with_no_duration_or_two_durations_is_rejected() -> None:
         ({"until": "next tuesday"}, "nodes[0].config.until"),
         ({"duration": -5}, "nodes[0].config.duration"),
         ({"durationMinutes": "1"}, "nodes[0].config.durationMinutes"),
+        ({"ms": 10**30}, "nodes[0].config.ms"),  # past a hundred years: a mistake, and beyond int64 ms
+        ({"seconds": 1e308}, "nodes[0].config.seconds"),
+        ({"durationMinutes": 6e7}, "nodes[0].config.durationMinutes"),
     ],
 )
 def test_delay_values_are_checked(config: Raw, path: str) -> None:

@@ -143,6 +143,10 @@ def check_http(config: Mapping[str, Any], ctx: ConfigContext) -> list[FieldError
     return errors
 
 
+# The longest delay: a hundred years (a longer one is a mistake, and past int64 milliseconds it cannot be stored).
+MAX_DELAY_MS = 100 * 365 * 24 * 3_600_000
+
+
 def check_delay(config: Mapping[str, Any], ctx: ConfigContext) -> list[FieldError]:
     errors: list[FieldError] = []
     given = [key for key in DELAY_KEYS if config.get(key) is not None]
@@ -151,10 +155,10 @@ def check_delay(config: Mapping[str, Any], ctx: ConfigContext) -> list[FieldErro
         keys = "ms, seconds or until (or the original SPANE's duration, durationSeconds or durationMinutes)"
         errors.append(FieldError("", f"a delay needs exactly one of {keys}; {got}"))
     reader = FieldReader(config, "", errors)
-    reader.integer("ms", minimum=0)
-    reader.integer("duration", minimum=0)
-    for key in ("seconds", "durationSeconds", "durationMinutes"):
-        reader.number(key, minimum=0)
+    for key, unit_ms in (("ms", 1), ("duration", 1)):
+        reader.integer(key, minimum=0, maximum=MAX_DELAY_MS // unit_ms)
+    for key, unit_ms in (("seconds", 1_000), ("durationSeconds", 1_000), ("durationMinutes", 60_000)):
+        reader.number(key, minimum=0, maximum=MAX_DELAY_MS // unit_ms)
     until = reader.string("until")
     if until is not None:
         try:
