@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 NODE_KEYS = {"status", "attempts", "startedAt", "finishedAt", "output", "error"}
 EXECUTION_KEYS = {
     "executionId", "workflowId", "version", "status", "input", "output", "error", "parentExecutionId", "depth",
-    "startedAt", "finishedAt", "nodes", "children",
+    "startedAt", "finishedAt", "nodes", "children", "priority", "runAt", "deadline", "rerunOf",
 }  # fmt: skip
 
 
@@ -223,22 +223,50 @@ async def test_workflows_are_listed_from_the_read_model(client: Client, projecte
 async def test_the_read_model_and_the_snapshot_show_the_same_execution(client: Client, projected: None) -> None:
     wf = chain()
     await save(client, wf)
-    execution_id = await execute(client, wf["id"], {"input": {"x": 1}})
+    execution_id = await execute(client, wf["id"], {"input": {"x": 1}, "priority": 8, "timeoutMs": 600_000})
     await run_queued(client, execution_id)
     from_snapshot = (await client.get(f"/api/executions/{execution_id}")).json()
+    assert from_snapshot["priority"] == 8 and from_snapshot["deadline"] > from_snapshot["startedAt"]
+    assert from_snapshot["runAt"] is None and from_snapshot["rerunOf"] is None
     history = (await client.get(f"/api/executions/{execution_id}/history")).json()
-    deps = deps_of(client)
-
-    async def caught_up() -> bool:
-        seq = await deps.db.fetchval("SELECT last_seq FROM executions WHERE execution_id = $1", execution_id)
-        return bool(seq == len(history["events"]))
-
-    await eventually(caught_up)
+    await _forget_in_redis(client, execution_id, len(history["events"]))
     # With Redis's copy gone (say, trimmed after archiving), the read model answers alone, with the same values.
-    keys = deps.executions.keys(execution_id)
-    await deps.redis.delete(keys.snapshot(execution_id), keys.log(execution_id))
     assert (await client.get(f"/api/executions/{execution_id}")).json() == from_snapshot
     assert (await client.get(f"/api/executions/{execution_id}/history")).json() == history
     # A command on it is refused for its state, as before its copy left Redis, not as if it never existed.
     assert "completed" in problem(await client.post(f"/api/executions/{execution_id}/pause"), 409)["detail"]
     problem(await client.post("/api/executions/01ARZ3NDEKTSV4RRFFQ69G5FAV/pause"), 404)
+
+
+async def _forget_in_redis(client: Client, execution_id: str, events: int) -> None:
+    """Once the read model holds the execution's ``events``, drop Redis's copy: the API answers from Postgres."""
+    deps = deps_of(client)
+
+    async def caught_up() -> bool:
+        seq = await deps.db.fetchval("SELECT last_seq FROM executions WHERE execution_id = $1", execution_id)
+        return bool(seq == events)
+
+    await eventually(caught_up)
+    keys = deps.executions.keys(execution_id)
+    await deps.redis.delete(keys.snapshot(execution_id), keys.log(execution_id))
+
+
+async def test_a_scheduled_execution_and_a_rerun_show_their_options_from_either_store(
+    client: Client, projected: None
+) -> None:
+    wf = chain()
+    await save(client, wf)
+    run_at = "2999-01-01T00:00:00.000Z"  # never due in this test: no scheduler runs
+    scheduled = await execute(client, wf["id"], {"input": {"x": 1}, "runAt": "2999-01-01T00:00:00Z"})
+    failed = await execute(client, wf["id"], {"input": {"x": 2}})
+    assert (await client.post(f"/api/executions/{failed}/cancel")).status_code == 202
+    rerun = await client.post(f"/api/executions/{failed}/rerun", json={})
+    assert rerun.status_code == 202, rerun.text
+    rerun_id = rerun.json()["executionId"]
+    expected = {scheduled: ("scheduled", run_at, None), rerun_id: ("running", None, failed)}
+    for execution_id, (status, at, of) in expected.items():
+        body = (await client.get(f"/api/executions/{execution_id}")).json()
+        assert (body["status"], body["runAt"], body["rerunOf"], body["priority"]) == (status, at, of, 5)
+        events = len((await client.get(f"/api/executions/{execution_id}/history")).json()["events"])
+        await _forget_in_redis(client, execution_id, events)
+        assert (await client.get(f"/api/executions/{execution_id}")).json() == body

@@ -134,6 +134,10 @@ async def execution(db: asyncpg.Pool, execution_id: str) -> tuple[ExecutionView,
         started_at=summary.started_at,
         finished_at=summary.finished_at,
         nodes=nodes,
+        priority=row["priority"],
+        run_at=iso_opt(row["run_at"]),
+        deadline=iso_opt(row["deadline"]),
+        rerun_of=row["rerun_of"],
     )
     return view, int(row["last_seq"])
 

@@ -111,6 +111,10 @@ class ExecutionView(_Shape):
     nodes: dict[str, NodeView]
     # The child executions that each sub-workflow node started, oldest first (one per try).
     children: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    priority: int = 5  # 1-10, higher first
+    run_at: str | None = None  # while scheduled: when it will start
+    deadline: str | None = None  # when it times out (its timeoutMs, or POST .../timeout)
+    rerun_of: str | None = None  # the execution this one reruns
 
 
 class ExecutionSummary(_Shape):

@@ -52,6 +52,10 @@ def execution_from_snapshot(state: ExecutionState) -> ExecutionView:
         started_at=iso_ms(state.started_at),
         finished_at=iso_or_none(state.finished_at),
         nodes=nodes,
+        priority=state.priority,
+        run_at=iso_or_none(state.run_at),
+        deadline=iso_or_none(state.deadline),
+        rerun_of=state.rerun_of,
     )
 
 

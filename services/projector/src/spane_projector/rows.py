@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 from spane_core.events import DeadLetterDeleted, Envelope, ErrorInfo, NodeDeadLettered, NodeQueued
 from spane_core.ids import ExecutionId, NodeId, WorkflowId
+from spane_core.keys import DEFAULT_PRIORITY
 from spane_core.state import ExecutionState, ExecutionStatus, NodeState, NodeStatus, evolve_owned, own
 from spane_core.workflow_events import WorkflowDeleted, WorkflowEvent, WorkflowRegistered
 
@@ -36,6 +37,10 @@ class ExecutionRow:
     finished_at: int | None
     updated_at: int
     last_seq: int
+    priority: int = DEFAULT_PRIORITY
+    run_at: int | None = None
+    deadline: int | None = None
+    rerun_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +121,10 @@ def state_from_rows(row: ExecutionRow, nodes: Iterable[NodeRunRow]) -> Execution
         idempotency_key=row.idempotency_key,
         started_at=row.started_at,
         finished_at=row.finished_at,
+        priority=row.priority,
+        run_at=row.run_at,
+        deadline=row.deadline,
+        rerun_of=None if row.rerun_of is None else ExecutionId(row.rerun_of),
         nodes={
             NodeId(n.node_id): NodeState(
                 status=NodeStatus(n.status),
@@ -147,6 +156,10 @@ def _execution_row(state: ExecutionState, updated_at: int, last_seq: int) -> Exe
         finished_at=state.finished_at,
         updated_at=updated_at,
         last_seq=last_seq,
+        priority=state.priority,
+        run_at=state.run_at,
+        deadline=state.deadline,
+        rerun_of=state.rerun_of,
     )
 
 

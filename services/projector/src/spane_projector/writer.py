@@ -69,6 +69,10 @@ def _execution_row(r: asyncpg.Record) -> ExecutionRow:
         finished_at=opt_ms(r["finished_at"]),
         updated_at=to_ms(r["updated_at"]),
         last_seq=r["last_seq"],
+        priority=r["priority"],
+        run_at=opt_ms(r["run_at"]),
+        deadline=opt_ms(r["deadline"]),
+        rerun_of=r["rerun_of"],
     )
 
 
@@ -221,10 +225,11 @@ async def _write(conn: Conn, projections: list[Projection]) -> None:
             x.execution_id, x.workflow_id, x.workflow_version, x.status, opt_json_text(x.input),
             opt_json_text(x.output), opt_json_text(x.error), x.parent_execution_id, x.parent_node_id, x.depth,
             x.idempotency_key, to_time(x.started_at), opt_time(x.finished_at), to_time(x.updated_at), x.last_seq,
+            x.priority, opt_time(x.run_at), opt_time(x.deadline), x.rerun_of,
         )
         for x in (p.execution for p in projections)
     )  # fmt: skip
-    await conn.execute(writes.UPSERT_EXECUTIONS, *_columns(executions, 15))
+    await conn.execute(writes.UPSERT_EXECUTIONS, *_columns(executions, 19))
     node_rows = (
         (
             n.execution_id, n.node_id, n.status, n.attempts, opt_time(n.started_at), opt_time(n.finished_at),

@@ -22,7 +22,10 @@ EXECUTION_SUMMARY_COLUMNS = (
     " finished_at, last_seq"
 )
 
-SELECT_EXECUTION = f"SELECT {EXECUTION_SUMMARY_COLUMNS}, input, output FROM executions WHERE execution_id = $1"
+SELECT_EXECUTION = f"""
+SELECT {EXECUTION_SUMMARY_COLUMNS}, input, output, priority, run_at, deadline, rerun_of
+FROM executions WHERE execution_id = $1
+"""
 
 SELECT_NODE_RUNS_OF = """
 SELECT node_id, status, attempts, started_at, finished_at, output, error FROM node_runs WHERE execution_id = $1

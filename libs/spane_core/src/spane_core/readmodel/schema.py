@@ -127,6 +127,15 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (execution_id, first_seq)
     );
     """,
+    # 4: the execution options a reader wants to see: priority, run-at (while scheduled), deadline and the
+    # execution a rerun came from.
+    """
+    ALTER TABLE executions
+        ADD COLUMN priority int NOT NULL DEFAULT 5,
+        ADD COLUMN run_at   timestamptz,
+        ADD COLUMN deadline timestamptz,
+        ADD COLUMN rerun_of text;
+    """,
 )
 
 _BOOKKEEPING = """

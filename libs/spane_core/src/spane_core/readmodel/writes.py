@@ -28,7 +28,8 @@ ON CONFLICT DO NOTHING
 
 SELECT_EXECUTIONS = """
 SELECT execution_id, workflow_id, workflow_version, status, output::text, error::text, parent_execution_id,
-       parent_node_id, depth, idempotency_key, started_at, finished_at, updated_at, last_seq
+       parent_node_id, depth, idempotency_key, started_at, finished_at, updated_at, last_seq, priority, run_at,
+       deadline, rerun_of
 FROM executions WHERE execution_id = ANY($1::text[])
 """
 
@@ -63,15 +64,17 @@ JOIN node_runs n ON n.execution_id = u.e AND n.node_id = u.n
 UPSERT_EXECUTIONS = """
 INSERT INTO executions AS x (
     execution_id, workflow_id, workflow_version, status, input, output, error, parent_execution_id,
-    parent_node_id, depth, idempotency_key, started_at, finished_at, updated_at, last_seq)
-SELECT e, w, v, st, i::jsonb, o::jsonb, er::jsonb, pe, pn, d, k, sa, fa, ua, ls
+    parent_node_id, depth, idempotency_key, started_at, finished_at, updated_at, last_seq, priority, run_at, deadline,
+    rerun_of)
+SELECT e, w, v, st, i::jsonb, o::jsonb, er::jsonb, pe, pn, d, k, sa, fa, ua, ls, pr, ra, dl, ro
 FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
             $9::text[], $10::int[], $11::text[], $12::timestamptz[], $13::timestamptz[], $14::timestamptz[],
-            $15::int[])
-    AS u(e, w, v, st, i, o, er, pe, pn, d, k, sa, fa, ua, ls)
+            $15::int[], $16::int[], $17::timestamptz[], $18::timestamptz[], $19::text[])
+    AS u(e, w, v, st, i, o, er, pe, pn, d, k, sa, fa, ua, ls, pr, ra, dl, ro)
 ON CONFLICT (execution_id) DO UPDATE SET
     status = EXCLUDED.status, output = EXCLUDED.output, error = EXCLUDED.error, started_at = EXCLUDED.started_at,
-    finished_at = EXCLUDED.finished_at, updated_at = EXCLUDED.updated_at, last_seq = EXCLUDED.last_seq
+    finished_at = EXCLUDED.finished_at, updated_at = EXCLUDED.updated_at, last_seq = EXCLUDED.last_seq,
+    run_at = EXCLUDED.run_at, deadline = EXCLUDED.deadline
 WHERE x.last_seq < EXCLUDED.last_seq
 """
 
