@@ -21,6 +21,7 @@ import pytest
 import redis
 
 from spane.embedded import PostgresServer, RedisServer
+from spane.embedded_cluster import RedisClusterServer
 
 T = TypeVar("T")
 
@@ -52,6 +53,13 @@ def redis_server(request: pytest.FixtureRequest) -> Iterator[str]:
     data_dir: Path = request.getfixturevalue("servers_dir") / "redis"
     with RedisServer(data_dir, persistent=False) as server:
         yield server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(servers_dir: Path) -> Iterator[RedisClusterServer]:
+    """A local Redis Cluster of three masters (no replicas) for the session, torn down at its end."""
+    with RedisClusterServer(servers_dir / "redis-cluster", masters=3) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

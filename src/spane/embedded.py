@@ -89,10 +89,13 @@ def _redis_binary() -> str:
 class RedisServer(_Server):
     """A `redis-server` child process bound to 127.0.0.1, with its data, log and pidfile in `data_dir`."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, persistent: bool = True) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, persistent: bool = True, options: tuple[str, ...] = ()
+    ) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port
         self.persistent = persistent
+        self.options = options  # more `--name value` options for redis-server
         self._pidfile = self.data_dir / "redis.pid"
         self._logfile = self.data_dir / "redis.log"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -139,7 +142,10 @@ class RedisServer(_Server):
         args += ["--logfile", str(self._logfile), "--pidfile", str(self._pidfile), "--daemonize", "no"]
         # A new session keeps a Ctrl-C on `spane dev` from killing Redis before the services have drained.
         proc = subprocess.Popen(
-            [*args, *persistence], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
+            [*args, *persistence, *self.options],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
         )
         deadline = time.monotonic() + _START_TIMEOUT
         while time.monotonic() < deadline:

@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -33,6 +33,7 @@ class System:
     redis_url: str
     database_url: str
     log: Path
+    env: dict[str, str] = field(default_factory=dict)  # what every process of the system needs besides the URLs
 
 
 def create_database(admin_url: str) -> str:
@@ -87,24 +88,36 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
             proc.wait()
 
 
+@contextlib.contextmanager
+def running_system(
+    postgres_server: str, servers_dir: Path, redis_url: str, name: str, env: dict[str, str] | None = None
+) -> Iterator[System]:
+    """`spane dev` on ``redis_url`` and a fresh database, with ``env`` besides the e2e settings."""
+    database_url = create_database(postgres_server)
+    port = free_port()
+    log = servers_dir / f"{name}-spane.log"
+    full_env = {
+        "SPANE_REDIS_URL": redis_url,
+        "SPANE_DATABASE_URL": database_url,
+        "SPANE_PORT": str(port),
+        "SPANE_TASK_VISIBILITY_TIMEOUT_MS": "3000",
+        "SPANE_PLUGINS": "tests.e2e.plugins",
+        **(env or {}),
+    }
+    proc = start_spane(["dev"], full_env, log, ready_url=f"http://127.0.0.1:{port}/ready")
+    try:
+        yield System(f"http://127.0.0.1:{port}", redis_url, database_url, log, env=dict(env or {}))
+    finally:
+        stop_process(proc)
+
+
 @pytest.fixture(scope="session")
 def system(postgres_server: str, servers_dir: Path) -> Iterator[System]:
-    with RedisServer(servers_dir / "e2e-redis", persistent=False) as redis:
-        database_url = create_database(postgres_server)
-        port = free_port()
-        log = servers_dir / "e2e-spane.log"
-        env = {
-            "SPANE_REDIS_URL": redis.url,
-            "SPANE_DATABASE_URL": database_url,
-            "SPANE_PORT": str(port),
-            "SPANE_TASK_VISIBILITY_TIMEOUT_MS": "3000",
-            "SPANE_PLUGINS": "tests.e2e.plugins",
-        }
-        proc = start_spane(["dev"], env, log, ready_url=f"http://127.0.0.1:{port}/ready")
-        try:
-            yield System(url=f"http://127.0.0.1:{port}", redis_url=redis.url, database_url=database_url, log=log)
-        finally:
-            stop_process(proc)
+    with (
+        RedisServer(servers_dir / "e2e-redis", persistent=False) as redis,
+        running_system(postgres_server, servers_dir, redis.url, "e2e") as system,
+    ):
+        yield system
 
 
 @pytest.fixture

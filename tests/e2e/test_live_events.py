@@ -47,7 +47,8 @@ def assert_is_the_log(api: httpx.Client, execution_id: str, events: list[Message
 def second_api(system: System) -> Iterator[httpx.Client]:
     """A second `spane api` process over the same Redis and Postgres, as behind a load balancer."""
     port = free_port()
-    env = {"SPANE_REDIS_URL": system.redis_url, "SPANE_DATABASE_URL": system.database_url, "SPANE_PORT": str(port)}
+    env = {**system.env, "SPANE_REDIS_URL": system.redis_url, "SPANE_DATABASE_URL": system.database_url}
+    env["SPANE_PORT"] = str(port)
     proc = start_spane(
         ["api"], env, system.log.with_name("e2e-second-api.log"), ready_url=f"http://127.0.0.1:{port}/ready"
     )
@@ -175,7 +176,8 @@ def open_streams(client: httpx.Client) -> int:
 
 def test_an_api_process_with_open_streams_still_stops(system: System, api: httpx.Client) -> None:
     port = free_port()
-    env = {"SPANE_REDIS_URL": system.redis_url, "SPANE_DATABASE_URL": system.database_url, "SPANE_PORT": str(port)}
+    env = {**system.env, "SPANE_REDIS_URL": system.redis_url, "SPANE_DATABASE_URL": system.database_url}
+    env["SPANE_PORT"] = str(port)
     log = system.log.with_name("e2e-stopped-api.log")
     proc = start_spane(["api"], env, log, ready_url=f"http://127.0.0.1:{port}/ready")
     wf = unique("sse-stop")

@@ -63,6 +63,7 @@ def test_two_scheduler_processes_fire_a_schedule_of_every_second_once_per_tick(
     system: System, api: httpx.Client
 ) -> None:
     env = {
+        **system.env,
         "SPANE_REDIS_URL": system.redis_url,
         "SPANE_DATABASE_URL": system.database_url,
         "SPANE_PORT": str(free_port()),

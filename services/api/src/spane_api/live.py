@@ -3,7 +3,7 @@
 Every commit appends one entry to its partition's events stream (``spane:{p}:events``, field ``b``: the commit's
 envelopes). The reader XREADs every partition's stream without a consumer group, so every API process sees every
 event, and hands each envelope to the subscriptions that want it. However many clients listen, a process holds one
-blocking Redis connection for them all, and none while no one listens.
+blocking Redis connection for them all (on a Redis Cluster one per partition), and none while no one listens.
 
 A subscription's buffer is bounded: a client that does not keep up is marked dropped and its buffer freed, so it can
 never stall the reader or the other clients; it then catches up from the log by sequence number (see
@@ -25,6 +25,7 @@ from spane_core.codec import decode_envelopes
 from spane_core.errors import StorageUnavailable
 from spane_core.events import Envelope
 from spane_core.keys import all_partitions
+from spane_core.store.cluster import is_cluster
 from spane_core.store.connection import as_text
 
 log = logging.getLogger("spane.api.live")
@@ -137,10 +138,16 @@ class EventHub:
                 self._wanted.set()
 
     async def run(self) -> None:
+        # One XREAD names streams of one slot only on a Redis Cluster, where each partition's stream has its own:
+        # there, one follower per partition, each holding a blocking connection on its partition's node.
+        groups = [[stream] for stream in self.streams] if is_cluster(self.redis) else [self.streams]
+        await asyncio.gather(*(self._follow(group) for group in groups))
+
+    async def _follow(self, streams: list[str]) -> None:
         while True:
             await self._wanted.wait()
             try:
-                await self._read_once()
+                await self._read_once(streams)
             except StorageUnavailable as e:
                 log.warning("live events: reading the commit streams failed (%s); retrying", e)
                 await asyncio.sleep(RETRY_S)
@@ -155,12 +162,12 @@ class EventHub:
                         self._cursors = None
                         self._wanted.clear()
 
-    async def _read_once(self) -> None:
+    async def _read_once(self, streams: list[str]) -> None:
         cursors = self._cursors
         if cursors is None:
             return
-        streams: dict[Any, Any] = dict(cursors)
-        reply = await self.redis.xread(streams, count=READ_COUNT, block=BLOCK_MS)
+        reading: dict[Any, Any] = {stream: cursors[stream] for stream in streams}
+        reply = await self.redis.xread(reading, count=READ_COUNT, block=BLOCK_MS)
         for stream, entries in _stream_entries(reply):
             partition = self.streams.index(stream)
             for entry_id, fields in entries:

@@ -25,6 +25,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from spane_core.errors import ConfigurationError, StorageUnavailable
 from spane_core.settings import Settings
+from spane_core.store.cluster import open_cluster, plain_url
 
 # Each partition's reader holds a connection for the length of its blocking XREADGROUP; the rest is shared.
 SHARED_CONNECTIONS = 16
@@ -105,11 +106,14 @@ def pool_size(settings: Settings) -> int:
 
 def open_redis(settings: Settings) -> Redis:
     """A client on ``settings.redis_url`` whose callers wait (up to ``redis_pool_timeout_s``) for a free
-    connection rather than fail."""
+    connection rather than fail; a cluster client when the URL's scheme is ``redis+cluster`` (see ``cluster``)."""
     if not settings.redis_url:
         raise ConfigurationError(
             "SPANE_REDIS_URL is not set; set it to the Redis to use, e.g. redis://localhost:6379/0"
         )
+    cluster = plain_url(settings.redis_url)
+    if cluster is not None:
+        return open_cluster(cluster, pool_size(settings))
     pool = WaitingConnectionPool.from_url(
         settings.redis_url, max_connections=pool_size(settings), timeout=settings.redis_pool_timeout_s
     )

@@ -26,7 +26,9 @@ class LuaScript:
             return await redis.evalsha(self.sha, len(keys), *keys, *args)
 
     def queue(self, pipe: Pipeline, keys: Sequence[str], args: Sequence[Any]) -> None:
-        pipe.evalsha(self.sha, len(keys), *keys, *args)
+        # What ``pipe.evalsha`` sends, but redis-py's cluster pipeline refuses ``evalsha`` by name (it routes the
+        # raw command by its keys like any other).
+        pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
 
 
 async def run_pipelined(

@@ -1,0 +1,98 @@
+"""The store on a real Redis Cluster of three masters: scripts reach every master, one-slot transactions and
+blocking reads work on any of them, and an unreachable cluster is ``StorageUnavailable``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import redis
+from redis.asyncio import Redis
+from spane_core.errors import StorageUnavailable
+from spane_core.keys import PartitionKeys
+from spane_core.settings import Settings
+from spane_core.store.cluster import is_cluster
+from spane_core.store.connection import open_redis
+from spane_core.store.scripts import LuaScript, run_pipelined
+from spane_core.store.streams import ConsumerGroup
+
+from spane.embedded import free_port
+from spane.embedded_cluster import RedisClusterServer
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 16
+
+
+@pytest.fixture
+async def cluster(redis_cluster: RedisClusterServer) -> AsyncIterator[Redis]:
+    client = open_redis(Settings(redis_url=redis_cluster.url, partitions=PARTITIONS))
+    assert is_cluster(client)
+    yield client
+    await client.aclose()
+
+
+def nodes(redis_cluster: RedisClusterServer) -> list[redis.Redis]:
+    return [redis.Redis.from_url(url) for url in redis_cluster.node_urls]
+
+
+def master_ports(redis_cluster: RedisClusterServer) -> dict[int, int]:
+    """Partition -> the port of the master holding its slot."""
+    client = redis.RedisCluster.from_url(redis_cluster.url.replace("redis+cluster", "redis"))
+    try:
+        out = {}
+        for p in range(PARTITIONS):
+            node = client.get_node_from_key(PartitionKeys(p).events)  # type: ignore[no-untyped-call]
+            out[p] = int(node.port)
+        return out
+    finally:
+        client.close()
+
+
+async def test_a_script_missing_on_any_master_is_loaded_on_every_one_and_runs(
+    cluster: Redis, redis_cluster: RedisClusterServer
+) -> None:
+    load = LuaScript("load")
+    servers = nodes(redis_cluster)
+    for server in servers:
+        server.script_flush()
+    calls: list[tuple[list[str], list[object]]] = [
+        ([PartitionKeys(p).snapshot("x"), PartitionKeys(p).log("x")], []) for p in range(PARTITIONS)
+    ]
+    assert await run_pipelined(cluster, load, calls) == [[]] * PARTITIONS
+    assert all(server.script_exists(load.sha) == [True] for server in servers)
+    # One master alone loses its scripts (a restart, a failover to a fresh replica): the next call loads it there.
+    ports = master_ports(redis_cluster)
+    assert len(set(ports.values())) == 3
+    victim = servers[0]
+    victim.script_flush()
+    p = next(p for p, port in ports.items() if port == victim.connection_pool.connection_kwargs["port"])
+    assert await load(cluster, [PartitionKeys(p).snapshot("x"), PartitionKeys(p).log("x")], []) == []
+    assert victim.script_exists(load.sha) == [True]
+    for server in servers:
+        server.close()
+
+
+async def test_a_stopping_consumer_hands_back_its_entries_in_one_transaction_on_any_master(cluster: Redis) -> None:
+    streams = [PartitionKeys(p).tasks for p in range(PARTITIONS)]
+    group = ConsumerGroup(cluster, "hand-back-test", "leaving", streams)
+    await group.ensure_groups()
+    for stream in streams:
+        await cluster.xadd(stream, {"t": stream})
+    for stream in streams:
+        taken = await group.read(stream, 10, 100)
+        assert [fields[b"t"].decode() for _, fields in taken] == [stream]
+        assert await group.hand_back(stream) == 1
+        other = ConsumerGroup(cluster, "hand-back-test", "staying", [stream])
+        again = await other.read(stream, 10, 100)
+        assert [fields[b"t"].decode() for _, fields in again] == [stream]
+        await other.ack_and_delete(stream, [entry_id for entry_id, _ in again])
+    for stream in streams:
+        await cluster.delete(stream)
+
+
+async def test_an_unreachable_cluster_is_storage_unavailable() -> None:
+    client = open_redis(Settings(redis_url=f"redis+cluster://127.0.0.1:{free_port()}", partitions=PARTITIONS))
+    with pytest.raises(StorageUnavailable):
+        await client.xlen(PartitionKeys(0).events)
+    await client.aclose()
