@@ -58,7 +58,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--tracing", action="store_true", help="run SPANE with tracing on, exporting OTLP to a stand-in collector"
     )
+    parser.add_argument(
+        "--redis-cluster", action="store_true", help="run SPANE on a local Redis Cluster of three masters (SPANE only)"
+    )
+    parser.add_argument("--partitions", type=int, default=None, help="SPANE_PARTITIONS (default 1; 12 on a cluster)")
     args = parser.parse_args(argv)
+    if args.redis_cluster and not args.no_celery:
+        parser.error("--redis-cluster runs SPANE only: add --no-celery (Celery's result backend needs database 1)")
     small = args.smoke
     args.executions = args.executions or (5 if small else 300)
     args.concurrency = args.concurrency or (5 if small else 50)
@@ -158,7 +164,7 @@ class Bench:
         assert self.system is not None
         self.console.print(f"[bold]SPANE[/]: api, {self.args.workers} workers, projector, scheduler")
         self.system.start_services()
-        driver = SpaneDriver(self.system)
+        driver = SpaneDriver(self.system, self.system.partitions)
         await driver.register(self.workloads)
         # The scaling runs right after the diamond (or before the big payloads), on a read model still small.
         scaled = not self.args.scaling
@@ -173,7 +179,7 @@ class Bench:
         if not scaled:
             await self.scaling(driver)
         for graph in self.graphs:  # last: their big snapshots and logs stay in Redis
-            result = await run_graph(self.system.url, self.system.redis_url, graph)
+            result = await run_graph(self.system.url, self.system.async_redis(), graph, self.system.partitions)
             status = "ok" if result.ok else result.error
             self.console.print(
                 f"  spane  {graph.name:13} register {result.register_ms:8.1f} ms  execute {result.execute_ms:8.0f} ms"
@@ -227,13 +233,15 @@ class Bench:
             self.otlp = OtlpSink().start()
             extra_env = {"OTEL_EXPORTER_OTLP_ENDPOINT": self.otlp.endpoint, "OTEL_TRACES_EXPORTER": "otlp"}
             self.console.print(f"tracing on: OTLP to a stand-in collector at {self.otlp.endpoint}")
-        self.system = SpaneSystem(self.workdir, workers=self.args.workers, extra_env=extra_env)
+        partitions = self.args.partitions or (12 if self.args.redis_cluster else 1)
+        self.system = SpaneSystem(self.workdir, workers=self.args.workers, extra_env=extra_env,
+                                  cluster=self.args.redis_cluster, partitions=partitions)  # fmt: skip
         self.system.start_servers()
         self.run.meta.update(await self.system.versions())
         named: dict[str, Any] = {}
-        assert self.system.postgres is not None and self.system.redis is not None
-        if (pid := procs.redis_pid(self.system.redis.data_dir)) is not None:
-            named["redis"] = pid
+        assert self.system.postgres is not None
+        if (pid := procs.redis_pid(self.system.redis_servers[0].data_dir)) is not None:
+            named["redis"] = pid  # the Celery side's (the first master's, which --redis-cluster refuses)
         if (pid := procs.postmaster_pid(self.system.postgres.data_dir)) is not None:
             named["postgres"] = (pid, True)
         if not self.args.no_spane:

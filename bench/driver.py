@@ -29,7 +29,6 @@ from typing import Any
 import aiohttp
 import asyncpg
 import httpx
-import redis as sync_redis
 import redis.asyncio as aioredis
 from spane_core import codec
 from spane_core.keys import all_partitions, for_execution
@@ -54,19 +53,23 @@ class SpaneDriver:
 
     def _cpu_named(self) -> dict[str, int | tuple[int, bool]]:
         """The processes whose CPU is accounted: the services, Redis, and Postgres with its backends."""
-        assert self.system.postgres is not None and self.system.redis is not None
+        assert self.system.postgres is not None
         named: dict[str, int | tuple[int, bool]] = dict(self.system.pids())
-        if (pid := redis_pid(self.system.redis.data_dir)) is not None:
-            named["redis"] = pid
+        named.update(self._redis_pids())
         if (pid := postmaster_pid(self.system.postgres.data_dir)) is not None:
             named["postgres"] = (pid, True)
         return named
 
     def _rss_pids(self) -> dict[str, int]:
-        pids = dict(self.system.pids())
-        assert self.system.redis is not None
-        if (pid := redis_pid(self.system.redis.data_dir)) is not None:
-            pids["redis"] = pid
+        return {**self.system.pids(), **self._redis_pids()}
+
+    def _redis_pids(self) -> dict[str, int]:
+        """Redis, or a cluster's masters as redis-1, redis-2, ..."""
+        servers = self.system.redis_servers
+        pids = {}
+        for i, server in enumerate(servers, 1):
+            if (pid := redis_pid(server.data_dir)) is not None:
+                pids["redis" if len(servers) == 1 else f"redis-{i}"] = pid
         return pids
 
     async def register(self, workloads: list[Workload]) -> None:
@@ -96,10 +99,10 @@ class SpaneDriver:
             connector=aiohttp.TCPConnector(limit=pooled),
             timeout=aiohttp.ClientTimeout(total=60.0),
         )
-        redis = aioredis.Redis.from_url(self.system.redis_url)
-        admin = sync_redis.Redis.from_url(self.system.redis_url)
+        redis = self.system.async_redis()
+        admin = self.system.admin_clients()
         db = await asyncpg.create_pool(self.system.database_url, min_size=1, max_size=2)
-        watcher = _CompletionWatcher(redis, self.partitions)
+        watcher = _CompletionWatcher(redis, self.partitions, split=self.system.cluster)
         lag = _ProjectionWatcher(db)
         inputs: dict[str, Any] = {}
 
@@ -160,7 +163,7 @@ class SpaneDriver:
                 result.fail(f"projector lag not measured: {lag.error}")
             elif not caught_up:
                 result.fail(f"the read model did not show {len(lag.pending)} completed executions after 120 s")
-            watcher.own["info"] += 2  # the before-snapshot's INFO commandstats and INFO stats
+            watcher.own["info"] += 2 * len(admin)  # the before-snapshot's INFO commandstats and INFO stats
             commands = {k: v - watcher.own.get(k, 0) for k, v in delta(before, after).items()}
             result.redis_commands = {k: v for k, v in sorted(commands.items(), key=lambda kv: -kv[1]) if v > 0}
             if result.completed:
@@ -201,7 +204,8 @@ class SpaneDriver:
                     await task
             await client.close()
             await redis.aclose()
-            admin.close()
+            for client in admin:
+                client.close()
             await db.close()
 
     async def _check_all(
@@ -248,10 +252,11 @@ class SpaneDriver:
 class _CompletionWatcher:
     """Follows the commit streams; resolves the wait of each execution when its terminal event is committed."""
 
-    def __init__(self, redis: aioredis.Redis, partitions: int) -> None:
+    def __init__(self, redis: aioredis.Redis, partitions: int, *, split: bool = False) -> None:
         self.redis = redis
         self.streams = [p.events for p in all_partitions(partitions)]
         self.partitions = partitions
+        self.split = split  # one XREAD per stream (a Redis Cluster: each partition's stream in its own slot)
         self.started = asyncio.Event()
         self.stopping = False
         self.own: Counter[str] = Counter()  # the driver's Redis commands, not the system's
@@ -265,6 +270,10 @@ class _CompletionWatcher:
             newest = await self.redis.xrevrange(stream, count=1)
             last[stream] = newest[0][0] if newest else b"0-0"
         self.started.set()
+        groups = [{stream: last[stream]} for stream in self.streams] if self.split else [last]
+        await asyncio.gather(*(self._follow(group) for group in groups))
+
+    async def _follow(self, last: dict[str, Any]) -> None:
         # Stopped by the flag, not by cancelling: redis-py may swallow a cancel that lands in a blocking read.
         while not self.stopping:
             try:

@@ -103,9 +103,9 @@ class GraphResult:
         return {**asdict(self), "us_per_node": round(self.us_per_node, 1), "ms_per_hop": round(self.ms_per_hop, 3)}
 
 
-async def run_graph(base_url: str, redis_url: str, graph: Graph, partitions: int = 1) -> GraphResult:
+async def run_graph(base_url: str, redis: aioredis.Redis, graph: Graph, partitions: int = 1) -> GraphResult:
+    """Run ``graph`` once; ``redis`` (closed at the end) reads its log."""
     result = GraphResult(graph.name, graph.nodes, graph.hops)
-    redis = aioredis.Redis.from_url(redis_url)
     try:
         async with httpx.AsyncClient(base_url=base_url, timeout=TIMEOUT_S) as client:
             started = time.perf_counter()

@@ -2,7 +2,8 @@
 
 ``spane api``, ``spane worker`` (x N), ``spane projector`` and ``spane scheduler`` run as ``python -m spane ...``
 children configured by ``SPANE_*`` environment variables, exactly as a deployment runs them. Redis keeps its AOF
-(``appendfsync everysec``, as outside tests); Postgres runs with fsync off (a throwaway cluster).
+(``appendfsync everysec``, as outside tests); Postgres runs with fsync off (a throwaway cluster). With ``cluster``,
+Redis is a local Redis Cluster of three masters (``spane.embedded_cluster``) and SPANE runs ``partitions`` partitions.
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 import httpx
+import redis
+import redis.asyncio as aioredis
 
 from bench import procs
 from spane.embedded import PostgresServer, RedisServer, free_port
+from spane.embedded_cluster import RedisClusterServer
 
 
 class ServiceFailed(RuntimeError):
@@ -24,12 +29,22 @@ class ServiceFailed(RuntimeError):
 
 
 class SpaneSystem:
-    def __init__(self, workdir: Path, workers: int = 2, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        workers: int = 2,
+        extra_env: dict[str, str] | None = None,
+        *,
+        cluster: bool = False,
+        partitions: int = 1,
+    ) -> None:
         self.workdir = workdir
         self.logs = workdir / "logs"
         self.workers_wanted = workers
         self.extra_env = extra_env or {}
-        self.redis: RedisServer | None = None
+        self.cluster = cluster
+        self.partitions = partitions
+        self.redis: RedisServer | RedisClusterServer | None = None
         self.postgres: PostgresServer | None = None
         self.port = 0
         self._services: dict[str, subprocess.Popen[bytes]] = {}
@@ -38,13 +53,34 @@ class SpaneSystem:
 
     def start_servers(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.redis = RedisServer(self.workdir / "redis", persistent=True).start()
+        if self.cluster:
+            self.redis = RedisClusterServer(self.workdir / "redis", masters=3, persistent=True).start()
+        else:
+            self.redis = RedisServer(self.workdir / "redis", persistent=True).start()
         self.postgres = PostgresServer(self.workdir / "postgres", fast=True).start()
 
     @property
     def redis_url(self) -> str:
         assert self.redis is not None
         return self.redis.url
+
+    @property
+    def redis_servers(self) -> list[RedisServer]:
+        """The Redis servers: the one, or the cluster's masters."""
+        if isinstance(self.redis, RedisClusterServer):
+            return list(self.redis.nodes)
+        return [] if self.redis is None else [self.redis]
+
+    def async_redis(self) -> aioredis.Redis:
+        """A client of SPANE's Redis (redis-py's cluster client on a cluster, typed as the plain one)."""
+        if self.cluster:
+            url = self.redis_url.replace("redis+cluster://", "redis://", 1)
+            return cast(aioredis.Redis, aioredis.RedisCluster.from_url(url))
+        return aioredis.Redis.from_url(self.redis_url)
+
+    def admin_clients(self) -> list[redis.Redis]:
+        """A plain client per Redis server, for its INFO counters."""
+        return [redis.Redis.from_url(server.url) for server in self.redis_servers]
 
     @property
     def database_url(self) -> str:
@@ -60,6 +96,7 @@ class SpaneSystem:
             "SPANE_REDIS_URL": self.redis_url,
             "SPANE_DATABASE_URL": self.database_url,
             "SPANE_LOG_LEVEL": "WARNING",
+            "SPANE_PARTITIONS": str(self.partitions),
             "SPANE_DATA_DIR": str(self.workdir / "spane-data"),
             # The diamond-limited workload's node type, under limits set high enough not to bind: what they cost.
             "SPANE_PLUGINS": "bench.plugins",
@@ -125,47 +162,44 @@ class SpaneSystem:
         self.postgres = self.redis = None
 
     def redis_memory(self) -> dict[str, float]:
-        """What SPANE left in Redis: used memory, and the AOF's size (MB)."""
-        import redis
-
-        client = redis.Redis.from_url(self.redis_url)
-        try:
-            memory, persistence = client.info("memory"), client.info("persistence")
-            return {
-                "used_memory_mb": round(int(memory["used_memory"]) / 2**20, 1),
-                "aof_mb": round(int(persistence.get("aof_current_size", 0)) / 2**20, 1),
-                "keys": int(client.dbsize()),
-            }
-        finally:
-            client.close()
+        """What SPANE left in Redis (summed over a cluster's masters): used memory, and the AOF's size (MB)."""
+        used = aof = keys = 0
+        for client in self.admin_clients():
+            try:
+                memory, persistence = client.info("memory"), client.info("persistence")
+                used += int(memory["used_memory"])
+                aof += int(persistence.get("aof_current_size", 0))
+                keys += int(client.dbsize())
+            finally:
+                client.close()
+        return {"used_memory_mb": round(used / 2**20, 1), "aof_mb": round(aof / 2**20, 1), "keys": keys}
 
     def reset_redis(self, timeout: float = 300.0) -> None:
         """Empty Redis and rewrite its AOF, so that the next phase starts as the first one did."""
-        import redis
-
-        client = redis.Redis.from_url(self.redis_url)
-        try:
-            client.flushall()
-            with contextlib.suppress(redis.ResponseError):  # "already in progress" is fine: it is waited for
-                client.bgrewriteaof()
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                p = client.info("persistence")
-                if not int(p.get("aof_rewrite_in_progress", 0)) and not int(p.get("aof_rewrite_scheduled", 0)):
-                    return
-                time.sleep(0.1)
-        finally:
-            client.close()
+        for client in self.admin_clients():
+            try:
+                client.flushall()
+                with contextlib.suppress(redis.ResponseError):  # "already in progress" is fine: it is waited for
+                    client.bgrewriteaof()
+                deadline = time.monotonic() + timeout
+                while time.monotonic() < deadline:
+                    p = client.info("persistence")
+                    if not int(p.get("aof_rewrite_in_progress", 0)) and not int(p.get("aof_rewrite_scheduled", 0)):
+                        break
+                    time.sleep(0.1)
+            finally:
+                client.close()
 
     async def versions(self) -> dict[str, str]:
         import asyncpg
-        import redis.asyncio as aioredis
 
         out: dict[str, str] = {}
         with contextlib.suppress(Exception):
-            client = aioredis.Redis.from_url(self.redis_url)
-            out["redis"] = str((await client.info("server")).get("redis_version"))
-            await client.aclose()
+            client = self.admin_clients()[0]
+            out["redis"] = str(client.info("server").get("redis_version"))
+            client.close()
+        if self.cluster:
+            out["redis"] += f" (cluster of {len(self.redis_servers)} masters, {self.partitions} partitions)"
         with contextlib.suppress(Exception):
             conn = await asyncpg.connect(self.database_url)
             try:

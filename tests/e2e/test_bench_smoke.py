@@ -52,6 +52,15 @@ def test_spane_smoke(tmp_path: Path) -> None:
     assert document["celery"] == []
 
 
+def test_spane_smoke_on_a_redis_cluster(tmp_path: Path) -> None:
+    document = run_bench(tmp_path, "--no-celery", "--redis-cluster", "--workloads", "diamond", timeout=120)
+    [result] = document["spane"]
+    assert result["ok"], result["errors"]
+    assert result["completed"] == result["executions"] > 0
+    assert {"redis-1", "redis-2", "redis-3"} <= set(result["rss_mb"])  # the three masters, each accounted
+    assert "cluster of 3 masters, 12 partitions" in document["meta"]["redis"]
+
+
 def test_celery_smoke(tmp_path: Path) -> None:
     document = run_bench(tmp_path, "--no-spane", timeout=90)
     assert {r["workload"] for r in document["celery"]} == {"diamond", "chain", "fanout", "diamond-100k", "fanout-burst"}
