@@ -90,6 +90,25 @@ def test_pause_and_resume_from_the_page_and_a_refusal_shows_why(page: Page, syst
     assert wait_final(api, execution_id)["status"] == "completed"
 
 
+def test_an_execution_shows_its_options_and_a_rerun_links_to_its_origin(
+    page: Page, system: System, api: httpx.Client
+) -> None:
+    workflow_id = unique("console-options")
+    post_workflow(api, _delayed(workflow_id, 10))
+    execution_id = execute(api, workflow_id, {}, priority=8, timeoutMs=600_000)
+    assert wait_final(api, execution_id)["status"] == "completed"
+    page.goto(f"{system.url}/#/executions/{execution_id}")
+    options = page.locator("#options")
+    expect(options).to_contain_text("priority 8", timeout=TIMEOUT_MS)
+    expect(options).to_contain_text("deadline")
+    rerun = api.post(f"/api/executions/{execution_id}/rerun", json={})
+    assert rerun.status_code == 202, rerun.text
+    page.goto(f"{system.url}/#/executions/{rerun.json()['executionId']}")
+    expect(page.locator("#options")).to_contain_text(re.compile("rerun of", re.IGNORECASE), timeout=TIMEOUT_MS)
+    page.locator("#options").get_by_role("link", name=execution_id).click()
+    expect(page).to_have_url(re.compile(rf"#/executions/{execution_id}$"))
+
+
 def test_the_pages_fit_a_phone_and_work_from_the_keyboard(page: Page, system: System, api: httpx.Client) -> None:
     workflow_id = unique("console-phone")
     post_workflow(api, _delayed(workflow_id, 1))

@@ -9,6 +9,17 @@ const FINAL = new Set(["completed", "failed", "cancelled"]);
 const POLL_MS = 1000;
 const exLink = (id) => h("a", { class: "mono", href: `#/executions/${encodeURIComponent(id)}` }, id);
 
+// The execution options that differ from the defaults: priority, a scheduled start, a deadline, a rerun's origin.
+function options(ex) {
+  const parts = [];
+  if (ex.priority !== undefined && ex.priority !== 5) parts.push(`priority ${ex.priority}`);
+  if (ex.runAt) parts.push(`runs at ${time(ex.runAt)}`);
+  if (ex.deadline) parts.push(`deadline ${time(ex.deadline)}`);
+  const shown = parts.length ? [h("span", {}, parts.join(" · "))] : [];
+  if (ex.rerunOf) shown.push(h("span", {}, shown.length ? " · rerun of " : "Rerun of "), exLink(ex.rerunOf));
+  return shown.length ? h("p", { id: "options", class: "small" }, shown) : null;
+}
+
 // A node's input as the engine gives it: the execution input (entry node), its parent's output (one parent), or
 // {parent: output} (several); an input edited on a dead-letter retry replaces it.
 function nodeInputs(definition, execution, events) {
@@ -91,6 +102,7 @@ export async function executionPage(executionId) {
           `${execution.workflowId} v${execution.version}`),
         h("span", { class: "small muted" }, `started ${time(execution.startedAt)}`),
         execution.finishedAt ? h("span", { class: "small muted" }, `finished ${time(execution.finishedAt)}`) : null, live),
+      options(execution),
       execution.parentExecutionId ? h("p", {}, "Parent: ", exLink(execution.parentExecutionId)) : null,
       children.length ? h("p", {}, "Children: ", children.map((c) => [exLink(c), " "])) : null,
       execution.error ? message("error", `${execution.error.type}: ${execution.error.message}`) : null));
