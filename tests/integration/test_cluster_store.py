@@ -96,3 +96,27 @@ async def test_an_unreachable_cluster_is_storage_unavailable() -> None:
     with pytest.raises(StorageUnavailable):
         await client.xlen(PartitionKeys(0).events)
     await client.aclose()
+
+
+async def test_stream_reads_are_routed_without_asking_a_server_for_their_keys(
+    cluster: Redis, redis_cluster: RedisClusterServer
+) -> None:
+    servers = nodes(redis_cluster)
+
+    def getkeys_calls() -> int:
+        stats = [server.info("commandstats").get("cmdstat_command|getkeys", {}) for server in servers]
+        return sum(int(s.get("calls", 0)) for s in stats)
+
+    before = getkeys_calls()
+    for p in range(PARTITIONS):
+        bands = [band.tasks for band in PartitionKeys(p).bands()]
+        group = ConsumerGroup(cluster, "routing-test", "reader", bands)
+        await group.ensure_groups()
+        await cluster.xadd(bands[0], {"t": "1"})
+        assert [len(entries) for _, entries in await group.read_any(bands, 10, 10)] == [1]
+        assert await cluster.xread({PartitionKeys(p).events: "0-0"}, count=1) == []
+        for stream in bands:
+            await cluster.delete(stream)
+    assert getkeys_calls() == before
+    for server in servers:
+        server.close()

@@ -59,6 +59,18 @@ class StoreRedisCluster(RedisCluster):
         except _UNAVAILABLE as e:
             raise _unavailable(e) from e
 
+    async def _determine_slot(self, command: str, *args: Any) -> int:
+        # redis-py asks a server (COMMAND GETKEYS, one more round trip each time) where the keys of a command with
+        # "movable" keys are; SPANE's reads name their streams after STREAMS, all in one slot: read them here.
+        if command in _STREAM_READS:
+            keys = _stream_keys(args[3:] if command == "XREADGROUP" else args)  # XREADGROUP: past GROUP g c
+            if keys:
+                slots = {self.keyslot(key) for key in keys}
+                if len(slots) == 1:
+                    return slots.pop()
+        slot: int = await super()._determine_slot(command, *args)  # several slots: redis-py's own refusal
+        return slot
+
     async def _discover(self) -> None:
         # Before the first command: redis-py looks a command's keys up on a startup node first, and the discovery
         # that the first commands run at once start closes those nodes' connections under them.
@@ -82,6 +94,18 @@ class _StoreClusterPipeline(ClusterPipeline):
             return await super().execute(raise_on_error, allow_redirections)
         except _UNAVAILABLE as e:
             raise _unavailable(e) from e
+
+
+_STREAM_READS = ("XREADGROUP", "XREAD")
+
+
+def _stream_keys(args: tuple[Any, ...]) -> list[Any]:
+    """The stream names of XREAD(GROUP)'s arguments from its options on: the first half of what follows STREAMS."""
+    for i, arg in enumerate(args):
+        if (arg.decode() if isinstance(arg, bytes) else str(arg)).upper() == "STREAMS":
+            rest = args[i + 1 :]
+            return list(rest[: len(rest) // 2])
+    return []
 
 
 def open_cluster(url: str, max_connections: int) -> Redis:
