@@ -13,11 +13,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import cast
 
 import httpx
 import redis
 import redis.asyncio as aioredis
+from spane_core.settings import Settings
+from spane_core.store.connection import open_redis
 
 from bench import procs
 from spane.embedded import PostgresServer, RedisServer, free_port
@@ -72,10 +73,9 @@ class SpaneSystem:
         return [] if self.redis is None else [self.redis]
 
     def async_redis(self) -> aioredis.Redis:
-        """A client of SPANE's Redis (redis-py's cluster client on a cluster, typed as the plain one)."""
+        """A client of SPANE's Redis: on a cluster, the one SPANE's services open (it routes as theirs do)."""
         if self.cluster:
-            url = self.redis_url.replace("redis+cluster://", "redis://", 1)
-            return cast(aioredis.Redis, aioredis.RedisCluster.from_url(url))
+            return open_redis(Settings(redis_url=self.redis_url, partitions=self.partitions))
         return aioredis.Redis.from_url(self.redis_url)
 
     def admin_clients(self) -> list[redis.Redis]:
