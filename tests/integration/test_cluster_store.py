@@ -52,23 +52,22 @@ def master_ports(redis_cluster: RedisClusterServer) -> dict[int, int]:
 async def test_a_script_missing_on_any_master_is_loaded_on_every_one_and_runs(
     cluster: Redis, redis_cluster: RedisClusterServer
 ) -> None:
-    load = LuaScript("load")
+    script = LuaScript("take")  # any script: on streams that do not exist, take.lua answers {}
     servers = nodes(redis_cluster)
     for server in servers:
         server.script_flush()
-    calls: list[tuple[list[str], list[object]]] = [
-        ([PartitionKeys(p).snapshot("x"), PartitionKeys(p).log("x")], []) for p in range(PARTITIONS)
-    ]
-    assert await run_pipelined(cluster, load, calls) == [[]] * PARTITIONS
-    assert all(server.script_exists(load.sha) == [True] for server in servers)
+    args: list[object] = ["no-such-group", "c", 1, 1]
+    calls: list[tuple[list[str], list[object]]] = [([PartitionKeys(p).tasks], args) for p in range(PARTITIONS)]
+    assert await run_pipelined(cluster, script, calls) == [[]] * PARTITIONS
+    assert all(server.script_exists(script.sha) == [True] for server in servers)
     # One master alone loses its scripts (a restart, a failover to a fresh replica): the next call loads it there.
     ports = master_ports(redis_cluster)
     assert len(set(ports.values())) == 3
     victim = servers[0]
     victim.script_flush()
     p = next(p for p, port in ports.items() if port == victim.connection_pool.connection_kwargs["port"])
-    assert await load(cluster, [PartitionKeys(p).snapshot("x"), PartitionKeys(p).log("x")], []) == []
-    assert victim.script_exists(load.sha) == [True]
+    assert await script(cluster, [PartitionKeys(p).tasks], args) == []
+    assert victim.script_exists(script.sha) == [True]
     for server in servers:
         server.close()
 

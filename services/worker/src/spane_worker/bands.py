@@ -64,20 +64,31 @@ class PriorityReader:
 
     async def read(self, count: int, block_ms: int | None) -> list[tuple[PartitionKeys, list[Entry]]]:
         """Up to ``count`` new tasks, by the stream (partition at a priority) each came from."""
-        shares = self.shares.split(count)
-        args = [self.group.group, self.group.consumer, count, *shares]
-        reply = await self._take(self.group.redis, self.streams, args)
-        taken, missing = _parse(reply, len(self.bands))
-        self.shares.settle(shares, [len(entries) for entries in taken])
-        if missing:
-            log.warning("group %s is gone from %d stream(s); creating it again", self.group.group, len(missing))
-            await self.group.ensure_groups([self.streams[i] for i in missing])
+        taken = await self._take_shares(count)
         got = [(band, entries) for band, entries in zip(self.bands, taken, strict=True) if entries]
         if got or not block_ms:
             return got
         by_stream = dict(zip(self.streams, self.bands, strict=True))
         per_stream = max(1, count // len(self.streams))
         return [(by_stream[s], entries) for s, entries in await self.group.read_any(self.streams, per_stream, block_ms)]
+
+    async def _take_shares(self, count: int) -> list[list[Entry]]:
+        """``take.lua``; when it finds a stream whose group is gone (a task was added to it since), the group is
+        created again and, if nothing else came, the streams are read once more: the task is not left for later."""
+        taken, missing = await self._take_once(count)
+        if missing:
+            log.warning("group %s is gone from %d stream(s); creating it again", self.group.group, len(missing))
+            await self.group.ensure_groups([self.streams[i] for i in missing])
+            if not any(taken):
+                taken, _ = await self._take_once(count)
+        return taken
+
+    async def _take_once(self, count: int) -> tuple[list[list[Entry]], list[int]]:
+        shares = self.shares.split(count)
+        args = [self.group.group, self.group.consumer, count, *shares]
+        taken, missing = _parse(await self._take(self.group.redis, self.streams, args), len(self.bands))
+        self.shares.settle(shares, [len(entries) for entries in taken])
+        return taken, missing
 
 
 def _parse(reply: Any, n: int) -> tuple[list[list[Entry]], list[int]]:

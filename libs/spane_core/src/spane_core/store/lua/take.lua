@@ -4,11 +4,15 @@
 -- First each stream gives up to its share; then what is left of the count goes, highest priority first, to the
 -- streams that gave all they were asked (they may hold more) or were asked for none.
 -- Returns {i, n, entries..., i, n, entries..., ...}: stream index (1-based), entry count, then the entries as
--- XREADGROUP gives them; a stream whose group is missing returns {i, -1} so that the caller creates it again.
+-- XREADGROUP gives them; a stream (not empty) whose group is missing returns {i, -1} so that the caller creates it
+-- again.
 local group, consumer, left = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local out = {}
 local asked, got = {}, {}
 local function take(i, n)
+  -- An empty stream has nothing new: XLEN costs far less than an XREADGROUP that finds nothing (most priorities
+  -- are idle). A stream that is gone (with its group) is found out once a task is added to it again.
+  if redis.call('XLEN', KEYS[i]) == 0 then return end
   local reply = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', n, 'STREAMS', KEYS[i], '>')
   if type(reply) == 'table' and reply.err then
     out[#out + 1] = i; out[#out + 1] = -1; got[i] = -1
