@@ -6,11 +6,17 @@ priority's weight (twice the one below: ``2 ** (priority - 1)``) and are spent a
 a higher priority takes most of the room and every lower one still gets its turn: nothing starves. A stream found
 empty loses its credit, so that an idle priority does not save up a burst. With no new task anywhere, the reader
 blocks on all the partition's streams at once.
+
+Most of the time one priority alone has work (most deployments use one): when the last look at every stream found
+tasks in one only and emptied the others, the reader reads that stream alone, with a plain XREADGROUP, for up to
+``RESCAN_S``; then, or as soon as that stream has nothing new, it looks at every stream again. A task of another
+priority waits at most that long to be seen, and the shares need no script while there is nothing to share.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from spane_core.keys import PartitionKeys
@@ -19,6 +25,7 @@ from spane_core.store.scripts import LuaScript
 from spane_core.store.streams import ConsumerGroup, Entry
 
 log = logging.getLogger("spane.worker")
+RESCAN_S = 0.05  # how long the reader may read one priority's stream alone before it looks at every stream again
 
 
 def weight(priority: int) -> int:
@@ -55,22 +62,36 @@ class Shares:
 class PriorityReader:
     """Reads one partition's priority streams for the group's consumer."""
 
-    def __init__(self, group: ConsumerGroup, p: PartitionKeys) -> None:
+    def __init__(self, group: ConsumerGroup, p: PartitionKeys, *, rescan_s: float = RESCAN_S) -> None:
         self.group = group
         self.bands = p.bands()
         self.streams = [b.tasks for b in self.bands]
         self.shares = Shares([b.priority for b in self.bands])
         self._take = LuaScript("take")
+        self.rescan_s = rescan_s
+        self._alone: PartitionKeys | None = None  # the one stream found with work at the last look at all
+        self._alone_until = 0.0
 
     async def read(self, count: int, block_ms: int | None) -> list[tuple[PartitionKeys, list[Entry]]]:
         """Up to ``count`` new tasks, by the stream (partition at a priority) each came from."""
+        alone = self._alone
+        if alone is not None and time.monotonic() < self._alone_until:
+            entries = await self.group.read(alone.tasks, count, None)
+            if entries:
+                return [(alone, entries)]
         taken = await self._take_shares(count)
         got = [(band, entries) for band, entries in zip(self.bands, taken, strict=True) if entries]
-        if got or not block_ms:
-            return got
-        by_stream = dict(zip(self.streams, self.bands, strict=True))
-        per_stream = max(1, count // len(self.streams))
-        return [(by_stream[s], entries) for s, entries in await self.group.read_any(self.streams, per_stream, block_ms)]
+        # Fewer than asked: each stream gave all it had, so the others are empty now (a full read says nothing of
+        # the streams whose share it left at zero).
+        drained = sum(len(entries) for _, entries in got) < count
+        if not got and block_ms:
+            by_stream = dict(zip(self.streams, self.bands, strict=True))
+            per_stream = max(1, count // len(self.streams))
+            woke = await self.group.read_any(self.streams, per_stream, block_ms)
+            got = [(by_stream[s], entries) for s, entries in woke]
+        self._alone = got[0][0] if drained and len(got) == 1 else None
+        self._alone_until = time.monotonic() + self.rescan_s
+        return got
 
     async def _take_shares(self, count: int) -> list[list[Entry]]:
         """``take.lua``; when it finds a stream whose group is gone (a task was added to it since), the group is
