@@ -12,6 +12,7 @@ import typer
 import uvloop
 from pydantic import ValidationError
 from spane_core.errors import SpaneError
+from spane_core.gc_tuning import tune_gc
 from spane_core.observe import logs
 from spane_core.settings import Settings
 
@@ -69,6 +70,7 @@ def _settings(port: int | None = None, host: str | None = None) -> Settings:
 
 
 def _run(settings: Settings, names: tuple[str, ...]) -> None:
+    tune_gc()
     try:
         # uvloop: a faster event loop for every service of the process (the hot path is many small socket I/Os).
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 
+from spane_core.gc_tuning import tune_gc
 from spane_core.settings import Settings
 
 from spane_worker.service import run_worker
@@ -23,4 +24,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    tune_gc()
     asyncio.run(main())
