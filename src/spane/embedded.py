@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import pwd
 import re
-import shlex
 import shutil
 import signal
 import socket
@@ -15,9 +15,11 @@ import subprocess
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from spane_core.errors import EmbeddedServerError
+
+from spane.tether import spawn_tied
 
 _START_TIMEOUT = 30.0
 # A picked free port can be taken by someone else before the server binds it; try a few times.
@@ -86,6 +88,13 @@ def _redis_binary() -> str:
     )
 
 
+@functools.cache
+def _redis_major(binary: str) -> int:
+    done = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+    found = re.search(r"v=(\d+)\.", done.stdout)
+    return int(found.group(1)) if found else 0
+
+
 class RedisServer(_Server):
     """A `redis-server` child process bound to 127.0.0.1, with its data, log and pidfile in `data_dir`."""
 
@@ -105,6 +114,11 @@ class RedisServer(_Server):
         if self.port is None:
             raise EmbeddedServerError("RedisServer has no port until it is started")
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int | None:
+        """The pid of the running redis-server, if this object started it."""
+        return None if self._proc is None else self._proc.pid
 
     def start(self) -> Self:
         if self._proc is not None:
@@ -140,9 +154,15 @@ class RedisServer(_Server):
         persistence = ["--appendonly", "yes"] if self.persistent else ["--appendonly", "no", "--save", ""]
         args = [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.data_dir)]
         args += ["--logfile", str(self._logfile), "--pidfile", str(self._pidfile), "--daemonize", "no"]
-        # A new session keeps a Ctrl-C on `spane dev` from killing Redis before the services have drained.
-        proc = subprocess.Popen(
+        if _redis_major(binary) >= 7:
+            # A SIGTERM whose save fails (the data dir was removed after its owner died) must still end it;
+            # Redis would otherwise refuse to exit and run on, orphaned.
+            args += ["--shutdown-on-sigterm", "force"]
+        # A new session keeps a Ctrl-C on `spane dev` from killing Redis before the services have drained; the
+        # tie ends it (SIGTERM: it flushes and exits) when its owner dies without stopping it.
+        proc = spawn_tied(
             [*args, *persistence, *self.options],
+            signal.SIGTERM,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             start_new_session=True,
@@ -205,7 +225,8 @@ def _postgres_bindir() -> Path:
 class PostgresServer(_Server):
     """A Postgres cluster in `data_dir` (created on first start) listening on 127.0.0.1 only.
 
-    `fast` turns off fsync and friends: for tests only, a crash can corrupt the cluster.
+    The postmaster is a child of this process (not daemonized by pg_ctl), tied to it: it shuts down (fast) when this
+    process dies, however it dies. `fast` turns off fsync and friends: for tests only, a crash can corrupt the cluster.
     """
 
     def __init__(self, data_dir: Path, port: int | None = None, fast: bool = False) -> None:
@@ -214,13 +235,18 @@ class PostgresServer(_Server):
         self.fast = fast
         self._logfile = self.data_dir / "postgres.log"
         self._bindir: Path | None = None
-        self._running = False
+        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         if self.port is None:
             raise EmbeddedServerError("PostgresServer has no port until it is started")
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    @property
+    def pid(self) -> int | None:
+        """The pid of the running postmaster, if this object started it."""
+        return None if self._proc is None else self._proc.pid
 
     def _run(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
         assert self._bindir is not None
@@ -236,7 +262,7 @@ class PostgresServer(_Server):
         )
 
     def start(self) -> Self:
-        if self._running:
+        if self._proc is not None:
             return self
         self._bindir = _postgres_bindir()
         self._prepare_dir()
@@ -245,26 +271,22 @@ class PostgresServer(_Server):
             done = self._run("initdb", *init, *(["--no-sync"] if self.fast else []))
             if done.returncode != 0:
                 raise EmbeddedServerError(f"initdb failed in {self.data_dir}:\n{done.stdout}{done.stderr}")
-        # A killed `spane dev` leaves its postmaster running; stop it so that our options and port apply.
+        # A postmaster left running on this dir (by an older SPANE, or one started by hand): stop it so that our
+        # options and port apply. A stale postmaster.pid (its process gone) is the postmaster's own business.
         if self._run("pg_ctl", "status", "-D", str(self.data_dir)).returncode == 0:
             self._pg_ctl_stop()
         wanted = self.port
         for _ in range(_PORT_ATTEMPTS if wanted is None else 1):
             self.port = wanted or free_port()
-            if self._pg_ctl_start():
-                self._running = True
+            if self._spawn():
                 return self
         raise _start_failed("postgres", self._logfile)
 
     def _prepare_dir(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if os.geteuid() != 0:
+        owner = _postgres_user()
+        if owner is None:
             return
-        try:
-            owner = pwd.getpwnam("postgres")
-        except KeyError:
-            msg = "running Postgres as root needs a `postgres` OS user (apt-get install postgresql)"
-            raise EmbeddedServerError(msg) from None
         # The postgres user must be able to reach the data dir: add only the search bit (not read) to
         # ancestors that lack it, e.g. a 0700 temp dir or /root.
         for parent in self.data_dir.parents:
@@ -276,16 +298,54 @@ class PostgresServer(_Server):
                 os.chown(path, owner.pw_uid, owner.pw_gid, follow_symlinks=False)
         self.data_dir.chmod(0o700)
 
-    def _pg_ctl_start(self) -> bool:
-        assert self.port is not None
+    def _spawn(self) -> bool:
+        assert self._bindir is not None and self.port is not None
         # The socket lives in the data dir (private, never clashes with a system server's). A Unix socket path
-        # is limited to ~107 bytes, so a deep data dir gets TCP only. pg_ctl hands -o to /bin/sh: quote.
+        # is limited to ~107 bytes, so a deep data dir gets TCP only.
         sockdir = str(self.data_dir) if len(str(self.data_dir)) < 90 else ""
-        options = f"-p {self.port} -k {shlex.quote(sockdir)} -c listen_addresses=127.0.0.1"
+        args = [str(self._bindir / "postgres"), "-D", str(self.data_dir), "-p", str(self.port), "-k", sockdir]
+        args += ["-c", "listen_addresses=127.0.0.1"]
         if self.fast:
-            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        args = ["-w", "-t", str(int(_START_TIMEOUT)), "-D", str(self.data_dir), "-l", str(self._logfile)]
-        return self._run("pg_ctl", *args, "-o", options, "start").returncode == 0
+            args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        owner = _postgres_user()
+        # Root runs the postmaster as the postgres user (Popen switches before the tie is made, which the switch
+        # would clear). SIGINT is a fast shutdown: sessions end, a checkpoint is written, the data stays sound.
+        as_user: dict[str, Any] = {}
+        if owner is not None:
+            groups = os.getgrouplist(owner.pw_name, owner.pw_gid)
+            as_user = {"user": owner.pw_uid, "group": owner.pw_gid, "extra_groups": groups}
+        with self._logfile.open("ab") as log:  # the child keeps its own copy of the descriptor
+            if owner is not None:
+                os.fchown(log.fileno(), owner.pw_uid, owner.pw_gid)
+            proc = spawn_tied(
+                args,
+                signal.SIGINT,
+                cwd="/",  # the caller's cwd (say /root) may be closed to the postgres user
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,  # a Ctrl-C on `spane dev` must not stop it before the services drain
+                **as_user,
+            )
+        deadline = time.monotonic() + _START_TIMEOUT
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:  # say, the port was taken
+                return False
+            if self._ready(proc.pid):
+                self._proc = proc
+                return True
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait()
+        return False
+
+    def _ready(self, pid: int) -> bool:
+        # What `pg_ctl -w` waits for: postmaster.pid names this postmaster and says it accepts connections.
+        try:
+            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return False
+        return len(lines) >= 8 and lines[0].strip() == str(pid) and lines[7].strip() == "ready"
 
     def _pg_ctl_stop(self) -> None:
         done = self._run("pg_ctl", "stop", "-m", "fast", "-w", "-D", str(self.data_dir))
@@ -293,9 +353,27 @@ class PostgresServer(_Server):
             raise EmbeddedServerError(f"pg_ctl stop failed for {self.data_dir}:\n{done.stdout}{done.stderr}")
 
     def stop(self) -> None:
-        if self._running:
-            self._running = False
-            self._pg_ctl_stop()
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        proc.send_signal(signal.SIGINT)  # fast shutdown, as `pg_ctl stop -m fast`
+        try:
+            proc.wait(timeout=_START_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise EmbeddedServerError(f"postgres on port {self.port} did not stop; killed it") from None
+
+
+def _postgres_user() -> pwd.struct_passwd | None:
+    """The OS user that runs Postgres when this process is root (Postgres refuses to run as root); None if not."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam("postgres")
+    except KeyError:
+        msg = "running Postgres as root needs a `postgres` OS user (apt-get install postgresql)"
+        raise EmbeddedServerError(msg) from None
 
 
 __all__ = ["EmbeddedServerError", "PostgresServer", "RedisServer", "free_port"]

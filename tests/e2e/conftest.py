@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from spane.embedded import RedisServer, free_port
+from spane.tether import spawn_tied
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,8 +62,9 @@ def start_spane(
     """Start `python -m spane ARGS` and wait until ``ready_url`` answers 200."""
     full_env = {**os.environ, **env}
     with log.open("ab") as handle:  # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "spane", *args], cwd=ROOT, env=full_env, stdout=handle, stderr=handle
+        # Tied to the test run (SIGTERM when it dies, see spane.tether): a killed run leaves no `spane` behind.
+        proc = spawn_tied(
+            [sys.executable, "-m", "spane", *args], signal.SIGTERM, cwd=ROOT, env=full_env, stdout=handle, stderr=handle
         )
     if ready_url is None:
         return proc

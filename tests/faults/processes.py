@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from spane.embedded import PostgresServer, free_port
+from spane.tether import spawn_tied
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("api", "worker-1", "worker-2", "projector", "scheduler")
@@ -45,7 +46,10 @@ class AofRedis:
         args = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.data_dir)]
         args += ["--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no"]
         args += ["--logfile", str(self.data_dir / "redis.log")]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
+        # Tied to this test process: a killed test run takes its Redis along (see spane.tether).
+        self.proc = spawn_tied(
+            args, signal.SIGTERM, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True
+        )
         _wait(self._pong, "redis-server did not answer PING")
 
     def _pong(self) -> bool:

@@ -106,3 +106,4 @@ async def test_postgres_replaces_a_leftover_server_on_the_same_dir(scratch: Path
         assert await _insert_then_read(server.url, write=False) == ["kept"]
     finally:
         await asyncio.to_thread(server.stop)
+    await asyncio.to_thread(leftover.stop)  # already ended by the second server: must not raise
