@@ -123,6 +123,23 @@ def test_the_retry_policy_beside_config_is_read_the_same_as_inside_it() -> None:
     assert canonical_json(inside) == canonical_json(beside)
 
 
+def test_continue_on_fail_beside_the_retry_policy_is_read_into_it() -> None:
+    beside = parse(single("transform", {}, continueOnFail=True)).nodes[0]
+    in_config = parse(single("transform", {"continueOnFail": True})).nodes[0]
+    merged = parse(single("transform", {"retryPolicy": {"maxAttempts": 2}}, continueOnFail=True)).nodes[0]
+
+    assert beside.retry_policy == in_config.retry_policy == RetryPolicy(continue_on_fail=True)
+    assert in_config.config == {}
+    assert merged.retry_policy == RetryPolicy(max_attempts=2, continue_on_fail=True)
+
+
+def test_continue_on_fail_that_contradicts_the_retry_policy_is_rejected() -> None:
+    problem = only(single("transform", {}, continueOnFail=True, retryPolicy={"continueOnFail": False}))
+    message = "continueOnFail differs from the retryPolicy's; give it once"
+    assert problem == FieldError("nodes[0].continueOnFail", message)
+    assert only(single("transform", {}, continueOnFail="yes")).path == "nodes[0].continueOnFail"
+
+
 def test_policies_in_config_move_to_the_node_and_timeout_is_copied() -> None:
     config = {
         "url": "http://api.local/x",
@@ -401,7 +418,16 @@ def test_condition_branches_name_children_of_the_node() -> None:
 
 
 def test_condition_needs_an_expression() -> None:
-    assert only(condition_flow({})) == FieldError("nodes[0].config.expression", "expression is required")
+    found = problems(condition_flow({"trueBranch": "yes"}))
+    assert found == [FieldError("nodes[0].config.expression", "expression is required")]
+
+
+def test_a_condition_with_children_must_name_a_branch() -> None:
+    assert only(condition_flow({"expression": "approved"})) == FieldError(
+        "nodes[0].config.trueBranch",
+        "a condition must name the children to run: trueBranch and/or falseBranch (its children: yes, no)",
+    )
+    parse(condition_flow({"expression": "approved", "falseBranch": "no"}))  # one side is enough
 
 
 def test_a_condition_branch_naming_a_non_child_is_rejected() -> None:

@@ -6,14 +6,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from spane_core.definition import Backoff, RetryPolicy
 from spane_core.errors import FieldError
 from spane_core.fields import FieldReader, is_number, join_path, json_type
 
-POLICY_KEYS = ("retryPolicy", "circuitBreaker", "rateLimit", "timeoutMs")
+POLICY_KEYS = ("retryPolicy", "circuitBreaker", "rateLimit", "timeoutMs", "continueOnFail")
 # Found in ``config``, these move out of it into the node's fields. ``timeoutMs`` is copied and stays, as the
-# http node also reads it there as its request timeout.
-MOVED_KEYS = ("retryPolicy", "circuitBreaker", "rateLimit")
+# http node also reads it there as its request timeout. ``continueOnFail`` (where n8n puts it) is a shorthand for
+# the retry policy's own.
+MOVED_KEYS = ("retryPolicy", "circuitBreaker", "rateLimit", "continueOnFail")
 # Both objects are kept as given; the counts the worker reads (``spane_core.node_limits``) are checked, and a rate limit
 # needs its count (``max``, or ``limit`` as the original spelled it) and its window (``perMs``, or ``intervalMs``).
 _CIRCUIT_BREAKER_COUNTS = ("failureThreshold", "successThreshold", "timeoutMs", "resetTimeoutMs")
@@ -43,9 +46,12 @@ def read_policies(
             sources[key] = FieldReader(beside, node_path, errors)
         elif inside is not None:
             sources[key] = FieldReader(config, join_path(node_path, "config"), errors)
-    retry, breaker, limit, timeout = (sources.get(key) for key in POLICY_KEYS)
+    retry, breaker, limit, timeout, continues = (sources.get(key) for key in POLICY_KEYS)
+    retry_policy = None if retry is None else _retry_policy(retry)
+    if continues is not None:
+        retry_policy = _continuing(retry_policy, retry, continues)
     return NodePolicies(
-        retry_policy=None if retry is None else _retry_policy(retry),
+        retry_policy=retry_policy,
         circuit_breaker=None if breaker is None else _counts(breaker, "circuitBreaker", _CIRCUIT_BREAKER_COUNTS),
         rate_limit=None if limit is None else _rate_limit(limit),
         timeout_ms=None if timeout is None else timeout.integer("timeoutMs", minimum=1),
@@ -68,6 +74,18 @@ def _retry_policy(source: FieldReader) -> RetryPolicy | None:
     if len(source.errors) > errors_before:
         return None
     return RetryPolicy(**{name: value for name, value in fields.items() if value is not None})
+
+
+def _continuing(policy: RetryPolicy | None, retry: FieldReader | None, source: FieldReader) -> RetryPolicy | None:
+    """The retry policy with the ``continueOnFail`` given on its own; the policy's own, if it names one, must agree."""
+    value = source.boolean("continueOnFail")
+    if value is None:
+        return policy
+    named = None if retry is None else retry.obj.get("retryPolicy")
+    if isinstance(named, Mapping) and "continueOnFail" in named and named["continueOnFail"] != value:
+        source.error("continueOnFail", "continueOnFail differs from the retryPolicy's; give it once")
+        return policy
+    return msgspec.structs.replace(policy or RetryPolicy(), continue_on_fail=value)
 
 
 def _backoff(reader: FieldReader) -> Backoff:

@@ -103,6 +103,12 @@ def check_condition(config: Mapping[str, Any], ctx: ConfigContext) -> list[Field
     reader = FieldReader(config, "", errors)
     _expression(reader, "expression", required=True)
     children = ", ".join(ctx.children) or "none"
+    if ctx.children and config.get("trueBranch") is None and config.get("falseBranch") is None:
+        # Naming neither side would skip every child whatever the expression says: surely a mistake.
+        reader.error(
+            "trueBranch",
+            f"a condition must name the children to run: trueBranch and/or falseBranch (its children: {children})",
+        )
     for key in ("trueBranch", "falseBranch"):
         match config.get(key):
             case None:

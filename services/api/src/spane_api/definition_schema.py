@@ -37,6 +37,7 @@ NODE_SCHEMA: dict[str, Any] = {
         "circuitBreaker": _optional(_OBJECT),
         "rateLimit": _optional(_OBJECT),
         "timeoutMs": _optional({"type": "integer", "minimum": 1, "maximum": _INT64_MAX}),
+        "continueOnFail": _optional({"type": "boolean", "description": "Shorthand for retryPolicy.continueOnFail."}),
     },
 }
 
