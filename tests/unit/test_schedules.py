@@ -60,6 +60,17 @@ def test_a_wall_time_skipped_in_spring_fires_after_the_gap() -> None:
     assert ticks(daily, at(2026, 3, 28, 12), 2) == [at(2026, 3, 29, 1), at(2026, 3, 30, 0, 30)]
 
 
+def test_six_fields_put_the_seconds_first_as_the_original_did() -> None:
+    every_ten_seconds = schedule("*/10 * * * * *")
+    assert ticks(every_ten_seconds, at(2026, 1, 1, 9, 41, 49), 3) == [
+        at(2026, 1, 1, 9, 41, 50), at(2026, 1, 1, 9, 42), at(2026, 1, 1, 9, 42, 10)
+    ]  # fmt: skip
+    assert latest_tick(every_ten_seconds, at(2026, 1, 1, 9, 41, 59)) == at(2026, 1, 1, 9, 41, 50)
+    daily = schedule("15 30 2 * * *", "Europe/Paris")  # 02:30:15; the hour is the third field
+    assert ticks(daily, at(2026, 10, 24, 12), 2) == [at(2026, 10, 25, 0, 30, 15), at(2026, 10, 26, 1, 30, 15)]
+    assert ticks(schedule("0 0 12 1 1 * 2030"), at(2026, 6, 1), 1) == [at(2030, 1, 1, 12)]  # 7 fields: a year last
+
+
 def test_the_latest_tick_is_at_or_before_now() -> None:
     every_second = schedule("* * * * * *")
     assert latest_tick(every_second, at(2026, 1, 1, 0, 0, 5) + 999) == at(2026, 1, 1, 0, 0, 5)

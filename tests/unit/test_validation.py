@@ -606,13 +606,18 @@ def test_webhook_problems(config: Raw, path: str) -> None:
     assert only(workflow(node("a"), triggers=[{"type": "webhook", "config": config}])).path == path
 
 
-@pytest.mark.parametrize("cron", ["*/5 * * * *", "0 9 * * 1-5", "@daily", "0 0 29 2 *", "30 8 1,15 * MON"])
+@pytest.mark.parametrize(
+    "cron",
+    ["*/5 * * * *", "0 9 * * 1-5", "@daily", "0 0 29 2 *", "30 8 1,15 * MON", "*/10 * * * * *", "0 0 9 * * * 2030"],
+)
 def test_valid_cron_expressions_are_accepted(cron: str) -> None:
     trigger = {"type": "schedule", "config": {"cron": cron, "timezone": "Europe/Paris"}}
     parse(workflow(node("a"), triggers=[trigger]))
 
 
-@pytest.mark.parametrize("cron", ["61 * * * *", "* * *", "every day", "0 0 30 2 *", "*/0 * * * *", "@sometimes"])
+@pytest.mark.parametrize(
+    "cron", ["61 * * * *", "* * *", "every day", "0 0 30 2 *", "*/0 * * * *", "@sometimes", "61 * * * * *"]
+)
 def test_a_bad_cron_expression_is_rejected_with_the_reason(cron: str) -> None:
     problem = only(workflow(node("a"), triggers=[{"type": "schedule", "config": {"cron": cron}}]))
     assert problem.path == "triggers[0].config.cron"

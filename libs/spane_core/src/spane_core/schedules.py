@@ -24,6 +24,7 @@ from croniter import croniter
 
 from spane_core.definition import Workflow
 from spane_core.ids import ExecutionId, WorkflowId
+from spane_core.trigger_rules import has_seconds
 
 DEFAULT_TIMEZONE = "UTC"
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -63,7 +64,7 @@ def latest_tick(schedule: Schedule, now_ms: int) -> int | None:
     """The last tick at or before ``now_ms`` (epoch ms), or None when there is none in the last ~year."""
     zone = ZoneInfo(schedule.timezone)
     start = dt.datetime.fromtimestamp(now_ms // 1000 + 1, tz=dt.UTC).astimezone(zone)
-    ticks = croniter(schedule.cron, start)
+    ticks = croniter(schedule.cron, start, second_at_beginning=has_seconds(schedule.cron))
     for _ in range(_MAX_SKIPS):
         try:
             moment: dt.datetime = ticks.get_prev(dt.datetime)
@@ -77,7 +78,8 @@ def latest_tick(schedule: Schedule, now_ms: int) -> int | None:
 def next_tick(schedule: Schedule, after_ms: int) -> int | None:
     """The first tick strictly after ``after_ms``, or None when there is none in the next ~year."""
     zone = ZoneInfo(schedule.timezone)
-    ticks = croniter(schedule.cron, dt.datetime.fromtimestamp(after_ms / 1000, tz=dt.UTC).astimezone(zone))
+    after = dt.datetime.fromtimestamp(after_ms / 1000, tz=dt.UTC).astimezone(zone)
+    ticks = croniter(schedule.cron, after, second_at_beginning=has_seconds(schedule.cron))
     for _ in range(_MAX_SKIPS):
         try:
             moment: dt.datetime = ticks.get_next(dt.datetime)
@@ -94,7 +96,7 @@ def _repeated_hour_tick(schedule: Schedule, moment: dt.datetime) -> bool:
     if local.fold == 0 or local.replace(fold=0).utcoffset() == local.utcoffset():
         return False
     fields = schedule.cron.split()
-    hour_field = fields[1] if len(fields) >= 5 else ""
+    hour_field = fields[2 if has_seconds(schedule.cron) else 1] if len(fields) >= 5 else ""
     return not hour_field.startswith("*")
 
 

@@ -14,7 +14,14 @@ from spane_core.fields import FieldReader, join_path, show
 
 WEBHOOK_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 _URL_SAFE_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+\Z")
-_CRON_FIELDS = (5, 6, 7)  # minute hour day month weekday, then optional seconds and year
+# minute hour day month weekday; 6 fields put seconds first, 7 add a year last (as BullMQ's cron-parser, which the
+# original SPANE used, and Quartz read them: "*/10 * * * * *" is every ten seconds).
+_CRON_FIELDS = (5, 6, 7)
+
+
+def has_seconds(expression: str) -> bool:
+    """Whether a cron expression starts with a seconds field (6 or 7 fields)."""
+    return len(expression.split()) >= 6
 
 
 def check_trigger(kind: str, config: dict[str, Any], path: str, errors: list[FieldError]) -> TriggerDef | None:
@@ -64,9 +71,12 @@ def cron_problem(expression: str) -> str | None:
     """
     count = len(expression.split())
     if not expression.strip().startswith("@") and count not in _CRON_FIELDS:
-        return f"expected 5 fields (minute hour day-of-month month day-of-week), got {count}"
+        return (
+            "expected 5 fields (minute hour day-of-month month day-of-week), 6 with seconds first, "
+            f"or 7 with a year last, got {count}"
+        )
     try:
-        croniter.expand(expression, strict=True)
+        croniter.expand(expression, strict=True, second_at_beginning=has_seconds(expression))
     except (CroniterError, CroniterBadTypeRangeError) as e:
         # croniter says "[61 * * * *] is not acceptable, out of range"; keep the part that says why.
         detail = str(e).removeprefix(f"[{expression}]").strip(" .")
