@@ -238,7 +238,7 @@ def replay_command(
     if as_json:
         typer.echo(json.dumps(data))
     else:
-        render(data, Console())
+        render(data, Console(markup=False, emoji=False, highlight=False))
     if data.get("disagreements"):
         raise typer.Exit(1)
 

@@ -9,6 +9,7 @@ import asyncpg
 import msgspec
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from spane_core import codec
 from spane_core.errors import NotFound
 from spane_core.events import Envelope
@@ -72,25 +73,28 @@ async def replay(settings: Settings, execution_id: str, at: int | None) -> dict[
 
 
 def render(data: dict[str, Any], console: Console) -> None:
+    """The replay for a terminal; the log's values (ids, error messages) are printed as they are, never as markup."""
     at = f" at event {data['seq']} of {data['lastSeq']}" if data["seq"] != data["lastSeq"] else ""
     console.print(
-        f"[bold]{data['executionId']}[/] ({data['workflowId']} v{data['workflowVersion']}): "
-        f"[bold]{data['status']}[/]{at}  [dim](log from {data['source']})[/]"
-    )
+        Text.assemble(
+            (data["executionId"], "bold"), f" ({data['workflowId']} v{data['workflowVersion']}): ",
+            (data["status"], "bold"), at, "  ", (f"(log from {data['source']})", "dim"),
+        )
+    )  # fmt: skip
     table = Table("node", "attempt", "status", "start", "duration", "error")
     for r in data["timeline"]:
         duration = "" if r["durationMs"] is None else f"{r['durationMs']} ms"
         error = "" if r["error"] is None else f"{r['error']['type']}: {r['error']['message']}"
         node = r["nodeId"] if r["kind"] == "node" else "(execution)"
         attempt = str(r["attempt"]) if r["kind"] == "node" else ""
-        table.add_row(node, attempt, r["status"], r["start"], duration, error)
+        table.add_row(*(Text(cell) for cell in (node, attempt, r["status"], r["start"], duration, error)))
     console.print(table)
     problems = data.get("disagreements")
     if problems is None and "disagreements" in data:
-        console.print("[yellow]the read model has no row of this execution (not projected yet?)[/]")
+        console.print(Text("the read model has no row of this execution (not projected yet?)", style="yellow"))
     elif problems:
-        console.print("[red]the read model disagrees with the log:[/]")
+        console.print(Text("the read model disagrees with the log:", style="red"))
         for line in problems:
-            console.print(f"  - {line}")
+            console.print(Text(f"  - {line}"))
     elif problems == []:
-        console.print("[green]the read model agrees with the log[/]")
+        console.print(Text("the read model agrees with the log", style="green"))

@@ -20,8 +20,8 @@ from tests.e2e.support import execute, post_workflow, unique, wait_final
 pytestmark = pytest.mark.e2e
 
 
-def spane(system: System, *args: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SPANE_URL": url or system.url, "COLUMNS": "200"}
+def spane(system: System, *args: str, url: str | None = None, columns: int = 200) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SPANE_URL": url or system.url, "COLUMNS": str(columns)}
     env.pop("SPANE_API_TOKEN", None)
     return subprocess.run([sys.executable, "-m", "spane", *args], env=env, capture_output=True, text=True, timeout=120)
 
@@ -132,16 +132,19 @@ def test_dlq_ls_retry_with_edited_input_and_rm(system: System, api: httpx.Client
     if api.get("/api/dlq").status_code == 404:
         pytest.skip("this build has no dead-letter API (/api/dlq, issue 8)")
     workflow_id = unique("cli-dlq")
-    post_workflow(api, {"id": workflow_id, "name": "DLQ", "nodes": [{"id": "check", "type": "needs-ok"}]})
+    # Node "a": its dead letters' ids hold ":a:", which a terminal library would print as an emoji.
+    post_workflow(api, {"id": workflow_id, "name": "DLQ", "nodes": [{"id": "a", "type": "needs-ok"}]})
     first = execute(api, workflow_id, {"ok": False})
     second = execute(api, workflow_id, {"ok": False})
     assert wait_final(api, first)["status"] == wait_final(api, second)["status"] == "failed"
     entries = {d["executionId"]: d["id"] for d in _dead_letters(api, workflow_id, 2)}
 
-    listed = spane(system, "dlq", "ls", "--workflow", workflow_id)
-    assert listed.returncode == 0 and "is not ok" in listed.stdout
+    listed = spane(system, "dlq", "ls", "--workflow", workflow_id, columns=80)
+    assert listed.returncode == 0 and "is not" in listed.stdout
+    assert all(dead_letter_id in listed.stdout for dead_letter_id in entries.values())  # whole, to be copied
     retried = spane(system, "dlq", "retry", entries[first], "--input", '{"ok": true}')
     assert retried.returncode == 0, retried.stderr
+    assert retried.stdout.strip() == f"dead letter {entries[first]}: retried"
     assert wait_final(api, first)["status"] == "completed"
     removed = spane(system, "dlq", "rm", entries[second])
     assert removed.returncode == 0, removed.stderr

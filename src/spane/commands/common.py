@@ -17,8 +17,9 @@ from spane.client import ApiError, ClientError, SpaneClient
 P = ParamSpec("P")
 R = TypeVar("R")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# What is printed is the server's data (ids, names, error messages): no markup, no ":name:" emoji codes read in it.
+out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 STATUS_STYLES = {
     "completed": "green",

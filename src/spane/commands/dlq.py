@@ -6,7 +6,7 @@ import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from spane.client import UNSET
 from spane.commands.common import client, handles_errors, out, parse_json
@@ -25,18 +25,12 @@ def list_dead_letters(
     """List dead letters, with the error and the input of the node's last try."""
     with client(ctx) as spane:
         page = spane.dead_letters(workflow_id=workflow, execution_id=execution, limit=limit)
-    table = Table("id", "execution", "workflow", "node", "attempts", "failed", "error", "input")
+    # The id (execution:node:attempt) is what retry and rm take: printed whole, whatever the terminal's width.
+    table = Table(Column("id", no_wrap=True), "workflow", "attempts", "failed", "error", "input")
     for d in page.items:
         error = d.error.get("message", d.error) if isinstance(d.error, dict) else d.error
         table.add_row(
-            d.id,
-            d.execution_id,
-            d.workflow_id,
-            d.node_id,
-            str(d.attempts),
-            d.failed_at or "",
-            str(error or ""),
-            json.dumps(d.input)[:60],
+            d.id, d.workflow_id, str(d.attempts), d.failed_at or "", str(error or ""), json.dumps(d.input)[:60]
         )
     out.print(table)
 

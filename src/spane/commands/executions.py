@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import msgspec
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from spane.client import SpaneClient
@@ -97,7 +97,7 @@ def list_executions(
     """List executions, newest first."""
     with client(ctx) as spane:
         page = spane.executions(workflow_id=workflow, status=status, limit=limit, cursor=cursor)
-    table = Table("execution", "workflow", "version", "status", "started", "finished")
+    table = Table(Column("execution", no_wrap=True), "workflow", "version", "status", "started", "finished")
     for e in page.items:
         table.add_row(
             e.execution_id, e.workflow_id, str(e.version), status_text(e.status), e.started_at, e.finished_at or ""
