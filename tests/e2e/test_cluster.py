@@ -4,10 +4,10 @@ The module's ``system`` is `spane dev` on the session's local cluster (``redis+c
 below from the other e2e modules run here against it unchanged (pytest resolves their ``system`` and ``api`` to this
 module's). They cover fan-out and join, retries, delays (the scheduler's timers), sub-workflows, pause, resume and
 cancel, live events over SSE from two API processes, a signed webhook, cron fired by two schedulers, and the read
-model through the API. The tests written here check that the partitions really sit on different masters, that
-executions spread over them, and that the all-events stream follows every partition. (The all-events resume test is
-left out: on a fresh system of many partitions the projector trims each commit stream on its first batch, so a
-resume can find the entries it asks for gone, whatever the Redis; see the report of issue 13.)
+model through the API, and the all-events stream's resume over 16 partitions: within the resume window nothing
+lost or repeated (the projector keeps what it projected for SPANE_EVENTS_RESUME_WINDOW_S), past it an explicit gap
+for the partition that lost events. The tests written here check that the partitions really sit on different
+masters, that executions spread over them, and that the all-events stream follows every partition.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ from .test_api_reads import (
 from .test_live_events import (
     second_api,
     test_a_reconnect_with_last_event_id_resumes_with_nothing_lost_or_repeated,
+    test_a_resume_past_the_window_gets_a_gap_then_the_held_and_live_events,
     test_each_api_process_streams_executions_that_the_other_started,
+    test_the_all_events_stream_filters_by_workflow_and_resumes,
     test_the_stream_sends_the_snapshot_then_each_event_and_ends,
 )
 from .test_subworkflows import (
@@ -68,6 +70,7 @@ __all__ = [  # the imported tests and fixture, run here on the cluster
     "test_a_fan_out_of_100_runs_every_branch_and_the_join_sees_them_all",
     "test_a_node_out_of_tries_is_dead_lettered_and_fails_the_execution",
     "test_a_reconnect_with_last_event_id_resumes_with_nothing_lost_or_repeated",
+    "test_a_resume_past_the_window_gets_a_gap_then_the_held_and_live_events",
     "test_an_execution_is_visible_at_once_and_its_history_is_in_order",
     "test_cancel_stops_an_execution_for_good",
     "test_each_api_process_streams_executions_that_the_other_started",
@@ -75,6 +78,7 @@ __all__ = [  # the imported tests and fixture, run here on the cluster
     "test_pause_holds_a_delay_and_resume_finishes_it",
     "test_pause_holds_new_work_and_resume_finishes_it",
     "test_pause_resume_and_cancel_cascade_to_the_children_and_theirs",
+    "test_the_all_events_stream_filters_by_workflow_and_resumes",
     "test_the_child_s_mapped_output_completes_the_node_and_the_join_after_it_runs",
     "test_the_readme_signed_webhook_starts_the_workflow_once",
     "test_the_same_idempotency_key_starts_one_execution",

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
+from redis.asyncio import Redis
+from spane_core.keys import PROJECTOR_GROUP, PartitionKeys
+from spane_core.settings import Settings
+from spane_core.store.connection import as_text, open_redis
+from spane_projector.trim import trim_consumed
 
 from spane.embedded import free_port
 
@@ -20,6 +26,7 @@ from .sse import Message, messages, read_all
 from .support import execute, post_workflow, unique, wait_final
 
 pytestmark = pytest.mark.e2e
+T = TypeVar("T")
 
 
 def slow_chain(workflow_id: str, delay_ms: int = 400) -> dict[str, Any]:
@@ -119,37 +126,137 @@ def test_each_api_process_streams_executions_that_the_other_started(
         assert_is_the_log(api, execution_id, [*_snapshot_prefix(log, int(received[0].id or 0)), *received[1:]])
 
 
-def test_the_all_events_stream_filters_by_workflow_and_resumes(api: httpx.Client, second_api: httpx.Client) -> None:
+def test_the_all_events_stream_filters_by_workflow_and_resumes(
+    system: System, api: httpx.Client, second_api: httpx.Client
+) -> None:
     wf, other = unique("sse-all"), unique("sse-other")
     post_workflow(api, slow_chain(wf, delay_ms=1))
     post_workflow(api, slow_chain(other, delay_ms=1))
-    got: list[Message] = []
-    ready = threading.Event()
-
-    def listen() -> None:
-        with second_api.stream("GET", "/api/events", params={"workflowId": wf}) as response:
-            lines = response.iter_lines()
-            assert next(lines) == ": connected"  # sent once the stream listens
-            ready.set()
-            for message in messages(lines):
-                got.append(message)
-                if message.event == "execution.completed":
-                    return
-
-    listener = threading.Thread(target=listen)
-    listener.start()
-    assert ready.wait(10)
+    listener, got = listen(second_api, {"workflowId": wf}, lambda got: got[-1].event == "execution.completed")
     execute(api, other)
     execution_id = execute(api, wf)
     listener.join(30)
     assert not listener.is_alive()
     assert {m.data["workflowId"] for m in got} == {wf}
     assert [m.data for m in got] == history(api, execution_id)
-    # Resume after the third event: the rest of the stream, from the streams Redis still holds.
-    with second_api.stream("GET", "/api/events", params={"workflowId": wf},
-                           headers={"Last-Event-ID": str(got[2].id)}) as response:  # fmt: skip
-        resumed = list(islice(messages(response), len(got) - 3))
-    assert [m.data for m in resumed] == [m.data for m in got[3:]]
+    # The projector has consumed these commits and trimmed its stream as it does (keeping the resume window).
+    wait_acknowledged(system, str(got[-1].id))
+    trim(system, int(str(got[0].id).split("-")[0]), Settings().events_resume_window_s * 1000)
+    # Resume after the third event: the rest of the stream, from the streams Redis still holds, and no gap.
+    expected = [(m.id, m.event, m.data) for m in got[3:]]
+    listener, resumed = listen(
+        second_api, {"workflowId": wf}, lambda got: len(got) == len(expected), {"Last-Event-ID": str(got[2].id)}
+    )
+    listener.join(30)
+    assert [(m.id, m.event, m.data) for m in resumed] == expected
+
+
+def test_a_resume_past_the_window_gets_a_gap_then_the_held_and_live_events(system: System, api: httpx.Client) -> None:
+    wf = unique("sse-gap")
+    post_workflow(api, slow_chain(wf, delay_ms=1))
+    listener, got = listen(api, {"workflowId": wf}, lambda got: got[-1].event == "execution.completed")
+    first = execute(api, wf)
+    listener.join(30)
+    assert not listener.is_alive()
+    resume_from = str(got[0].id)
+    partition, *_ = position(resume_from)
+    wait_acknowledged(system, str(got[-1].id))
+    # Once the window has passed, the projector trims as with a window of 0: right behind its group.
+    assert trim(system, partition, 0) > 0
+
+    second: list[str] = []
+    listener, resumed = listen(
+        api,
+        {"workflowId": wf},
+        lambda got: got[-1].event == "execution.completed" and got[-1].data["executionId"] in second,
+        headers={"Last-Event-ID": resume_from},
+    )
+    second.append(execute(api, wf))
+    listener.join(30)
+    assert not listener.is_alive()
+    # One gap only (the other partitions hold all since then), before the partition's events.
+    (gap,) = [m for m in resumed if m.event == "gap"]
+    rest = [m for m in resumed if m is not gap]
+    assert gap.id is None  # no id: a reconnect before the next event asks the same again
+    assert gap.data["type"] == "gap" and gap.data["partition"] == partition
+    assert gap.data["lastEventId"] == resume_from
+    oldest = gap.data["oldestEventId"]
+    assert oldest is None or (position(oldest)[0] == partition and position(oldest) > position(resume_from))
+    assert "GET /api/executions" in gap.data["message"]
+    assert all(resumed.index(gap) < i for i, m in enumerate(resumed) if m.id and position(m.id)[0] == partition)
+    # Then the first execution's newest events that the stream still holds, and the second execution's (its
+    # partition may come first), each once and in order.
+    held = [m.data for m in rest if m.data["executionId"] == first]
+    assert held == [m.data for m in got[len(got) - len(held) :]] and len(held) < len(got) - 1
+    assert [m.data for m in rest if m.data["executionId"] == second[0]] == history(api, second[0])
+
+
+def listen(
+    client: httpx.Client,
+    params: dict[str, str],
+    done: Callable[[list[Message]], bool],
+    headers: dict[str, str] | None = None,
+) -> tuple[threading.Thread, list[Message]]:
+    """Follow ``/api/events`` in a thread until ``done(received)``; returns once the stream listens."""
+    got: list[Message] = []
+    ready = threading.Event()
+
+    def run() -> None:
+        with client.stream("GET", "/api/events", params=params, headers=headers) as response:
+            lines = response.iter_lines()
+            assert next(lines) == ": connected"  # sent once the stream listens
+            ready.set()
+            for message in messages(lines):
+                got.append(message)
+                if done(got):
+                    return
+
+    listener = threading.Thread(target=run, daemon=True)  # a stream that never ends must not hold the run up
+    listener.start()
+    assert ready.wait(10)
+    return listener, got
+
+
+def position(event_id: str) -> tuple[int, int, int, int]:
+    """An all-events ``id:`` (``<partition>-<ms>-<n>-<index>``) as numbers."""
+    p, ms, n, i = (int(x) for x in event_id.split("-"))
+    return p, ms, n, i
+
+
+def on_redis(system: System, work: Callable[[Redis], Awaitable[T]]) -> T:
+    async def run() -> T:
+        redis = open_redis(Settings(redis_url=system.redis_url))
+        try:
+            return await work(redis)
+        finally:
+            await redis.aclose()
+
+    return asyncio.run(run())
+
+
+def wait_acknowledged(system: System, event_id: str, within: float = 20.0) -> None:
+    """Until the projector has acknowledged the commit of the event ``event_id``."""
+    p, ms, n, _ = position(event_id)
+    stream = PartitionKeys(p).events
+
+    async def acknowledged(redis: Redis) -> bool:
+        group = next(g for g in await redis.xinfo_groups(stream) if as_text(g["name"]) == PROJECTOR_GROUP)
+        pending = await redis.xpending(stream, PROJECTOR_GROUP)
+        delivered = as_text(group["last-delivered-id"]).split("-")
+        return (int(delivered[0]), int(delivered[1])) >= (ms, n) and (
+            not pending["pending"] or tuple(int(x) for x in as_text(pending["min"]).split("-")) > (ms, n)
+        )
+
+    deadline = time.monotonic() + within
+    while not on_redis(system, acknowledged):
+        assert time.monotonic() < deadline, f"the projector did not acknowledge {event_id} in {within} s"
+        time.sleep(0.05)
+
+
+def trim(system: System, partition: int, window_ms: int) -> int:
+    """Trim a partition's commit stream as the projector does; how many entries went."""
+    keys = PartitionKeys(partition)
+    return on_redis(system, lambda redis: trim_consumed(redis, keys.events, keys.events_trimmed, window_ms))
 
 
 def test_closed_streams_are_released(api: httpx.Client, second_api: httpx.Client) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from unittest.mock import Mock
 
 from spane_api.live import EventHub, Position, Subscription
+from spane_core.codec import encode
 from spane_core.events import Envelope, ExecutionPaused
 from spane_core.ids import ExecutionId, WorkflowId
 
@@ -47,3 +48,25 @@ def test_positions_print_and_parse_back() -> None:
     assert str(position) == "2-1700000000000-3-7"
     assert Position.parse(str(position)) == position
     assert Position.parse("12") is None and Position.parse("a-b-c-d") is None
+
+
+async def test_a_read_begun_before_the_cursors_were_reset_is_left_to_the_fresh_cursors() -> None:
+    """On a cluster each partition has a follower: one may still be reading with the cursors of listeners gone
+    when a new listener resets them. Its answer is dropped (the next read from the fresh cursors has the same
+    entries), so the new listener gets each entry once."""
+    redis = Mock()
+    hub = EventHub(redis, partitions=1)
+    listener = Subscription()
+    hub._subscriptions.add(listener)
+    hub._cursors = {hub.streams[0]: "1-0"}
+    fresh = {hub.streams[0]: "4-0"}
+    body = encode([envelope("e", "w", 1)])
+
+    async def xread(streams: dict[str, str], **_: object) -> list[object]:
+        hub._cursors = fresh  # the listeners left and one came back while this read was blocked
+        return [[hub.streams[0].encode(), [[b"5-0", {b"b": body}]]]]
+
+    redis.xread = xread
+    await hub._read_once(hub.streams)
+    assert await listener.take(0) == []
+    assert fresh == {hub.streams[0]: "4-0"}  # the next read starts from the fresh cursor

@@ -17,3 +17,15 @@ def test_retention_is_forever_or_outlives_idempotency_keys() -> None:
 def test_retention_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SPANE_EXECUTION_RETENTION_S", "172800")
     assert Settings().execution_retention_s == 172800
+
+
+def test_the_events_resume_window_is_zero_or_more_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SPANE_EVENTS_RESUME_WINDOW_S", raising=False)
+    assert Settings().events_resume_window_s == 60
+    assert Settings(events_resume_window_s=0).events_resume_window_s == 0
+    monkeypatch.setenv("SPANE_EVENTS_RESUME_WINDOW_S", "300")
+    assert Settings().events_resume_window_s == 300
+    monkeypatch.setenv("SPANE_EVENTS_RESUME_WINDOW_S", "-1")
+    with pytest.raises(ValidationError, match="must be a number of seconds, 0 or more") as raised:
+        Settings()
+    assert raised.value.errors()[0]["loc"] == ("events_resume_window_s",)

@@ -51,6 +51,11 @@ class PartitionKeys:
         return f"{self.tag}:events"
 
     @property
+    def events_trimmed(self) -> str:
+        """String: the id of the newest entry ever trimmed from ``events`` (a resume from before it may miss some)."""
+        return f"{self.tag}:events:trimmed"
+
+    @property
     def timers(self) -> str:
         """Sorted set of timer members scored by due time (epoch ms)."""
         return f"{self.tag}:timers"

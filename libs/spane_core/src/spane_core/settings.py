@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # them (reads then come from the read model); 0 keeps them forever. Longer than an idempotency key lives (a
     # day), so that a retried start still finds the execution it names.
     execution_retention_s: int = Field(default=7 * 24 * 3600, ge=0)
+    # The commit streams keep their entries this long after every projector has them, so that a client of
+    # /api/events reconnecting with Last-Event-ID within it misses nothing; 0 trims them as soon as they are projected.
+    events_resume_window_s: int = 60
     # Networks the http node may not connect to (CIDRs), and exceptions to that. The default denies link-local
     # addresses, where clouds serve instance metadata and credentials; a multi-tenant deployment adds its private
     # ranges (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 127.0.0.0/8, ::1/128, fc00::/7).
@@ -113,6 +116,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"must be 0 (keep forever) or at least {IDEMPOTENCY_KEY_TTL_S} s, how long an idempotency key names"
                 " its execution: a retried start must find the execution, not begin it anew"
+            )
+        return value
+
+    @field_validator("events_resume_window_s")
+    @classmethod
+    def _resume_window(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(
+                "must be a number of seconds, 0 or more: how long the commit streams keep projected entries for"
+                " clients of /api/events that reconnect (0: not at all)"
             )
         return value
 

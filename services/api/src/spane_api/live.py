@@ -168,6 +168,10 @@ class EventHub:
             return
         reading: dict[Any, Any] = {stream: cursors[stream] for stream in streams}
         reply = await self.redis.xread(reading, count=READ_COUNT, block=BLOCK_MS)
+        if self._cursors is not cursors:
+            # Everyone left and someone came back meanwhile (on a cluster another partition's follower saw it):
+            # the fresh cursors start where the streams were then, and the next read from them covers this one.
+            return
         for stream, entries in _stream_entries(reply):
             partition = self.streams.index(stream)
             for entry_id, fields in entries:

@@ -23,7 +23,6 @@ from spane_core.errors import StorageError
 from spane_core.events import Envelope
 from spane_core.observe.metrics import Metrics
 from spane_core.readmodel import migrate
-from spane_core.store.connection import as_text
 from spane_core.store.streams import ConsumerGroup
 from spane_core.waiting import wait_event
 from spane_core.workflow_events import WorkflowEvent
@@ -31,10 +30,11 @@ from spane_core.workflow_events import WorkflowEvent
 from spane_projector.observer import Observer
 from spane_projector.poison import ENTRY_ERRORS, park, poison_stream
 from spane_projector.rows import stream_pos
+from spane_projector.trim import trim_consumed
 from spane_projector.writer import FoldCache, write_commits, write_workflow_events
 
 log = logging.getLogger("spane.projector")
-TRIM_EVERY_S = 1.0  # how often the commit streams are trimmed behind the projector
+TRIM_EVERY_S = 1.0  # how often the commit streams are trimmed behind the projector (trim.py)
 FINAL_FOR_GOOD = frozenset({"execution.completed", "execution.cancelled"})  # no command moves these on
 POISON_TRIES = 3  # an entry failing this often for a reason of its own is parked (``poison``)
 T = TypeVar("T")
@@ -87,6 +87,7 @@ class Projector:
         run_migrations: bool = True,
         linger_ms: int = 25,
         retention_s: int = 0,
+        resume_window_s: int = 0,
         observer: Observer | None = None,
     ) -> None:
         self.redis = redis
@@ -103,6 +104,8 @@ class Projector:
         self.run_migrations = run_migrations
         self.linger_ms = linger_ms
         self.retention_s = retention_s
+        self.resume_window_ms = resume_window_s * 1000
+        self._trim_marks = {p.events: p.events_trimmed for p in keys.all_partitions(partitions)}
         self.partitions = partitions
         self.stats = ProjectorStats()
         self._pool: asyncpg.Pool | None = database if isinstance(database, asyncpg.Pool) else None
@@ -203,7 +206,7 @@ class Projector:
         if stream != keys.WorkflowKeys.events and now - self._trimmed_at.get(stream, 0.0) >= TRIM_EVERY_S:
             self._trimmed_at[stream] = now
             try:
-                await trim_consumed(self.redis, stream)
+                await trim_consumed(self.redis, stream, self._trim_marks[stream], self.resume_window_ms)
             except (aioredis.RedisError, StorageError) as e:  # the next batch tries again; nothing depends on it
                 log.warning("could not trim %s: %s", stream, e)
 
@@ -287,24 +290,3 @@ class Projector:
         finally:
             if failures:
                 self.stats.failing -= 1
-
-
-async def trim_consumed(redis: aioredis.Redis, stream: str) -> None:
-    """Drop the entries of ``stream`` that every consumer group has acknowledged.
-
-    The commit stream is a hand-over to the projector, not the log (each execution keeps its own log, and the
-    read models archive it), so entries behind every group's oldest unacknowledged one are of no further use.
-    """
-    floor: bytes | None = None
-    for group in await redis.xinfo_groups(stream):
-        pending = await redis.xpending(stream, group["name"])
-        mark: bytes = pending["min"] if pending["pending"] else group["last-delivered-id"]
-        if floor is None or _stream_id(mark) < _stream_id(floor):
-            floor = mark
-    if floor is not None and floor not in (b"0-0", "0-0"):
-        await redis.xtrim(stream, minid=floor, approximate=False)
-
-
-def _stream_id(value: bytes | str) -> tuple[int, int]:
-    ms, _, seq = as_text(value).partition("-")
-    return int(ms), int(seq or 0)

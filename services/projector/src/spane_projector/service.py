@@ -36,6 +36,7 @@ async def run_projector(settings: Settings, stop: asyncio.Event, *, telemetry: T
             consumer=settings.consumer_name,
             partitions=settings.partitions,
             retention_s=settings.execution_retention_s,
+            resume_window_s=settings.events_resume_window_s,
             observer=observer,
         )
         log.info("projector %s: %d partition(s)", settings.consumer_name, settings.partitions)

@@ -77,7 +77,10 @@ def asyncapi_document(version: str) -> dict[str, Any]:
             "commits": channel(
                 "spane:{p}:events",
                 f"One entry per commit: the events it appended to an execution's log, in order; read by the "
-                f"consumer group `{PROJECTOR_GROUP}` (the projector) and the API's live-event reader.",
+                f"consumer group `{PROJECTOR_GROUP}` (the projector) and the API's live-event reader. The projector "
+                "trims entries once every group acknowledged them and they are older than "
+                "SPANE_EVENTS_RESUME_WINDOW_S (kept for /api/events clients that resume), and records the newest "
+                "entry it removed in `spane:{p}:events:trimmed`.",
                 "commit",
             ),
             "timers": channel(

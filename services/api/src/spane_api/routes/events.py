@@ -5,6 +5,10 @@ each event as it is committed, ``id:`` being the event's ``seq``; it ends after 
 client that reconnects with ``Last-Event-ID: n`` gets the events after ``n`` from the log, then live ones: nothing
 lost, nothing repeated. Live events come from the process's one reader (``spane_api.live``); the log fills any gap
 (a client that fell behind, a commit the reader missed), so the stream is exactly the log.
+
+The all-events stream's ``id:`` is a position in the commit streams; a client that reconnects with it is replayed
+what they still hold after it (``spane_api.resume``): everything within the resume window, else an ``event: gap``
+per partition that may have lost some, then what is held, then live events.
 """
 
 from __future__ import annotations
@@ -18,22 +22,21 @@ from litestar import Request, Response, get
 from litestar.params import FromPath, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import HTTP_204_NO_CONTENT
-from spane_core.codec import decode_envelopes, envelope_to_dict, iso_ms, to_json
+from spane_core.codec import envelope_to_dict, iso_ms, to_json
 from spane_core.errors import MalformedInput, NotFound
 from spane_core.events import Envelope
-from spane_core.store.connection import as_text
 
 from spane_api import readmodel
 from spane_api.deps import Dependencies, Deps
-from spane_api.live import Position, Subscription, parse_entry_id
+from spane_api.live import Position, Subscription
 from spane_api.problems import problem_responses
+from spane_api.resume import GAP_EVENT, Gap, replay
 from spane_api.routes.executions import execution_view
 from spane_api.views import execution_from_snapshot, with_payloads
 
 HEARTBEAT_S = 15.0
 FINISHED_STATUSES = frozenset({"completed", "failed", "cancelled"})
 FINAL_EVENTS = frozenset({"execution.completed", "execution.failed", "execution.cancelled"})
-REPLAY_CHUNK = 500
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -137,6 +140,15 @@ async def _log_after(deps: Dependencies, execution_id: str, seq: int) -> list[di
 @get(
     "/",
     summary="Follow every execution's events live (SSE), filtered; resumes after `Last-Event-ID`",
+    description=(
+        "Each message's `event:` is the event type (those of the history) and `id:` its position in the commit"
+        " streams (`<partition>-<ms>-<n>-<index>`). A client that reconnects with `Last-Event-ID` gets the events"
+        " after it, nothing lost or repeated, while it is within `SPANE_EVENTS_RESUME_WINDOW_S` (60 s by default)."
+        " Past that, the events of a partition may be gone: the stream then sends, for each such partition,"
+        ' `event: gap` with `data: {"type": "gap", "partition", "lastEventId", "oldestEventId",'
+        ' "message"}` (and no `id:`), then the events still held and live ones; the client should reload the'
+        " state it shows (`GET /api/executions`)."
+    ),
     responses=problem_responses(400),
 )
 async def all_events(
@@ -159,7 +171,12 @@ async def _all_stream(deps: Dependencies, subscription: Subscription, resume: Po
         # The last position sent, per partition: replayed and live events overlap, and each is sent once.
         sent: dict[int, tuple[tuple[int, int], int]] = {}
         if resume is not None:
-            async for position, envelope in _replay(deps, subscription, resume):
+            async for item in replay(deps.redis, len(deps.hub.streams), subscription, resume):
+                if isinstance(item, Gap):
+                    # No ``id:``: a client reconnecting before the next event resumes where it asked to, gap included.
+                    yield ServerSentEventMessage(data=to_json(item.to_dict()).decode(), event=GAP_EVENT)
+                    continue
+                position, envelope = item
                 sent[position.partition] = (position.entry, position.index)
                 yield _message((await deps.payloads.resolve_many([envelope_to_dict(envelope)]))[0], str(position))
         while True:
@@ -169,34 +186,14 @@ async def _all_stream(deps: Dependencies, subscription: Subscription, resume: Po
             if not items:
                 yield _HEARTBEAT
                 continue
-            fresh = [(p, e) for p, e in items if (p.entry, p.index) > sent.get(p.partition, ((0, 0), -1))]
+            fresh = []
+            for position, envelope in items:  # one by one: an entry may come twice in one batch, too
+                if (position.entry, position.index) > sent.get(position.partition, ((0, 0), -1)):
+                    sent[position.partition] = (position.entry, position.index)
+                    fresh.append((position, envelope))
             events = await deps.payloads.resolve_many([envelope_to_dict(e) for _, e in fresh])
             for (position, _), event in zip(fresh, events, strict=True):
-                sent[position.partition] = (position.entry, position.index)
                 yield _message(event, str(position))
-
-
-async def _replay(
-    deps: Dependencies, subscription: Subscription, resume: Position
-) -> AsyncIterator[tuple[Position, Envelope]]:
-    """What the commit streams still hold after ``resume``. Other partitions resume from the same millisecond."""
-    for partition, stream in enumerate(deps.hub.streams):
-        start = f"{resume.entry[0]}-{resume.entry[1] if partition == resume.partition else 0}"
-        while True:
-            entries: list[Any] = await deps.redis.xrange(stream, min=start, count=REPLAY_CHUNK) or []
-            for raw_id, fields in entries:
-                entry = parse_entry_id(as_text(raw_id))
-                body: bytes | None = (fields or {}).get(b"b")
-                for index, envelope in enumerate(decode_envelopes(body) if body else []):
-                    position = Position(partition, entry, index)
-                    if partition == resume.partition and (entry, index) <= (resume.entry, resume.index):
-                        continue
-                    if subscription.wants(envelope):
-                        yield position, envelope
-            if len(entries) < REPLAY_CHUNK:
-                break
-            last = parse_entry_id(as_text(entries[-1][0]))
-            start = f"({last[0]}-{last[1]}"
 
 
 EXECUTION_HANDLERS = [execution_events]
