@@ -14,6 +14,16 @@ def test_retention_is_forever_or_outlives_idempotency_keys() -> None:
         Settings(execution_retention_s=60)
 
 
+def test_history_retention_is_forever_by_default_or_outlives_idempotency_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SPANE_HISTORY_RETENTION_S", raising=False)
+    assert Settings().history_retention_s == 0
+    monkeypatch.setenv("SPANE_HISTORY_RETENTION_S", str(30 * 24 * 3600))
+    assert Settings().history_retention_s == 30 * 24 * 3600
+    for bad in (3600, -1):
+        with pytest.raises(ValidationError, match="keep forever"):
+            Settings(history_retention_s=bad)
+
+
 def test_retention_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SPANE_EXECUTION_RETENTION_S", "172800")
     assert Settings().execution_retention_s == 172800

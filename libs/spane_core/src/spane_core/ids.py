@@ -37,6 +37,11 @@ def _ulid(ms: int, tail: bytes) -> str:
     return "".join(reversed(chars))
 
 
+def first_id_at(ms: int) -> str:
+    """The smallest ULID of millisecond ``ms``: every id minted before it sorts below."""
+    return _ulid(ms, bytes(10))
+
+
 def new_execution_id(now_ms: int | None = None) -> ExecutionId:
     return ExecutionId(new_ulid(now_ms))
 

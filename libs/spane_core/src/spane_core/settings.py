@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # them (reads then come from the read model); 0 keeps them forever. Longer than an idempotency key lives (a
     # day), so that a retried start still finds the execution it names.
     execution_retention_s: int = Field(default=7 * 24 * 3600, ge=0)
+    # Finished executions are deleted for good (read models, archive, dead letters, what Redis still holds) this long
+    # after they finished; 0 keeps them forever.
+    history_retention_s: int = 0
     # The commit streams keep their entries this long after every projector has them, so that a client of
     # /api/events reconnecting with Last-Event-ID within it misses nothing; 0 trims them as soon as they are projected.
     events_resume_window_s: int = 60
@@ -109,9 +112,11 @@ class Settings(BaseSettings):
                 raise ValueError(f"{item!r} is not a network (CIDR such as 10.0.0.0/8) or an address") from None
         return value
 
-    @field_validator("execution_retention_s")
+    @field_validator("execution_retention_s", "history_retention_s")
     @classmethod
     def _retention_outlives_idempotency_keys(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must be 0 (keep forever) or a number of seconds")
         if 0 < value < IDEMPOTENCY_KEY_TTL_S:
             raise ValueError(
                 f"must be 0 (keep forever) or at least {IDEMPOTENCY_KEY_TTL_S} s, how long an idempotency key names"

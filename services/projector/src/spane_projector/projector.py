@@ -29,6 +29,7 @@ from spane_core.workflow_events import WorkflowEvent
 
 from spane_projector.observer import Observer
 from spane_projector.poison import ENTRY_ERRORS, park, poison_stream
+from spane_projector.prune import HistoryPruner
 from spane_projector.rows import stream_pos
 from spane_projector.trim import trim_consumed
 from spane_projector.writer import FoldCache, write_commits, write_workflow_events
@@ -88,6 +89,7 @@ class Projector:
         linger_ms: int = 25,
         retention_s: int = 0,
         resume_window_s: int = 0,
+        history_retention_s: int = 0,
         observer: Observer | None = None,
     ) -> None:
         self.redis = redis
@@ -105,6 +107,7 @@ class Projector:
         self.linger_ms = linger_ms
         self.retention_s = retention_s
         self.resume_window_ms = resume_window_s * 1000
+        self.history_retention_s = history_retention_s
         self._trim_marks = {p.events: p.events_trimmed for p in keys.all_partitions(partitions)}
         self.partitions = partitions
         self.stats = ProjectorStats()
@@ -127,6 +130,9 @@ class Projector:
             async with asyncio.TaskGroup() as tasks:
                 for stream in self.streams:
                     tasks.create_task(self._consume(stream, stop), name=f"projector {stream}")
+                if self.history_retention_s:
+                    pruner = HistoryPruner(self._pool, self.redis, self.partitions, self.history_retention_s)
+                    tasks.create_task(pruner.run(stop), name="projector history pruner")
         except _Stopped:
             pass
         finally:

@@ -37,6 +37,7 @@ async def run_projector(settings: Settings, stop: asyncio.Event, *, telemetry: T
             partitions=settings.partitions,
             retention_s=settings.execution_retention_s,
             resume_window_s=settings.events_resume_window_s,
+            history_retention_s=settings.history_retention_s,
             observer=observer,
         )
         log.info("projector %s: %d partition(s)", settings.consumer_name, settings.partitions)

@@ -139,3 +139,24 @@ INSERT_PAYLOADS = """
 INSERT INTO payloads (id, body) SELECT * FROM unnest($1::text[], $2::bytea[]) AS p (id, body)
 ORDER BY id ON CONFLICT (id) DO NOTHING
 """
+
+# History retention (``spane_projector.prune``): finished executions past the retention, oldest first. Execution ids
+# are ULIDs, so ``execution_id < $1`` (the first id of the cutoff's next millisecond) walks the primary key over the
+# executions created before the cutoff only; none finished after it is taken.
+SELECT_PRUNABLE = """
+SELECT execution_id FROM executions
+WHERE execution_id < $1 AND finished_at < $2 AND status IN ('completed', 'failed', 'cancelled')
+ORDER BY execution_id
+LIMIT $3
+FOR UPDATE SKIP LOCKED
+"""
+
+# Every row of those executions, in one statement: their archive, nodes and dead letters, then the executions.
+DELETE_PRUNED = """
+WITH doomed AS (SELECT unnest($1::text[]) AS execution_id),
+     runs AS (DELETE FROM event_runs WHERE execution_id IN (SELECT execution_id FROM doomed)),
+     old_events AS (DELETE FROM events WHERE execution_id IN (SELECT execution_id FROM doomed)),
+     nodes AS (DELETE FROM node_runs WHERE execution_id IN (SELECT execution_id FROM doomed)),
+     dead AS (DELETE FROM dead_letters WHERE execution_id IN (SELECT execution_id FROM doomed))
+DELETE FROM executions WHERE execution_id IN (SELECT execution_id FROM doomed)
+"""
