@@ -218,8 +218,9 @@ def listen(
 
 
 def position(event_id: str) -> tuple[int, int, int, int]:
-    """An all-events ``id:`` (``<partition>-<ms>-<n>-<index>``) as numbers."""
-    p, ms, n, i = (int(x) for x in event_id.split("-"))
+    """An all-events ``id:`` (``<partition>-<ms>-<n>-<index>``, then ``~`` and the other partitions' when there
+    are several) as numbers: the event's own position."""
+    p, ms, n, i = (int(x) for x in event_id.split("~")[0].split("-"))
     return p, ms, n, i
 
 

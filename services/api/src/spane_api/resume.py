@@ -18,6 +18,7 @@ from spane_core.events import Envelope
 from spane_core.keys import all_partitions
 from spane_core.store.connection import as_text
 
+from spane_api.cursor import Cursor
 from spane_api.live import Position, Subscription, parse_entry_id
 
 REPLAY_CHUNK = 500
@@ -49,14 +50,15 @@ class Gap:
 
 
 async def replay(
-    redis: Redis, partitions: int, subscription: Subscription, resume: Position
+    redis: Redis, partitions: int, subscription: Subscription, resume: Cursor
 ) -> AsyncIterator[tuple[Position, Envelope] | Gap]:
     """What the commit streams still hold after ``resume``, partition by partition, a ``Gap`` where they may have
-    let some of it go. Other partitions resume from the same millisecond."""
+    let some of it go. Each partition goes on after the last event the cursor says was sent there; one it knows
+    nothing of, from the millisecond of the cursor's event."""
     for keys in all_partitions(partitions):
         partition = keys.partition
-        own = partition == resume.partition
-        bound = resume.entry if own else (resume.entry[0], 0)
+        after = resume.sent.get(partition)  # the last (entry, index) sent there, or None
+        bound = after[0] if after is not None else (resume.head.entry[0], 0)
         start, first = f"{bound[0]}-{bound[1]}", True
         while True:
             entries: list[Any] = await redis.xrange(keys.events, min=start, count=REPLAY_CHUNK) or []
@@ -69,11 +71,11 @@ async def replay(
                 # chunks: after the last entry read (exclusive), lost if the trim went past it.
                 lost = trimmed >= bound and (not ids or ids[0] != bound) if first else trimmed > bound
                 if lost:
-                    yield Gap(partition, str(resume), Position(partition, ids[0], 0) if ids else None)
+                    yield Gap(partition, resume.text, Position(partition, ids[0], 0) if ids else None)
             for entry, (_, fields) in zip(ids, entries, strict=True):
                 body: bytes | None = (fields or {}).get(b"b")
                 for index, envelope in enumerate(decode_envelopes(body) if body else []):
-                    if own and (entry, index) <= (resume.entry, resume.index):
+                    if after is not None and (entry, index) <= after:
                         continue
                     if subscription.wants(envelope):
                         yield Position(partition, entry, index), envelope

@@ -27,8 +27,9 @@ from spane_core.errors import MalformedInput, NotFound
 from spane_core.events import Envelope
 
 from spane_api import readmodel
+from spane_api.cursor import Cursor, Sent, event_id
 from spane_api.deps import Dependencies, Deps
-from spane_api.live import Position, Subscription
+from spane_api.live import Subscription
 from spane_api.problems import problem_responses
 from spane_api.resume import GAP_EVENT, Gap, replay
 from spane_api.routes.executions import execution_view
@@ -142,7 +143,9 @@ async def _log_after(deps: Dependencies, execution_id: str, seq: int) -> list[di
     summary="Follow every execution's events live (SSE), filtered; resumes after `Last-Event-ID`",
     description=(
         "Each message's `event:` is the event type (those of the history) and `id:` its position in the commit"
-        " streams (`<partition>-<ms>-<n>-<index>`). A client that reconnects with `Last-Event-ID` gets the events"
+        " streams (`<partition>-<ms>-<n>-<index>`; with several partitions, then `~` and where each other partition"
+        " stands, so that a resume takes each up where it was). A client that reconnects with `Last-Event-ID` gets"
+        " the events"
         " after it, nothing lost or repeated, while it is within `SPANE_EVENTS_RESUME_WINDOW_S` (60 s by default)."
         " Past that, the events of a partition may be gone: the stream then sends, for each such partition,"
         ' `event: gap` with `data: {"type": "gap", "partition", "lastEventId", "oldestEventId",'
@@ -158,18 +161,20 @@ async def all_events(
     execution_id: Annotated[str | None, QueryParameter(name="executionId")] = None,
 ) -> ServerSentEvent:
     last = _last_event_id(request)
-    resume = None if last is None else Position.parse(last)
-    if last is not None and (resume is None or resume.partition >= len(deps.hub.streams)):
+    resume = None if last is None else Cursor.parse(last, len(deps.hub.streams))
+    if last is not None and resume is None:
         raise MalformedInput(f"Last-Event-ID {last!r} is not an id this stream sent")
     subscription = Subscription(execution_id=execution_id or None, workflow_id=workflow_id or None)
     return ServerSentEvent(_all_stream(deps, subscription, resume), headers=SSE_HEADERS)
 
 
-async def _all_stream(deps: Dependencies, subscription: Subscription, resume: Position | None) -> AsyncIterator[Any]:
+async def _all_stream(deps: Dependencies, subscription: Subscription, resume: Cursor | None) -> AsyncIterator[Any]:
+    partitions = len(deps.hub.streams)
     async with deps.hub.subscribe(subscription):
         yield _CONNECTED  # the client knows that everything committed from now on will reach it
-        # The last position sent, per partition: replayed and live events overlap, and each is sent once.
-        sent: dict[int, tuple[tuple[int, int], int]] = {}
+        # The last position sent, per partition (a resume's, to begin with): replayed and live events overlap, and
+        # each is sent once; every id carries them all (``cursor``).
+        sent: Sent = {} if resume is None else dict(resume.sent)
         if resume is not None:
             async for item in replay(deps.redis, len(deps.hub.streams), subscription, resume):
                 if isinstance(item, Gap):
@@ -178,7 +183,8 @@ async def _all_stream(deps: Dependencies, subscription: Subscription, resume: Po
                     continue
                 position, envelope = item
                 sent[position.partition] = (position.entry, position.index)
-                yield _message((await deps.payloads.resolve_many([envelope_to_dict(envelope)]))[0], str(position))
+                event = (await deps.payloads.resolve_many([envelope_to_dict(envelope)]))[0]
+                yield _message(event, event_id(position, sent, partitions))
         while True:
             items = await subscription.take(HEARTBEAT_S)
             if subscription.dropped:
@@ -190,10 +196,10 @@ async def _all_stream(deps: Dependencies, subscription: Subscription, resume: Po
             for position, envelope in items:  # one by one: an entry may come twice in one batch, too
                 if (position.entry, position.index) > sent.get(position.partition, ((0, 0), -1)):
                     sent[position.partition] = (position.entry, position.index)
-                    fresh.append((position, envelope))
-            events = await deps.payloads.resolve_many([envelope_to_dict(e) for _, e in fresh])
-            for (position, _), event in zip(fresh, events, strict=True):
-                yield _message(event, str(position))
+                    fresh.append((position, event_id(position, sent, partitions), envelope))
+            events = await deps.payloads.resolve_many([envelope_to_dict(e) for _, _, e in fresh])
+            for (_, message_id, _), event in zip(fresh, events, strict=True):
+                yield _message(event, message_id)
 
 
 EXECUTION_HANDLERS = [execution_events]
