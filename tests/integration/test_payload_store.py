@@ -110,3 +110,47 @@ async def test_the_cache_stays_within_its_bytes(pool: asyncpg.Pool) -> None:
         await store.store([str(i) * 4_000])
     assert store.cache.size <= 20_000
     assert len(await rows(pool)) == 20
+
+
+async def stored_ago(db: asyncpg.Pool, pid: str, days: int) -> None:
+    """Make ``pid`` look stored ``days`` ago."""
+    async with db.acquire() as conn:
+        await conn.execute("UPDATE payloads SET stored_at = now() - make_interval(days => $2) WHERE id = $1", pid, days)
+
+
+async def stored_at_is_recent(db: asyncpg.Pool, pid: str) -> bool:
+    async with db.acquire() as conn:
+        return bool(
+            await conn.fetchval("SELECT stored_at > now() - interval '1 hour' FROM payloads WHERE id = $1", pid)
+        )
+
+
+async def test_storing_a_payload_marks_it_stored_now_even_when_another_process_stored_it(pool: asyncpg.Pool) -> None:
+    ref = await store_on(pool).store(BIG)
+    pid = str(reference_id(ref))
+    await stored_ago(pool, pid, 2)
+    reader = store_on(pool)
+    assert await reader.resolve(ref) == BIG  # its body is cached here now: it is touched by id, not sent again
+    await stored_ago(pool, pid, 2)
+    assert await reader.store(BIG) == ref
+    assert await stored_at_is_recent(pool, pid)  # no collection takes it while its new reference is on its way
+
+
+async def test_a_process_takes_a_payload_as_stored_only_for_a_while_after_storing_it(pool: asyncpg.Pool) -> None:
+    store = store_on(pool)
+    ref = await store.store(BIG)
+    pid = str(reference_id(ref))
+    await stored_ago(pool, pid, 2)
+    await store.store(BIG)  # stored a moment ago by this very process: not asked again
+    assert not await stored_at_is_recent(pool, pid)
+    forgetful = PayloadStore(pool, inline_max=LIMIT, cache_bytes=1 << 20, prepare=migrate, known_for_s=0)
+    await forgetful.store(BIG)
+    await stored_ago(pool, pid, 2)
+    await forgetful.store(BIG)  # past its while: stored (touched) again
+    assert await stored_at_is_recent(pool, pid)
+
+
+async def test_touching_says_which_payloads_are_not_stored(pool: asyncpg.Pool) -> None:
+    ref = await store_on(pool).store(BIG)
+    missing = payload_id(b'"never stored"')
+    assert await store_on(pool).touch({str(reference_id(ref)), missing}) == {missing}

@@ -10,9 +10,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from spane_core.claim_check import references_in
 from spane_core.commands import ReusedNode
 from spane_core.definition import Workflow
-from spane_core.errors import FieldError, InvalidInput, NotFound
+from spane_core.errors import FieldError, InvalidInput, NotFound, PayloadMissing
 from spane_core.execution_options import ExecutionOptions, Rerun
 from spane_core.ids import ExecutionId, NodeId
 from spane_core.state import ExecutionState, NodeStatus
@@ -53,11 +54,25 @@ async def rerun_execution(
         rerun = replace(rerun, from_node=NodeId(from_node), reused=reused_nodes(earlier, workflow, NodeId(from_node)))
     if options is None:
         options = ExecutionOptions(priority=earlier.priority)
+    await _keep_stored(payloads, earlier, rerun, keep_input=execution_input is KEEP_INPUT)
     if execution_input is KEEP_INPUT:
         return await start_execution(
             redis, executions, payloads, workflow, earlier.input, options=options, rerun=rerun, input_stored=True
         )
     return await start_execution(redis, executions, payloads, workflow, execution_input, options=options, rerun=rerun)
+
+
+async def _keep_stored(payloads: PayloadStore, earlier: ExecutionState, rerun: Rerun, *, keep_input: bool) -> None:
+    """The new execution references the earlier one's stored values (its input, the outputs it reuses) without
+    storing them again: touch them, so that no collection takes them before its log is projected."""
+    referenced = references_in(earlier.input) if keep_input else set()
+    for node in rerun.reused:
+        referenced |= references_in(node.output)
+    if referenced and (gone := await payloads.touch(referenced)):
+        raise PayloadMissing(
+            f"execution {earlier.execution_id!r} cannot be re-run with its recorded values: stored payload(s)"
+            f" {', '.join(sorted(gone))} are gone"
+        )
 
 
 def reused_nodes(earlier: ExecutionState, workflow: Workflow, from_node: NodeId) -> tuple[ReusedNode, ...]:

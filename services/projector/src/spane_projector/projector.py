@@ -22,12 +22,13 @@ from spane_core.codec import decode_envelopes, decode_workflow_event
 from spane_core.errors import StorageError
 from spane_core.events import Envelope
 from spane_core.observe.metrics import Metrics
-from spane_core.readmodel import migrate
+from spane_core.readmodel import migrate, writes
 from spane_core.store.streams import ConsumerGroup
 from spane_core.waiting import wait_event
 from spane_core.workflow_events import WorkflowEvent
 
 from spane_projector.observer import Observer
+from spane_projector.payload_refs import payload_references
 from spane_projector.poison import ENTRY_ERRORS, park, poison_stream
 from spane_projector.prune import HistoryPruner
 from spane_projector.rows import stream_pos
@@ -240,6 +241,8 @@ class Projector:
                 envelopes: list[Envelope] = [e for _, b in bodies for e in decode_envelopes(b)]
                 with self.observer.metrics.projector_batch_duration.time():
                     folded = await write_commits(conn, envelopes, self._folds, self.observer.folded)
+                if refs := sorted(payload_references(b for _, b in bodies)):
+                    await conn.execute(writes.INSERT_PAYLOAD_REFS, [p for p, _ in refs], [e for _, e in refs])
                 newest = max((e.at for e in envelopes), default=None)
                 await self._expire_finished(envelopes)
         await self.observer.flush()

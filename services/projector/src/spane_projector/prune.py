@@ -7,8 +7,10 @@ letters). Redis goes first: should the transaction fail, the next round finds th
 projectors may run it: one transaction-scoped advisory lock lets one of them prune at a time, and
 ``FOR UPDATE SKIP LOCKED`` leaves alone an execution whose rows a projector is writing.
 
-Stored payloads (the claim check) are not collected: content-addressed, one may be shared by executions that are
-kept (see the README).
+The same transaction collects the stored payloads (the claim check) that the pruned executions referenced and that
+no other execution references (``payload_refs``, written by the projector), unless a process stored them since the
+cutoff: a process may reference a payload it stored lately without storing it again
+(``spane_core.store.payloads``), and its reference may not be projected yet.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class HistoryPruner:
         self.batch = batch
         self.clock = clock
         self.pruned = 0  # executions deleted by this process
+        self.collected = 0  # and payloads
 
     async def run(self, stop: asyncio.Event) -> None:
         """Prune every ``every_s`` until ``stop`` is set; a failed round (Postgres or Redis away) waits for the next."""
@@ -76,9 +79,15 @@ class HistoryPruner:
             if not doomed:
                 return 0
             await self._forget_in_redis(doomed)
-            await conn.execute(writes.DELETE_PRUNED, doomed)
+            referenced = [str(r[0]) for r in await conn.fetch(writes.DELETE_PRUNED, doomed)]
+            status = await conn.execute(writes.DELETE_UNREFERENCED_PAYLOADS, referenced, cutoff) if referenced else ""
+        collected = int(status.rsplit(" ", 1)[-1]) if status else 0
         self.pruned += len(doomed)
-        log.info("pruned %d execution(s) finished before %s", len(doomed), cutoff.isoformat())
+        self.collected += collected
+        log.info(
+            "pruned %d execution(s) finished before %s, and %d stored payload(s) only they referenced",
+            len(doomed), cutoff.isoformat(), collected,
+        )  # fmt: skip
         return len(doomed)
 
     async def _forget_in_redis(self, execution_ids: list[str]) -> None:

@@ -136,6 +136,19 @@ MIGRATIONS: tuple[str, ...] = (
         ADD COLUMN deadline timestamptz,
         ADD COLUMN rerun_of text;
     """,
+    # 5: collecting payloads. ``stored_at`` is when a process last stored (or touched) a payload: one that processes
+    # may still take as stored is recent. ``payload_refs`` are the executions whose log references each payload,
+    # written by the projector; a payload is collected once the executions that referenced it are pruned and none
+    # references it any more (payloads stored before this version have no references recorded, and stay).
+    """
+    ALTER TABLE payloads ADD COLUMN stored_at timestamptz NOT NULL DEFAULT now();
+    CREATE TABLE payload_refs (
+        payload_id   text NOT NULL,
+        execution_id text NOT NULL,
+        PRIMARY KEY (payload_id, execution_id)
+    );
+    CREATE INDEX payload_refs_by_execution ON payload_refs (execution_id);
+    """,
 )
 
 _BOOKKEEPING = """

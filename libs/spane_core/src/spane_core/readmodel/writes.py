@@ -135,9 +135,22 @@ ON CONFLICT (workflow_id) DO UPDATE SET
 """
 
 # In id order: two batches that share ids then wait for each other in one order, never in a cycle.
+# Storing a payload that exists already refreshes its ``stored_at`` (see migration 5), as touching it does.
 INSERT_PAYLOADS = """
 INSERT INTO payloads (id, body) SELECT * FROM unnest($1::text[], $2::bytea[]) AS p (id, body)
-ORDER BY id ON CONFLICT (id) DO NOTHING
+ORDER BY id ON CONFLICT (id) DO UPDATE SET stored_at = now()
+"""
+
+# The ids of those that exist; their bodies need not travel again.
+TOUCH_PAYLOADS = """
+WITH locked AS (SELECT id FROM payloads WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE)
+UPDATE payloads SET stored_at = now() FROM locked WHERE payloads.id = locked.id RETURNING payloads.id
+"""
+
+# The projector's record of which executions' logs reference which payloads.
+INSERT_PAYLOAD_REFS = """
+INSERT INTO payload_refs (payload_id, execution_id)
+SELECT * FROM unnest($1::text[], $2::text[]) AS r (p, e) ORDER BY p, e ON CONFLICT DO NOTHING
 """
 
 # History retention (``spane_projector.prune``): finished executions past the retention, oldest first. Execution ids
@@ -151,12 +164,26 @@ LIMIT $3
 FOR UPDATE SKIP LOCKED
 """
 
-# Every row of those executions, in one statement: their archive, nodes and dead letters, then the executions.
+# Every row of those executions, in one statement: their archive, nodes, dead letters and payload references, then
+# the executions. Returns the payloads they referenced.
 DELETE_PRUNED = """
 WITH doomed AS (SELECT unnest($1::text[]) AS execution_id),
      runs AS (DELETE FROM event_runs WHERE execution_id IN (SELECT execution_id FROM doomed)),
      old_events AS (DELETE FROM events WHERE execution_id IN (SELECT execution_id FROM doomed)),
      nodes AS (DELETE FROM node_runs WHERE execution_id IN (SELECT execution_id FROM doomed)),
-     dead AS (DELETE FROM dead_letters WHERE execution_id IN (SELECT execution_id FROM doomed))
-DELETE FROM executions WHERE execution_id IN (SELECT execution_id FROM doomed)
+     dead AS (DELETE FROM dead_letters WHERE execution_id IN (SELECT execution_id FROM doomed)),
+     refs AS (DELETE FROM payload_refs WHERE execution_id IN (SELECT execution_id FROM doomed) RETURNING payload_id),
+     gone AS (DELETE FROM executions WHERE execution_id IN (SELECT execution_id FROM doomed))
+SELECT DISTINCT payload_id FROM refs
+"""
+
+# Of those payloads, the ones no execution references any more and no process stored since the cutoff (a process
+# may take a payload it stored lately as stored, and reference it again without writing it).
+DELETE_UNREFERENCED_PAYLOADS = """
+DELETE FROM payloads WHERE id IN (
+    SELECT id FROM payloads p
+    WHERE p.id = ANY($1::text[]) AND p.stored_at < $2
+      AND NOT EXISTS (SELECT 1 FROM payload_refs r WHERE r.payload_id = p.id)
+    ORDER BY id FOR UPDATE
+)
 """

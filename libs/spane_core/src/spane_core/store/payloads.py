@@ -1,9 +1,14 @@
 """The payload store: the large values of the claim check (``spane_core.claim_check``), kept in Postgres.
 
 Payloads are rows ``(id, body)`` of the ``payloads`` table, ``body`` the canonical JSON bytes as they were hashed
-(``bytea``: no jsonb parse on the way in or out). Rows are immutable and content-addressed: putting one that exists
-does nothing, and any process may cache them. Each process keeps the most recently used bodies, bounded in bytes,
-and remembers which ids are stored, so that a value passed along unchanged is neither fetched nor written again.
+(``bytea``: no jsonb parse on the way in or out). Bodies are immutable and content-addressed, and any process may
+cache them. Each process keeps the most recently used bodies, bounded in bytes, so that a value passed along
+unchanged is not fetched again.
+
+With a history retention, the projector collects the payloads of pruned executions (``spane_projector.prune``). So
+a process takes a payload as stored, and references it without writing it, only for ``KNOWN_FOR_S`` after it stored
+it or touched it (``stored_at``); the pruner leaves alone any payload stored more recently than the retention (a
+day at least). Storing one whose body this process holds touches it by id: the body does not travel again.
 
 The table is created by the read models' migrations (``spane_core.readmodel``). A worker or an API may need it
 before the projector ever ran, so the store runs the migrations itself (``prepare``, idempotent and advisory-locked)
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -31,8 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("spane.payloads")
 
-# How many stored ids a process remembers beyond those whose bodies it caches (an id takes ~120 bytes).
+# How many stored ids a process remembers (an id takes ~120 bytes), and for how long it takes them as stored.
 KNOWN_IDS = 16_384
+KNOWN_FOR_S = 600.0
 
 Prepare = Callable[["PoolConnectionProxy[asyncpg.Record]"], Awaitable[object]]
 
@@ -62,14 +69,23 @@ class PayloadCache:
 
 
 class PayloadStore:
-    def __init__(self, db: asyncpg.Pool, inline_max: int, cache_bytes: int, prepare: Prepare | None = None) -> None:
+    def __init__(
+        self,
+        db: asyncpg.Pool,
+        inline_max: int,
+        cache_bytes: int,
+        prepare: Prepare | None = None,
+        *,
+        known_for_s: float = KNOWN_FOR_S,
+    ) -> None:
         self.db = db
+        self.known_for_s = known_for_s
         self.inline_max = inline_max
         self.cache = PayloadCache(cache_bytes)
         self._prepare = prepare
         self._prepared = prepare is None
         self._preparing = asyncio.Lock()
-        self._known: OrderedDict[str, None] = OrderedDict()
+        self._stored: OrderedDict[str, float] = OrderedDict()  # id -> when this process stored it (monotonic)
         # Fetches in flight, by id: readers that need the same payload at once share one query (single flight).
         self._fetching: dict[str, asyncio.Task[dict[str, bytes]]] = {}
         self._decode = msgspec.json.decode
@@ -90,17 +106,34 @@ class PayloadStore:
         return out.value
 
     def is_stored(self, pid: str) -> bool:
-        return pid in self._known or self.cache.get(pid) is not None
+        """Whether this process stored ``pid`` lately enough to reference it without storing it again."""
+        at = self._stored.get(pid)
+        return at is not None and time.monotonic() - at < self.known_for_s
 
     async def put_many(self, payloads: Mapping[str, bytes]) -> None:
-        """Store ``payloads`` (by id) in one statement; raises ``PayloadsUnavailable`` when Postgres is away."""
+        """Store ``payloads`` (by id): those whose bodies this process holds are touched by id, the others written;
+        raises ``PayloadsUnavailable`` when Postgres is away."""
         if not payloads:
             return
-        ids = list(payloads)
-        await self._run(writes.INSERT_PAYLOADS, ids, [payloads[pid] for pid in ids])
+        held = [pid for pid in payloads if self.cache.get(pid) is not None]
+        found = await self._touch(held) if held else set()
+        rest = [pid for pid in payloads if pid not in found]
+        if rest:
+            await self._run(writes.INSERT_PAYLOADS, rest, [payloads[pid] for pid in rest])
         for pid, body in payloads.items():
             self._remember(pid)
             self.cache.put(pid, body)
+
+    async def touch(self, ids: Collection[str]) -> set[str]:
+        """Mark ``ids`` as stored now (so that no collection takes them while a new reference to them is on its
+        way); returns those that are not stored."""
+        found = await self._touch(list(ids)) if ids else set()
+        for pid in found:
+            self._remember(pid)
+        return set(ids) - found
+
+    async def _touch(self, ids: list[str]) -> set[str]:
+        return {str(row["id"]) for row in await self._run(writes.TOUCH_PAYLOADS, ids, fetch=True)}
 
     # -- reading ----------------------------------------------------------------------------------------------
 
@@ -145,7 +178,6 @@ class PayloadStore:
         rows = await self._run(reads.SELECT_PAYLOADS, ids, fetch=True)
         fetched = {row["id"]: row["body"] for row in rows}
         for pid, body in fetched.items():
-            self._remember(pid)
             self.cache.put(pid, body)
         return fetched
 
@@ -169,10 +201,10 @@ class PayloadStore:
     # -- Postgres ---------------------------------------------------------------------------------------------
 
     def _remember(self, pid: str) -> None:
-        self._known[pid] = None
-        self._known.move_to_end(pid)
-        if len(self._known) > KNOWN_IDS:
-            self._known.popitem(last=False)
+        self._stored[pid] = time.monotonic()
+        self._stored.move_to_end(pid)
+        if len(self._stored) > KNOWN_IDS:
+            self._stored.popitem(last=False)
 
     async def _run(self, sql: str, *args: object, fetch: bool = False) -> list[asyncpg.Record]:
         try:

@@ -66,7 +66,7 @@ async def set_timeout(execution_id: FromPath[str], deps: Deps, data: JSONBody[Ti
     description="A new execution linked by `rerunOf`. `input` and `version` default to the earlier execution's. "
     "With `fromNode`, the nodes that are not downstream of it keep their recorded outputs (completed, marked "
     "`reusedFrom` in the log) and only `fromNode` and what follows run again.",
-    responses=problem_responses(400, 404, 422),
+    responses=problem_responses(400, 404, 410, 422),
 )
 async def rerun(execution_id: FromPath[str], deps: Deps, data: JSONBody[RerunRequest | None] = None) -> RerunAccepted:
     request = data or RerunRequest()
