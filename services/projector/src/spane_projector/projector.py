@@ -28,7 +28,7 @@ from spane_core.waiting import wait_event
 from spane_core.workflow_events import WorkflowEvent
 
 from spane_projector.observer import Observer
-from spane_projector.payload_refs import payload_references
+from spane_projector.payload_refs import RecordedReferences, payload_references
 from spane_projector.poison import ENTRY_ERRORS, park, poison_stream
 from spane_projector.prune import HistoryPruner
 from spane_projector.rows import stream_pos
@@ -115,6 +115,7 @@ class Projector:
         self._pool: asyncpg.Pool | None = database if isinstance(database, asyncpg.Pool) else None
         self._trimmed_at: dict[str, float] = {}
         self._folds = FoldCache()
+        self._references = RecordedReferences()
         self.observer = observer if observer is not None else Observer(Metrics())
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -238,11 +239,13 @@ class Projector:
                 folded = await write_workflow_events(conn, events)
                 newest = max((e.at for _, e in events), default=None)
             else:
-                envelopes: list[Envelope] = [e for _, b in bodies for e in decode_envelopes(b)]
+                commits = [(b, decode_envelopes(b)) for _, b in bodies]
+                envelopes: list[Envelope] = [e for _, decoded in commits for e in decoded]
                 with self.observer.metrics.projector_batch_duration.time():
                     folded = await write_commits(conn, envelopes, self._folds, self.observer.folded)
-                if refs := sorted(payload_references(b for _, b in bodies)):
+                if refs := self._references.new(payload_references(commits)):
                     await conn.execute(writes.INSERT_PAYLOAD_REFS, [p for p, _ in refs], [e for _, e in refs])
+                    self._references.recorded(refs)
                 newest = max((e.at for e in envelopes), default=None)
                 await self._expire_finished(envelopes)
         await self.observer.flush()
