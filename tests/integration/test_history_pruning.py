@@ -12,6 +12,7 @@ import pytest
 from spane_core import keys
 from spane_core.claim_check import reference_id
 from spane_core.errors import PayloadMissing
+from spane_core.observe.metrics import Metrics
 from spane_core.readmodel import migrate
 from spane_core.rerun import rerun_execution
 from spane_core.sdk import ExecutorRegistry, NodeContext
@@ -78,10 +79,14 @@ async def test_finished_executions_past_the_retention_are_deleted_everywhere(red
             kept = HistoryPruner(pool, e.redis, e.settings.partitions, DAY_S, clock=lambda: now)
             assert await kept.prune_once() == 0  # finished seconds ago: within the retention
 
-            later = HistoryPruner(pool, e.redis, e.settings.partitions, DAY_S, batch=3, clock=lambda: now + DAY_S + 5)
+            metrics = Metrics()
+            later = HistoryPruner(
+                pool, e.redis, e.settings.partitions, DAY_S, batch=3, clock=lambda: now + DAY_S + 5, metrics=metrics
+            )
             assert await later.prune_once() == 3  # a batch at a time, oldest first
             assert await later.prune_once() == 1
             assert await later.prune_once() == 0
+            assert b"spane_history_pruned_executions_total 4.0" in metrics.render()
 
             for table in ("executions", "node_runs", "event_runs", "dead_letters"):
                 assert await rows(pool, table) & set(finished) == set(), table

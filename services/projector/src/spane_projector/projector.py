@@ -133,7 +133,10 @@ class Projector:
                 for stream in self.streams:
                     tasks.create_task(self._consume(stream, stop), name=f"projector {stream}")
                 if self.history_retention_s:
-                    pruner = HistoryPruner(self._pool, self.redis, self.partitions, self.history_retention_s)
+                    pruner = HistoryPruner(
+                        self._pool, self.redis, self.partitions, self.history_retention_s,
+                        metrics=self.observer.metrics,
+                    )  # fmt: skip
                     tasks.create_task(pruner.run(stop), name="projector history pruner")
         except _Stopped:
             pass

@@ -25,6 +25,7 @@ import asyncpg
 from redis.asyncio import Redis
 from spane_core import keys
 from spane_core.ids import first_id_at
+from spane_core.observe.metrics import Metrics
 from spane_core.readmodel import writes
 from spane_core.waiting import wait_event
 
@@ -46,6 +47,7 @@ class HistoryPruner:
         every_s: float = PRUNE_EVERY_S,
         batch: int = PRUNE_BATCH,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self.pool = pool
         self.redis = redis
@@ -54,6 +56,7 @@ class HistoryPruner:
         self.every_s = every_s
         self.batch = batch
         self.clock = clock
+        self.metrics = metrics if metrics is not None else Metrics()
         self.pruned = 0  # executions deleted by this process
         self.collected = 0  # and payloads
 
@@ -84,6 +87,8 @@ class HistoryPruner:
         collected = int(status.rsplit(" ", 1)[-1]) if status else 0
         self.pruned += len(doomed)
         self.collected += collected
+        self.metrics.history_pruned.inc(len(doomed))
+        self.metrics.payloads_collected.inc(collected)
         log.info(
             "pruned %d execution(s) finished before %s, and %d stored payload(s) only they referenced",
             len(doomed), cutoff.isoformat(), collected,

@@ -70,6 +70,14 @@ class Metrics:
             "Commit-stream entries parked in a poison stream: they could not be decoded or folded.",
             registry=r,
         )
+        self.history_pruned = Counter(
+            "spane_history_pruned_executions", "Executions deleted for good past SPANE_HISTORY_RETENTION_S.", registry=r
+        )
+        self.payloads_collected = Counter(
+            "spane_payloads_collected",
+            "Stored payloads deleted with the last execution that referenced them.",
+            registry=r,
+        )
         self.projector_spans = Counter(
             "spane_trace_spans_exported", "Spans made from the log and handed to the exporter.", registry=r
         )
