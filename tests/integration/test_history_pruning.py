@@ -64,7 +64,7 @@ async def test_finished_executions_past_the_retention_are_deleted_everywhere(red
         done = await e.register("done", [
             {"id": "a", "type": "transform", "outputs": ["b"]}, {"id": "b", "type": "transform"},
         ])  # fmt: skip
-        dead = await e.register("dead", [{"id": "x", "type": "broken", "config": {"retryPolicy": FAST}}])
+        dead = await e.register("dead", [{"id": "x", "type": "broken", "retryPolicy": FAST}])
         slow = await e.register("slow", [{"id": "wait", "type": "delay", "config": {"seconds": 3600}}])
         finished = await e.start(done, {"n": 1}, count=3) + await e.start(dead, {})
         (waiting,) = await e.start(slow, {})

@@ -46,11 +46,11 @@ async def test_rebuilt_read_models_equal_the_live_ones(redis_url: str, database_
     async with engine(redis_url, scheduler_interval_ms=10) as e:
         diamond = await e.register("diamond", [
             {"id": "s", "type": "transform", "outputs": ["a", "b"]},
-            {"id": "a", "type": "flaky", "config": {"retryPolicy": fast}, "outputs": ["j"]},
+            {"id": "a", "type": "flaky", "retryPolicy": fast, "outputs": ["j"]},
             {"id": "b", "type": "transform", "outputs": ["j"]},
             {"id": "j", "type": "transform"},
         ])  # fmt: skip
-        dead = await e.register("dead", [{"id": "x", "type": "broken", "config": {"retryPolicy": fast}}])
+        dead = await e.register("dead", [{"id": "x", "type": "broken", "retryPolicy": fast}])
         await e.register("deleted", [{"id": "y", "type": "transform"}])
         await e.workflows.delete("deleted", 1_780_000_000_000)
         ids = await e.start(diamond, {"n": 1}, count=3) + await e.start(dead, {})
