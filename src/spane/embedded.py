@@ -14,6 +14,7 @@ import stat
 import subprocess
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
@@ -167,17 +168,10 @@ class RedisServer(_Server):
             stdout=subprocess.DEVNULL,
             start_new_session=True,
         )
-        deadline = time.monotonic() + _START_TIMEOUT
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                return False
-            if self._answers_ping():
-                self._proc = proc
-                return True
-            time.sleep(0.05)
-        proc.kill()
-        proc.wait()
-        return False
+        if not _came_up(proc, self._answers_ping):
+            return False
+        self._proc = proc
+        return True
 
     def _answers_ping(self) -> bool:
         # A raw PING: while Redis replays its AOF it answers -LOADING, which is not ready yet.
@@ -327,17 +321,10 @@ class PostgresServer(_Server):
                 start_new_session=True,  # a Ctrl-C on `spane dev` must not stop it before the services drain
                 **as_user,
             )
-        deadline = time.monotonic() + _START_TIMEOUT
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:  # say, the port was taken
-                return False
-            if self._ready(proc.pid):
-                self._proc = proc
-                return True
-            time.sleep(0.05)
-        proc.kill()
-        proc.wait()
-        return False
+        if not _came_up(proc, lambda: self._ready(proc.pid)):
+            return False
+        self._proc = proc
+        return True
 
     def _ready(self, pid: int) -> bool:
         # What `pg_ctl -w` waits for: postmaster.pid names this postmaster and says it accepts connections.
@@ -377,3 +364,18 @@ def _postgres_user() -> pwd.struct_passwd | None:
 
 
 __all__ = ["EmbeddedServerError", "PostgresServer", "RedisServer", "free_port"]
+
+
+def _came_up(proc: subprocess.Popen[bytes], ready: Callable[[], bool]) -> bool:
+    """Whether the server ``proc`` answers ``ready`` within the start timeout; False when it exited first (say, its
+    port was taken) or never answered (then it is killed)."""
+    deadline = time.monotonic() + _START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        if ready():
+            return True
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    return False

@@ -4,7 +4,9 @@ the others, and whatever is still running, are kept."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -12,6 +14,7 @@ import pytest
 from spane_core import keys
 from spane_core.claim_check import reference_id
 from spane_core.errors import PayloadMissing
+from spane_core.ids import ExecutionId
 from spane_core.observe.metrics import Metrics
 from spane_core.readmodel import migrate
 from spane_core.rerun import rerun_execution
@@ -20,7 +23,7 @@ from spane_core.store.payloads import PayloadStore
 from spane_projector import Projector
 from spane_projector.prune import HistoryPruner
 
-from .worker_support import engine, running
+from .worker_support import Engine, engine, running
 
 pytestmark = pytest.mark.integration
 
@@ -135,51 +138,49 @@ async def test_pruning_collects_the_payloads_that_only_pruned_executions_referen
             await pool.close()
 
 
-async def test_a_payload_stored_again_since_the_cutoff_is_not_collected(redis_url: str, database_url: str) -> None:
-    value = {"blob": "b" * 8_000}
+@contextlib.asynccontextmanager
+async def one_finished_with(
+    redis_url: str, database_url: str, value: Any
+) -> AsyncIterator[tuple[Engine, asyncpg.Pool, PayloadStore, ExecutionId, Any]]:
+    """One execution of a one-node workflow on ``value`` (stored aside), finished: the engine, a pool, the payload
+    store, the execution and the stored value's reference."""
     async with engine(redis_url, scheduler_interval_ms=10, payload_inline_max=1_024) as e:
         done = await e.register("done", [{"id": "a", "type": "transform"}])
         pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
         store = PayloadStore(pool, inline_max=1_024, cache_bytes=1 << 20, prepare=migrate)
         try:
             ref = await store.store(value)
-            finished = await e.start(done, ref)
+            (execution_id,) = await e.start(done, ref)
             async with running(e, ExecutorRegistry(), payloads=store):
-                await e.wait_finished(finished)
-            await project(e.redis, pool, 1)
-            # Its execution is past the retention, but a process stored the same value lately (a new execution
-            # whose reference the projector has not recorded yet may need it).
-            now = time.time()
-            pruner = HistoryPruner(pool, e.redis, e.settings.partitions, DAY_S, clock=lambda: now + DAY_S + 5)
-            async with pool.acquire() as conn:  # stored again after the cutoff (now + 5 s)
-                await conn.execute("UPDATE payloads SET stored_at = now() + interval '1 hour'")
-            assert await pruner.prune_once() == 1 and pruner.collected == 0
-            assert len(await pool.fetch("SELECT id FROM payloads")) == 1
+                await e.wait_finished([execution_id])
+            yield e, pool, store, execution_id, ref
         finally:
             await pool.close()
+
+
+async def test_a_payload_stored_again_since_the_cutoff_is_not_collected(redis_url: str, database_url: str) -> None:
+    async with one_finished_with(redis_url, database_url, {"blob": "b" * 8_000}) as (e, pool, _, _, _):
+        await project(e.redis, pool, 1)
+        # Its execution is past the retention, but a process stored the same value lately (a new execution whose
+        # reference the projector has not recorded yet may need it).
+        now = time.time()
+        pruner = HistoryPruner(pool, e.redis, e.settings.partitions, DAY_S, clock=lambda: now + DAY_S + 5)
+        async with pool.acquire() as conn:  # stored again after the cutoff (now + 5 s)
+            await conn.execute("UPDATE payloads SET stored_at = now() + interval '1 hour'")
+        assert await pruner.prune_once() == 1 and pruner.collected == 0
+        assert len(await pool.fetch("SELECT id FROM payloads")) == 1
 
 
 async def test_a_rerun_keeps_the_payloads_it_reuses_from_collection_or_says_they_are_gone(
     redis_url: str, database_url: str
 ) -> None:
-    value = {"blob": "r" * 8_000}
-    async with engine(redis_url, scheduler_interval_ms=10, payload_inline_max=1_024) as e:
-        done = await e.register("done", [{"id": "a", "type": "transform"}])
-        pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
-        store = PayloadStore(pool, inline_max=1_024, cache_bytes=1 << 20, prepare=migrate)
-        try:
-            ref = await store.store(value)
-            (earlier,) = await e.start(done, ref)
-            async with running(e, ExecutorRegistry(), payloads=store):
-                await e.wait_finished([earlier])
-            pid = str(reference_id(ref["blob"]))
-            async with pool.acquire() as conn:
-                await conn.execute("UPDATE payloads SET stored_at = now() - interval '2 days'")
-            await rerun_execution(e.redis, e.workflows, e.store, store, earlier, from_node="a")
-            async with pool.acquire() as conn:  # its input is referenced anew: touched
-                assert await conn.fetchval("SELECT stored_at > now() - interval '1 hour' FROM payloads")
-                await conn.execute("DELETE FROM payloads WHERE id = $1", pid)
-            with pytest.raises(PayloadMissing, match=pid):
-                await rerun_execution(e.redis, e.workflows, e.store, store, earlier)
-        finally:
-            await pool.close()
+    async with one_finished_with(redis_url, database_url, {"blob": "r" * 8_000}) as (e, pool, store, earlier, ref):
+        pid = str(reference_id(ref["blob"]))
+        async with pool.acquire() as conn:
+            await conn.execute("UPDATE payloads SET stored_at = now() - interval '2 days'")
+        await rerun_execution(e.redis, e.workflows, e.store, store, earlier, from_node="a")
+        async with pool.acquire() as conn:  # its input is referenced anew: touched
+            assert await conn.fetchval("SELECT stored_at > now() - interval '1 hour' FROM payloads")
+            await conn.execute("DELETE FROM payloads WHERE id = $1", pid)
+        with pytest.raises(PayloadMissing, match=pid):
+            await rerun_execution(e.redis, e.workflows, e.store, store, earlier)
