@@ -40,6 +40,7 @@ def root(
 
 app.command()(workflows.apply)
 app.command()(executions.run)
+app.command()(executions.rerun)
 app.command()(executions.watch)
 app.command()(executions.pause)
 app.command()(executions.resume)

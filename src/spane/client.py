@@ -30,6 +30,7 @@ from spane.client_models import (
     DeadLetterPage,
     Execution,
     ExecutionPage,
+    Rerun,
     ServerEvent,
     Started,
     VersionInfo,
@@ -160,6 +161,20 @@ class SpaneClient:
         if idempotency_key is not None:
             request["idempotencyKey"] = idempotency_key
         return msgspec.convert(self._call("POST", f"/api/workflows/{workflow_id}/execute", json=request), Started)
+
+    def rerun(
+        self, execution_id: str, *, from_node: str | None = None, input: Any = UNSET, version: int | None = None
+    ) -> Rerun:
+        """Run an execution again (with its input and version unless given); with ``from_node``, the nodes not
+        downstream of it keep their recorded outputs."""
+        request: dict[str, Any] = {}
+        if from_node is not None:
+            request["fromNode"] = from_node
+        if input is not UNSET:
+            request["input"] = input
+        if version is not None:
+            request["version"] = version
+        return msgspec.convert(self._call("POST", f"/api/executions/{execution_id}/rerun", json=request), Rerun)
 
     def executions(
         self, *, workflow_id: str | None = None, status: str | None = None, limit: int = 50, cursor: str | None = None

@@ -46,6 +46,10 @@ class Started(_Answer):
     status: str
 
 
+class Rerun(Started):
+    rerun_of: str
+
+
 class ErrorInfo(_Answer):
     message: str
     type: str = "Error"

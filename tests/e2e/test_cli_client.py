@@ -121,6 +121,29 @@ def test_pause_resume_cancel_and_a_refusal_is_one_line(system: System, api: http
     assert unknown.returncode == 1 and unknown.stderr.startswith("spane: 404")
 
 
+def test_rerun_from_a_node_keeps_the_others_outputs_and_waits(system: System, api: httpx.Client) -> None:
+    workflow_id = unique("cli-rerun")
+    post_workflow(api, _diamond(workflow_id))
+    earlier = execute(api, workflow_id, {"name": "ada"})
+    assert wait_final(api, earlier)["status"] == "completed"
+
+    rerun = spane(system, "rerun", earlier, "--from-node", "b", "--wait")
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads(rerun.stdout) == {"a": "ada", "b": {"name": "ada"}}
+    listed = api.get("/api/executions", params={"workflowId": workflow_id}).json()["items"]
+    (new_id,) = [e["executionId"] for e in listed if e["executionId"] != earlier]
+    rerun_of = api.get(f"/api/executions/{new_id}").json()
+    assert rerun_of["rerunOf"] == earlier
+    history = api.get(f"/api/executions/{new_id}/history").json()["events"]
+    reused = {e["nodeId"] for e in history if e["type"] == "node.completed" and e.get("reusedFrom") == earlier}
+    assert reused == {"start", "a"}  # only b and what follows ran again
+
+    with_input = spane(system, "rerun", earlier, "--input", '{"name": "bob"}')
+    assert with_input.returncode == 0 and wait_final(api, with_input.stdout.strip())["output"]["a"] == "bob"
+    unknown = spane(system, "rerun", "no-such-execution")
+    assert unknown.returncode == 1 and unknown.stderr.startswith("spane: 404")
+
+
 def test_an_unreachable_server_is_one_readable_line(system: System) -> None:
     done = spane(system, "executions", "ls", url="http://127.0.0.1:9")
     assert done.returncode == 1

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column, Table
 from rich.text import Text
 
-from spane.client import SpaneClient
+from spane.client import UNSET, SpaneClient
 from spane.client_models import FINAL_EVENTS, Execution, ServerEvent
 from spane.commands.common import client, err, handles_errors, out, parse_json, print_json, status_text
 
@@ -57,6 +57,30 @@ def run(
             return
         err.print(Text(f"execution {started.execution_id} (workflow {workflow_id} v{started.version})", style="dim"))
         total = len(spane.workflow(workflow_id, started.version).definition.get("nodes") or [])
+        execution = _follow_with_progress(spane, started.execution_id, total)
+    _print_outcome(execution)
+    raise typer.Exit(_exit_code(execution))
+
+
+@handles_errors
+def rerun(
+    ctx: typer.Context,
+    execution_id: Annotated[str, typer.Argument(help="The execution to run again.")],
+    from_node: Annotated[
+        str | None, typer.Option("--from-node", help="Run from this node; the others keep their recorded outputs.")
+    ] = None,
+    input: Annotated[str | None, typer.Option("--input", "-i", help="Another input: JSON, or @file.json.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", "-w", help="Follow it to the end; exit 0 completed, 1 not.")] = False,
+) -> None:
+    """Run an execution again, as a new one linked to it (rerunOf): from the start, or from one of its nodes."""
+    value = UNSET if input is None else parse_json(input, "--input")
+    with client(ctx) as spane:
+        started = spane.rerun(execution_id, from_node=from_node, input=value)
+        if not wait:
+            out.print(started.execution_id)
+            return
+        err.print(Text(f"execution {started.execution_id} (a re-run of {execution_id})", style="dim"))
+        total = len(spane.workflow(started.workflow_id, started.version).definition.get("nodes") or [])
         execution = _follow_with_progress(spane, started.execution_id, total)
     _print_outcome(execution)
     raise typer.Exit(_exit_code(execution))
