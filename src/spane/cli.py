@@ -16,7 +16,7 @@ from spane_core.gc_tuning import tune_gc
 from spane_core.observe import logs
 from spane_core.settings import Settings
 
-from spane.commands import dlq, executions, workflows
+from spane.commands import dlq, executions, operations, workflows
 from spane.runtime import SERVICES, require_servers, run_services, start_embedded
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="SPANE workflow engine.")
@@ -48,6 +48,9 @@ app.command()(executions.cancel)
 app.add_typer(executions.app, name="executions")
 app.add_typer(workflows.app, name="workflows")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(operations.breakers, name="breakers")
+app.add_typer(operations.rate_limits, name="rate-limits")
+app.add_typer(operations.schedules, name="schedules")
 
 Port = Annotated[int | None, typer.Option(help="HTTP port of the API (default: SPANE_PORT or 8000).")]
 Host = Annotated[str | None, typer.Option(help="Interface the API binds (default: SPANE_HOST or 127.0.0.1).")]

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import quote
 
 import httpx
 import msgspec
@@ -26,11 +27,14 @@ from spane_core.errors import FieldError, SpaneError
 from spane.client_models import (
     FINAL_STATUSES,
     Applied,
+    Breaker,
+    Bucket,
     CommandAccepted,
     DeadLetterPage,
     Execution,
     ExecutionPage,
     Rerun,
+    Schedule,
     ServerEvent,
     Started,
     VersionInfo,
@@ -256,3 +260,18 @@ class SpaneClient:
 
     def delete_dead_letter(self, dead_letter_id: str) -> None:
         self._call("DELETE", f"/api/dlq/{dead_letter_id}")
+
+    # Operations
+
+    def breakers(self) -> list[Breaker]:
+        return msgspec.convert(self._call("GET", "/api/circuit-breakers")["items"], list[Breaker])
+
+    def reset_breaker(self, name: str) -> None:
+        """Close a circuit breaker; the nodes it deferred run at once."""
+        self._call("POST", f"/api/circuit-breakers/{quote(name, safe='')}/reset")
+
+    def rate_limits(self) -> list[Bucket]:
+        return msgspec.convert(self._call("GET", "/api/rate-limits")["items"], list[Bucket])
+
+    def schedules(self) -> list[Schedule]:
+        return msgspec.convert(self._call("GET", "/api/schedules")["items"], list[Schedule])

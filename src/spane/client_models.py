@@ -114,3 +114,31 @@ class ServerEvent(msgspec.Struct, kw_only=True):
     type: str
     data: dict[str, Any]
     id: str | None = None
+
+
+class Breaker(_Answer):
+    name: str  # the node type, or ``http:<host>``
+    state: str  # closed, open, half_open
+    failures: int
+    successes: int
+    open_until: str | None
+    failure_threshold: int
+    success_threshold: int
+    timeout_ms: int
+
+
+class Bucket(_Answer):
+    name: str  # ``type:<node type>`` or ``node:<workflow id>/<node id>``
+    max: int
+    per_ms: int
+    available: int
+    reserved: int
+
+
+class Schedule(_Answer):
+    workflow_id: str
+    cron: str
+    timezone: str
+    next_run_at: str | None
+    last_run_at: str | None
+    last_execution_id: str | None

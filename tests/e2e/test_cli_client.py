@@ -144,6 +144,36 @@ def test_rerun_from_a_node_keeps_the_others_outputs_and_waits(system: System, ap
     assert unknown.returncode == 1 and unknown.stderr.startswith("spane: 404")
 
 
+def test_breakers_rate_limits_and_schedules_are_listed_and_a_breaker_reset(system: System, api: httpx.Client) -> None:
+    workflow_id = unique("cli-ops")
+    host = "127.0.0.77"  # nothing listens there: its breaker, of this test alone, opens at the first failure
+    node = {
+        "id": "call", "type": "http", "config": {"url": f"http://{host}:9/x"},
+        "retryPolicy": {"maxAttempts": 1}, "circuitBreaker": {"failureThreshold": 1, "timeoutMs": 600000},
+        "rateLimit": {"max": 100, "perMs": 1000},
+    }  # fmt: skip
+    schedule = {"type": "schedule", "config": {"cron": "0 0 1 1 *", "timezone": "Europe/Paris"}}
+    post_workflow(api, {"id": workflow_id, "name": "ops", "nodes": [node], "triggers": [schedule]})
+    assert wait_final(api, execute(api, workflow_id, {}))["status"] == "failed"
+
+    listed = spane(system, "breakers", "ls")
+    assert listed.returncode == 0, listed.stderr
+    (line,) = [row for row in listed.stdout.splitlines() if f"http:{host}" in row]
+    assert "open" in line
+    reset = spane(system, "breakers", "reset", f"http:{host}")
+    assert reset.returncode == 0 and reset.stdout.strip() == f"breaker http:{host}: closed"
+    (line,) = [row for row in spane(system, "breakers", "ls").stdout.splitlines() if host in row]
+    assert "closed" in line
+
+    buckets = spane(system, "rate-limits", "ls")
+    assert buckets.returncode == 0 and f"node:{workflow_id}/call" in buckets.stdout
+    assert "100 per 1000 ms" in buckets.stdout
+    schedules = spane(system, "schedules", "ls")
+    assert schedules.returncode == 0
+    (row,) = [r for r in schedules.stdout.splitlines() if workflow_id in r]
+    assert "0 0 1 1 *" in row and "Europe/Paris" in row
+
+
 def test_an_unreachable_server_is_one_readable_line(system: System) -> None:
     done = spane(system, "executions", "ls", url="http://127.0.0.1:9")
     assert done.returncode == 1
