@@ -148,3 +148,32 @@ def test_a_dead_letter_is_retried_with_edited_input_and_its_execution_completes(
     card.get_by_role("link", name="Open the execution").click()
     expect(page.locator("#main")).to_have_attribute("data-status", "completed", timeout=TIMEOUT_MS)
     expect(page.locator('#nodes tr[data-node="check"]')).to_contain_text("completed")
+
+
+def test_the_operations_page_shows_breakers_buckets_and_schedules_and_resets_a_breaker(
+    page: Page, system: System, api: httpx.Client
+) -> None:
+    workflow_id = unique("console-ops")
+    host = "127.0.0.78"  # nothing listens there: its breaker, of this test alone, opens at the first failure
+    node = {
+        "id": "call", "type": "http", "config": {"url": f"http://{host}:9/x"},
+        "retryPolicy": {"maxAttempts": 1}, "circuitBreaker": {"failureThreshold": 1, "timeoutMs": 600000},
+        "rateLimit": {"max": 50, "perMs": 1000},
+    }  # fmt: skip
+    schedule = {"type": "schedule", "config": {"cron": "0 0 1 1 *", "timezone": "Europe/Paris"}}
+    post_workflow(api, {"id": workflow_id, "name": "ops", "nodes": [node], "triggers": [schedule]})
+    assert wait_final(api, execute(api, workflow_id, {}))["status"] == "failed"
+
+    page.goto(system.url + "/")
+    page.get_by_role("link", name="Operations").click()
+    breaker = page.locator(f'#breakers tr[data-breaker="http:{host}"]')
+    expect(breaker).to_contain_text("open", timeout=TIMEOUT_MS)
+    expect(page.locator(f'#buckets tr[data-bucket="node:{workflow_id}/call"]')).to_contain_text("50 per 1000 ms")
+    expect(page.locator(f'#schedules tr[data-schedule="{workflow_id}"]')).to_contain_text("Europe/Paris")
+    screenshot(page, "operations")
+    breaker.get_by_role("button", name="Reset").click()
+    expect(page.locator(f'#breakers tr[data-breaker="http:{host}"] .badge')).to_have_text("closed")
+    assert (
+        next(b for b in api.get("/api/circuit-breakers").json()["items"] if b["name"] == f"http:{host}")["state"]
+        == "closed"
+    )

@@ -4,6 +4,7 @@ import { h, message } from "./dom.js";
 import { deadLetters } from "./views/dlq.js";
 import { executionPage } from "./views/execution.js";
 import { executionList } from "./views/executions.js";
+import { operations } from "./views/operations.js";
 import { workflowList, workflowPage } from "./views/workflows.js";
 
 const main = document.getElementById("main");
@@ -18,6 +19,7 @@ const routes = [
   [/^\/executions\/?$/, (m, q) => executionList(q)],
   [/^\/executions\/([^/]+)$/, (m) => executionPage(decodeURIComponent(m[1]))],
   [/^\/dlq\/?$/, (m, q) => deadLetters(q)],
+  [/^\/operations\/?$/, () => operations()],
 ];
 
 function parseHash() {
