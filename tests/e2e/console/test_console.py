@@ -109,6 +109,24 @@ def test_an_execution_shows_its_options_and_a_rerun_links_to_its_origin(
     expect(page).to_have_url(re.compile(rf"#/executions/{execution_id}$"))
 
 
+def test_an_execution_is_rerun_from_a_node_on_its_page(page: Page, system: System, api: httpx.Client) -> None:
+    workflow_id = unique("console-rerun")
+    post_workflow(api, _delayed(workflow_id, 10))
+    execution_id = execute(api, workflow_id, {"name": "ada"})
+    assert wait_final(api, execution_id)["status"] == "completed"
+    page.goto(f"{system.url}/#/executions/{execution_id}")
+    expect(page.locator("#main")).to_have_attribute("data-status", "completed", timeout=TIMEOUT_MS)
+    page.locator("#rerun-from").select_option("label")
+    page.get_by_role("button", name="Re-run").click()
+    expect(page).not_to_have_url(re.compile(rf"#/executions/{execution_id}$"), timeout=TIMEOUT_MS)
+    expect(page.locator("#main")).to_have_attribute("data-status", "completed", timeout=TIMEOUT_MS)
+    expect(page.locator("#options")).to_contain_text(re.compile("rerun of", re.IGNORECASE))
+    new_id = page.url.rsplit("/", 1)[-1]
+    history = api.get(f"/api/executions/{new_id}/history").json()["events"]
+    reused = {e["nodeId"] for e in history if e["type"] == "node.completed" and e.get("reusedFrom") == execution_id}
+    assert reused == {"start", "wait"}  # only "label" and what follows ran again
+
+
 def test_the_pages_fit_a_phone_and_work_from_the_keyboard(page: Page, system: System, api: httpx.Client) -> None:
     workflow_id = unique("console-phone")
     post_workflow(api, _delayed(workflow_id, 1))

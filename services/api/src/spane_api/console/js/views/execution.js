@@ -89,6 +89,22 @@ export async function executionPage(executionId) {
     buttons[name] = h("button", { type: "button", class: cls, id: `${name}-button`,
       onclick: () => steer(name) }, name[0].toUpperCase() + name.slice(1));
   }
+  // Re-run: a new execution linked to this one, from the start or from a node (the others keep their outputs).
+  const fromNode = h("select", { id: "rerun-from", "aria-label": "Re-run from" },
+    h("option", { value: "" }, "from the start"),
+    (definition.nodes || []).map((n) => h("option", { value: n.id }, `from ${n.id}`)));
+  const rerunButton = h("button", { type: "button", class: "secondary", id: "rerun-button", onclick: () => rerun() },
+    "Re-run");
+  async function rerun() {
+    rerunButton.disabled = true;
+    try {
+      const started = await post(`${path}/rerun`, fromNode.value ? { fromNode: fromNode.value } : {});
+      location.hash = `#/executions/${encodeURIComponent(started.executionId)}`;
+    } catch (err) {
+      feedback.replaceChildren(message("error", `re-run refused: ${errorText(err)}`));
+      rerunButton.disabled = false;
+    }
+  }
   const select = (nodeId) => {
     const row = document.getElementById(`node-${nodeId}`);
     if (row) { row.scrollIntoView({ block: "center" }); row.focus(); }
@@ -158,7 +174,7 @@ export async function executionPage(executionId) {
   update();
   follow();
   const element = h("section", {}, h("h1", {}, "Execution ", h("span", { class: "mono" }, executionId)), head,
-    h("div", { class: "row" }, buttons.pause, buttons.resume, buttons.cancel), feedback,
+    h("div", { class: "row" }, buttons.pause, buttons.resume, buttons.cancel, fromNode, rerunButton), feedback,
     h("h2", {}, "Graph"), graph, h("h2", {}, "Nodes"), nodes, io, h("h2", {}, "Timeline"), events_);
   return {
     title: `Execution ${executionId}`,
