@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
@@ -125,6 +126,40 @@ def test_an_execution_is_rerun_from_a_node_on_its_page(page: Page, system: Syste
     history = api.get(f"/api/executions/{new_id}/history").json()["events"]
     reused = {e["nodeId"] for e in history if e["type"] == "node.completed" and e.get("reusedFrom") == execution_id}
     assert reused == {"start", "wait"}  # only "label" and what follows ran again
+
+
+def test_a_workflow_is_registered_and_edited_from_the_pages_and_problems_show_by_path(
+    page: Page, system: System, api: httpx.Client
+) -> None:
+    workflow_id = unique("console-new")
+    other = unique("console-other")
+    post_workflow(api, _delayed(other, 10))  # with workflows listed, the form starts folded
+    wait_listed(api, other)
+    page.goto(f"{system.url}/#/workflows")
+    expect(page.locator("#workflows")).to_be_visible(timeout=TIMEOUT_MS)
+    page.locator("summary", has_text="Register a workflow").click()
+    editor = page.locator("#new-definition")
+    expect(editor).to_be_visible()
+    cycle = {"id": workflow_id, "name": "New", "nodes": [
+        {"id": "a", "type": "transform", "outputs": ["b"]}, {"id": "b", "type": "transform", "outputs": ["a"]},
+    ]}  # fmt: skip
+    editor.fill(json.dumps(cycle))
+    page.get_by_role("button", name="Register").click()
+    expect(page.locator("#new-definition-form [role=alert]")).to_contain_text("cycle", timeout=TIMEOUT_MS)
+
+    good = {"id": workflow_id, "name": "New", "nodes": [{"id": "a", "type": "transform", "config": {"set": {"v": 1}}}]}
+    editor.fill(json.dumps(good))
+    page.get_by_role("button", name="Register").click()
+    expect(page).to_have_url(re.compile(rf"#/workflows/{workflow_id}\?version=1$"), timeout=TIMEOUT_MS)
+    expect(page.locator('.dag [data-node="a"]')).to_be_visible()
+
+    page.locator("summary", has_text="Edit: register a new version").click()
+    edited = {**good, "name": "New, edited"}
+    page.locator("#edit-definition").fill(json.dumps(edited))
+    page.locator("#edit-definition-form").get_by_role("button", name="Register").click()
+    expect(page).to_have_url(re.compile(rf"#/workflows/{workflow_id}\?version=2$"), timeout=TIMEOUT_MS)
+    expect(page.get_by_role("heading", name="New, edited")).to_be_visible()
+    assert api.get(f"/api/workflows/{workflow_id}").json()["version"] == 2
 
 
 def test_the_pages_fit_a_phone_and_work_from_the_keyboard(page: Page, system: System, api: httpx.Client) -> None:

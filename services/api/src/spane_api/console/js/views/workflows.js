@@ -12,6 +12,39 @@ function triggerText(t) {
   return t.type;
 }
 
+const EXAMPLE = {
+  id: "hello", name: "Hello",
+  nodes: [
+    { id: "start", type: "transform", outputs: ["greet"] },
+    { id: "greet", type: "transform", config: { expression: "join(' ', ['hello', name])" } },
+  ],
+};
+
+// Register a definition (a new workflow, or a new version of one): checked as JSON here, then by the server, whose
+// problems are shown by path.
+function definitionForm(initial, title, id) {
+  const [editor, read] = jsonEditor("Definition (JSON)", initial, id);
+  const result = h("div", { "aria-live": "polite" });
+  const button = h("button", { type: "submit" }, "Register");
+  const form = h("form", { class: "card", id: `${id}-form` }, h("h2", {}, title), editor, h("p", { class: "row" }, button),
+    result);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const definition = read();
+    if (!definition.ok) return;
+    button.disabled = true;
+    try {
+      const saved = await post("/api/workflows", definition.value);
+      location.hash = `#/workflows/${encodeURIComponent(saved.workflowId)}?version=${saved.version}`;
+    } catch (err) {
+      result.replaceChildren(message("error", errorText(err)));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return form;
+}
+
 export async function workflowList() {
   const { items } = await get("/api/workflows");
   const rows = items.map((w) => h("tr", { "data-workflow": w.workflowId },
@@ -22,7 +55,9 @@ export async function workflowList() {
   const element = h("section", {}, h("h1", {}, "Workflows"),
     items.length
       ? table(["Workflow", "Name", "Latest", "Triggers", "Updated", ""], rows, { id: "workflows" })
-      : h("p", { class: "muted" }, "No workflows yet. Register one with `spane apply -f workflow.json` or POST /api/workflows."));
+      : h("p", { class: "muted" }, "No workflows yet. Register one below, with `spane apply -f workflow.json` or POST /api/workflows."),
+    h("details", { class: "card", open: !items.length }, h("summary", {}, "Register a workflow"),
+      definitionForm(EXAMPLE, "A new workflow", "new-definition")));
   return { title: "Workflows", element };
 }
 
@@ -70,6 +105,8 @@ export async function workflowPage(workflowId, params) {
       h("div", {}, h("h2", {}, "Triggers"),
         triggers.length ? h("ul", {}, triggers.map((t) => h("li", {}, triggerText(t)))) : h("p", { class: "muted" }, "None: started by the API only.")),
       startForm(workflowId, wf.version)),
-    h("details", { class: "card" }, h("summary", {}, `Definition (v${wf.version}) as JSON`), json(definition)));
+    h("details", { class: "card" }, h("summary", {}, `Definition (v${wf.version}) as JSON`), json(definition)),
+    h("details", { class: "card" }, h("summary", {}, "Edit: register a new version"),
+      definitionForm(definition, `A new version of ${workflowId}`, "edit-definition")));
   return { title: workflowId, element };
 }
