@@ -53,3 +53,16 @@ def wait_listed(api: httpx.Client, params: dict[str, Any], count: int, timeout: 
             return page
         time.sleep(0.05)
     raise AssertionError(f"{count} executions were not listed in {timeout} s; last seen: {page}")
+
+
+def run_failing_limited_workflow(api: httpx.Client, workflow_id: str, host: str, per_second: int) -> None:
+    """A workflow with a schedule whose one http node calls ``host``, where nothing listens, under a breaker that
+    opens at its first failure (one breaker per host: a test's own) and a rate limit of ``per_second``; run once."""
+    node = {
+        "id": "call", "type": "http", "config": {"url": f"http://{host}:9/x"},
+        "retryPolicy": {"maxAttempts": 1}, "circuitBreaker": {"failureThreshold": 1, "timeoutMs": 600000},
+        "rateLimit": {"max": per_second, "perMs": 1000},
+    }  # fmt: skip
+    schedule = {"type": "schedule", "config": {"cron": "0 0 1 1 *", "timezone": "Europe/Paris"}}
+    post_workflow(api, {"id": workflow_id, "name": "ops", "nodes": [node], "triggers": [schedule]})
+    assert wait_final(api, execute(api, workflow_id, {}))["status"] == "failed"

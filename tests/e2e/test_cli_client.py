@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import System
-from tests.e2e.support import execute, post_workflow, unique, wait_final
+from tests.e2e.support import execute, post_workflow, run_failing_limited_workflow, unique, wait_final
 
 pytestmark = pytest.mark.e2e
 
@@ -146,15 +146,8 @@ def test_rerun_from_a_node_keeps_the_others_outputs_and_waits(system: System, ap
 
 def test_breakers_rate_limits_and_schedules_are_listed_and_a_breaker_reset(system: System, api: httpx.Client) -> None:
     workflow_id = unique("cli-ops")
-    host = "127.0.0.77"  # nothing listens there: its breaker, of this test alone, opens at the first failure
-    node = {
-        "id": "call", "type": "http", "config": {"url": f"http://{host}:9/x"},
-        "retryPolicy": {"maxAttempts": 1}, "circuitBreaker": {"failureThreshold": 1, "timeoutMs": 600000},
-        "rateLimit": {"max": 100, "perMs": 1000},
-    }  # fmt: skip
-    schedule = {"type": "schedule", "config": {"cron": "0 0 1 1 *", "timezone": "Europe/Paris"}}
-    post_workflow(api, {"id": workflow_id, "name": "ops", "nodes": [node], "triggers": [schedule]})
-    assert wait_final(api, execute(api, workflow_id, {}))["status"] == "failed"
+    host = "127.0.0.77"  # a host of this test alone
+    run_failing_limited_workflow(api, workflow_id, host, 100)
 
     listed = spane(system, "breakers", "ls")
     assert listed.returncode == 0, listed.stderr

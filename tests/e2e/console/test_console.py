@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import System
 from tests.e2e.console.conftest import screenshot, wait_listed
-from tests.e2e.support import execute, post_workflow, unique, wait_final
+from tests.e2e.support import execute, post_workflow, run_failing_limited_workflow, unique, wait_final
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -207,15 +207,8 @@ def test_the_operations_page_shows_breakers_buckets_and_schedules_and_resets_a_b
     page: Page, system: System, api: httpx.Client
 ) -> None:
     workflow_id = unique("console-ops")
-    host = "127.0.0.78"  # nothing listens there: its breaker, of this test alone, opens at the first failure
-    node = {
-        "id": "call", "type": "http", "config": {"url": f"http://{host}:9/x"},
-        "retryPolicy": {"maxAttempts": 1}, "circuitBreaker": {"failureThreshold": 1, "timeoutMs": 600000},
-        "rateLimit": {"max": 50, "perMs": 1000},
-    }  # fmt: skip
-    schedule = {"type": "schedule", "config": {"cron": "0 0 1 1 *", "timezone": "Europe/Paris"}}
-    post_workflow(api, {"id": workflow_id, "name": "ops", "nodes": [node], "triggers": [schedule]})
-    assert wait_final(api, execute(api, workflow_id, {}))["status"] == "failed"
+    host = "127.0.0.78"  # a host of this test alone
+    run_failing_limited_workflow(api, workflow_id, host, 50)
 
     page.goto(system.url + "/")
     page.get_by_role("link", name="Operations").click()
