@@ -3,6 +3,7 @@ blocking reads work on any of them, and an unreachable cluster is ``StorageUnava
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,9 +13,10 @@ from spane_core.errors import StorageUnavailable
 from spane_core.keys import PartitionKeys
 from spane_core.settings import Settings
 from spane_core.store.cluster import is_cluster
-from spane_core.store.connection import open_redis
+from spane_core.store.connection import open_redis, pool_size
 from spane_core.store.scripts import LuaScript, run_pipelined
 from spane_core.store.streams import ConsumerGroup
+from spane_core.store.transient import is_transient
 
 from spane.embedded import free_port
 from spane.embedded_cluster import RedisClusterServer
@@ -119,3 +121,41 @@ async def test_stream_reads_are_routed_without_asking_a_server_for_their_keys(
     assert getkeys_calls() == before
     for server in servers:
         server.close()
+
+
+async def test_more_callers_than_a_node_s_connections_all_get_one_in_turn(redis_cluster: RedisClusterServer) -> None:
+    settings = Settings(redis_url=redis_cluster.url, partitions=1, redis_max_connections=4)
+    client = open_redis(settings)
+    try:
+        size = pool_size(settings)
+        # Discovered first: redis-py queues a transaction's commands through a loop of their own, which must find
+        # the cluster's nodes known (as the services' only transaction, the hand-back, always does).
+        await client.delete("{one-slot}:a", "{one-slot}:n")
+        # Each call holds a connection of the same master for 50 ms (a blocking pop on an empty list of one slot),
+        # three times as many at once as that master's pool holds; and a pipeline and a transaction among them.
+        pops = [client.blpop([f"{{one-slot}}:empty-{i}"], timeout=0.05) for i in range(3 * size)]
+        pipe = client.pipeline(transaction=False).set("{one-slot}:a", 1).get("{one-slot}:a")
+        multi = client.pipeline(transaction=True).incr("{one-slot}:n").get("{one-slot}:n")
+        replies = await asyncio.gather(*pops, pipe.execute(), multi.execute())
+        assert replies == [None] * (3 * size) + [[True, b"1"], [1, b"1"]]
+        node = client.get_node_from_key("{one-slot}:a")  # type: ignore[attr-defined]
+        assert len(node._connections) <= size  # no more were opened
+    finally:
+        await client.aclose()
+
+
+async def test_a_cluster_caller_that_waits_past_the_timeout_gets_a_transient_error(
+    redis_cluster: RedisClusterServer,
+) -> None:
+    settings = Settings(redis_url=redis_cluster.url, partitions=1, redis_max_connections=4, redis_pool_timeout_s=0.1)
+    client = open_redis(settings)
+    try:
+        holders = [asyncio.ensure_future(client.blpop([f"held-{i}"], timeout=1)) for i in range(pool_size(settings))]
+        await asyncio.sleep(0.05)  # every permit is taken
+        with pytest.raises(StorageUnavailable, match="no Redis connection was free") as raised:
+            await client.get("anything")
+        assert is_transient(raised.value)
+        await asyncio.gather(*holders)
+        assert await client.get("anything") is None  # and once they are back, commands run again
+    finally:
+        await client.aclose()

@@ -7,14 +7,20 @@ which it talks to. Where a command would span slots (a read over every partition
 ``is_cluster`` and splits it. SCRIPT LOAD reaches every primary (redis-py sends it to all of them), so a script
 that one node lacked is loaded everywhere by the first NOSCRIPT.
 
-redis-py's cluster client holds a pool per node; a pool that is full raises at once (it cannot wait as
-``WaitingConnectionPool`` does): it is sized from the same settings, per node, and the failure is the transient
-``StorageUnavailable`` that the services retry.
+redis-py's cluster client holds a pool per node, and a pool that is full raises ``MaxConnectionsError`` at once: a
+worker running many nodes would fail commands (and leave tasks to the visibility timeout) where a single Redis's
+``WaitingConnectionPool`` waits. So the client hands out permits, as many as a node's pool holds connections: each
+command, pipeline or transaction takes one (it uses at most one connection on each node it reaches), so no pool
+ever fills, and a caller that finds none free waits for one, up to ``redis_pool_timeout_s``; past that it gets the
+transient ``StorageUnavailable`` that the services retry.
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+import asyncio
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis, RedisCluster
@@ -48,14 +54,54 @@ def _unavailable(error: Exception) -> StorageUnavailable:
     return StorageUnavailable(f"Redis Cluster is unavailable: {error or type(error).__name__}")
 
 
+T = TypeVar("T")
+
+# Whether the running task holds a permit already (the tasks redis-py starts inside a call inherit it).
+_holding: ContextVar[bool] = ContextVar("spane_cluster_permit", default=False)
+
+
 class StoreRedisCluster(RedisCluster):
-    """The cluster client: connection and timeout errors leave it as ``StorageUnavailable``, as ``StoreRedis``'s do."""
+    """The cluster client: connection and timeout errors leave it as ``StorageUnavailable``, as ``StoreRedis``'s do,
+    and a caller waits for a connection rather than fail when they are all in use (see the module)."""
+
+    def __init__(self, *, max_connections: int = 100, pool_timeout: float = 30.0, **kwargs: Any) -> None:
+        super().__init__(max_connections=max_connections, **kwargs)
+        self.pool_size = max_connections  # a node's pool: redis-py's default is 100
+        self.pool_timeout = pool_timeout
+        self._permits = asyncio.Semaphore(max_connections)
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.with_permit(lambda: super(StoreRedisCluster, self).execute_command(*args, **kwargs))
+
+    async def with_permit(self, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()`` holding a permit (waiting for one while none is free), its connection errors as
+        ``StorageUnavailable``."""
         if self._initialize:
             await self._discover()
+        if _holding.get():  # redis-py's own calls inside one that holds a permit (a pipeline's redirections)
+            return await self._unavailable_as_store_error(call)
+        permits = self._permits
+        if permits.locked():
+            try:
+                async with asyncio.timeout(self.pool_timeout):
+                    await permits.acquire()
+            except TimeoutError:
+                raise StorageUnavailable(
+                    f"no Redis connection was free for {self.pool_timeout} s ({self.pool_size} in use)"
+                ) from None
+        else:
+            await permits.acquire()  # free: returns at once
+        held = _holding.set(True)
         try:
-            return await super().execute_command(*args, **kwargs)
+            return await self._unavailable_as_store_error(call)
+        finally:
+            _holding.reset(held)
+            permits.release()
+
+    @staticmethod
+    async def _unavailable_as_store_error(call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await call()
         except _UNAVAILABLE as e:
             raise _unavailable(e) from e
 
@@ -87,13 +133,10 @@ class StoreRedisCluster(RedisCluster):
 
 class _StoreClusterPipeline(ClusterPipeline):
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
-        client = self.cluster_client
-        if isinstance(client, StoreRedisCluster) and client._initialize:
-            await client._discover()
-        try:
-            return await super().execute(raise_on_error, allow_redirections)
-        except _UNAVAILABLE as e:
-            raise _unavailable(e) from e
+        client = cast(StoreRedisCluster, self.cluster_client)  # only StoreRedisCluster.pipeline() makes one
+        return await client.with_permit(
+            lambda: super(_StoreClusterPipeline, self).execute(raise_on_error, allow_redirections)
+        )
 
 
 _STREAM_READS = ("XREADGROUP", "XREAD")
@@ -108,10 +151,11 @@ def _stream_keys(args: tuple[Any, ...]) -> list[Any]:
     return []
 
 
-def open_cluster(url: str, max_connections: int) -> Redis:
+def open_cluster(url: str, max_connections: int, pool_timeout: float) -> Redis:
     """A cluster client on ``url`` (a plain ``redis://`` or ``rediss://`` URL of any node), typed as the ``Redis``
-    the store is written against: it answers every command SPANE sends, routed by slot."""
-    client = StoreRedisCluster.from_url(url, max_connections=max_connections)
+    the store is written against: it answers every command SPANE sends, routed by slot, and its callers wait up to
+    ``pool_timeout`` seconds for one of the ``max_connections`` connections a node may have."""
+    client = StoreRedisCluster.from_url(url, max_connections=max_connections, pool_timeout=pool_timeout)
     return cast(Redis, client)
 
 

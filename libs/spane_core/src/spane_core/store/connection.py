@@ -113,7 +113,7 @@ def open_redis(settings: Settings) -> Redis:
         )
     cluster = plain_url(settings.redis_url)
     if cluster is not None:
-        return open_cluster(cluster, pool_size(settings))
+        return open_cluster(cluster, pool_size(settings), settings.redis_pool_timeout_s)
     pool = WaitingConnectionPool.from_url(
         settings.redis_url, max_connections=pool_size(settings), timeout=settings.redis_pool_timeout_s
     )
