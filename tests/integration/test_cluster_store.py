@@ -134,8 +134,11 @@ async def test_more_callers_than_a_node_s_connections_all_get_one_in_turn(redis_
         # Each call holds a connection of the same master for 50 ms (a blocking pop on an empty list of one slot),
         # three times as many at once as that master's pool holds; and a pipeline and a transaction among them.
         pops = [client.blpop([f"{{one-slot}}:empty-{i}"], timeout=0.05) for i in range(3 * size)]
-        pipe = client.pipeline(transaction=False).set("{one-slot}:a", 1).get("{one-slot}:a")
-        multi = client.pipeline(transaction=True).incr("{one-slot}:n").get("{one-slot}:n")
+        pipe, multi = client.pipeline(transaction=False), client.pipeline(transaction=True)
+        pipe.set("{one-slot}:a", 1)
+        pipe.get("{one-slot}:a")
+        multi.incr("{one-slot}:n")
+        multi.get("{one-slot}:n")
         replies = await asyncio.gather(*pops, pipe.execute(), multi.execute())
         assert replies == [None] * (3 * size) + [[True, b"1"], [1, b"1"]]
         node = client.get_node_from_key("{one-slot}:a")  # type: ignore[attr-defined]
