@@ -20,13 +20,13 @@ from datetime import datetime
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
-import jmespath
 import msgspec
-from jmespath import exceptions as jmespath_errors
 
 from spane_core.errors import FieldError
+from spane_core.expressions import jmespath_problem
 from spane_core.fields import WORKFLOW_ID_RULE, FieldReader, is_workflow_id, join_path, json_type, show
 from spane_core.ids import NodeId
+from spane_core.templates import OPEN, has_placeholders, template_problems
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 # ``duration`` (ms), ``durationSeconds`` and ``durationMinutes`` are the original SPANE's names.
@@ -63,25 +63,6 @@ def _check_struct(spec: type[msgspec.Struct], config: Mapping[str, Any]) -> list
         path = where.removesuffix("`").removeprefix("$").removeprefix(".")
         return [FieldError(path, message)]
     return []
-
-
-def jmespath_problem(expression: str) -> str | None:
-    """Why ``expression`` is not valid JMESPath, or None when it compiles."""
-    try:
-        jmespath.compile(expression)
-    except jmespath_errors.JMESPathError as e:
-        match e:
-            case jmespath_errors.EmptyExpressionError():
-                return "the expression is empty"
-            case jmespath_errors.IncompleteExpressionError():
-                return "the expression ends too early"
-            case jmespath_errors.LexerError():
-                return f"{e.message} at character {e.lexer_position + 1}"
-            case jmespath_errors.ParseError() if isinstance(e.lex_position, int):
-                return f"{e.msg} at character {e.lex_position + 1}"
-            case _:
-                return str(e).splitlines()[0]
-    return None
 
 
 def _expression(reader: FieldReader, key: str, *, required: bool) -> None:
@@ -141,12 +122,23 @@ def check_http(config: Mapping[str, Any], ctx: ConfigContext) -> list[FieldError
     errors: list[FieldError] = []
     reader = FieldReader(config, "", errors)
     url = reader.string("url", required=True, non_empty=True)
-    if url is not None and not _is_http_url(url):
+    if url is not None and not _is_http_url_template(url):
         reader.error("url", f"url must be an absolute http:// or https:// URL, got {show(url)}")
     reader.choice("method", HTTP_METHODS)
     reader.string_map("headers")
     reader.mapping("query")
+    for key in ("url", "headers", "query", "body"):  # their strings may hold placeholders (spane_core.templates)
+        errors.extend(template_problems(config.get(key), key))
     return errors
+
+
+def _is_http_url_template(url: str) -> bool:
+    """An absolute http(s) URL, or a template of one: its text before the first placeholder starts like one (the
+    worker checks the whole URL once it is filled in)."""
+    if not has_placeholders(url):
+        return _is_http_url(url)
+    head = url.split(OPEN, 1)[0].lower()
+    return not head or any(scheme.startswith(head) or head.startswith(scheme) for scheme in ("http://", "https://"))
 
 
 # The longest delay: a hundred years (a longer one is a mistake, and past int64 milliseconds it cannot be stored).

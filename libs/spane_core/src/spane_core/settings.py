@@ -78,6 +78,9 @@ class Settings(BaseSettings):
         default_factory=lambda: ["169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32"]
     )
     http_allow: Annotated[list[str], NoDecode, BeforeValidator(_comma_list)] = Field(default_factory=list)
+    # Where the worker finds the secrets that http nodes name as {{ $secrets.NAME }}: a file NAME in this directory
+    # (a mounted Kubernetes Secret, Docker's /run/secrets), unless the environment has SPANE_SECRET_NAME.
+    secrets_dir: str = ""
     # Limits per node type, shared by every worker (JSON objects keyed by node type): a circuit breaker
     # ({"failureThreshold", "successThreshold", "timeoutMs"}), a rate limit ({"max", "perMs"}), and how many nodes
     # of the type may run at once across all workers. A node's own circuitBreaker / rateLimit add to these.

@@ -4,10 +4,10 @@ finishes those in flight."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 
 from spane_core.gc_tuning import tune_gc
+from spane_core.observe import logs
 from spane_core.settings import Settings
 
 from spane_worker.service import run_worker
@@ -15,7 +15,7 @@ from spane_worker.service import run_worker
 
 async def main() -> None:
     settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings.log_level, settings.log_format)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -24,6 +24,8 @@ from spane_core.store.workflows import WorkflowRegistry
 from spane_worker.consumer import Worker
 from spane_worker.executors import builtin_executors
 from spane_worker.executors.http_guard import AddressGuard, guarded_client, networks
+from spane_worker.executors.templating import hide_secrets_in_span
+from spane_worker.secrets import Secrets
 
 log = logging.getLogger("spane.worker")
 
@@ -40,14 +42,16 @@ def traced_client(http: httpx.AsyncClient) -> TracerProvider | None:
     if exporter is None:
         return None
     provider = tracer_provider("spane-worker", exporter)
-    HTTPXClientInstrumentor.instrument_client(http, tracer_provider=provider)
+    HTTPXClientInstrumentor.instrument_client(http, tracer_provider=provider, request_hook=hide_secrets_in_span)
     return provider
 
 
-def worker_executors(http: httpx.AsyncClient, registry: ExecutorRegistry | None = None) -> ExecutorRegistry:
+def worker_executors(
+    http: httpx.AsyncClient, registry: ExecutorRegistry | None = None, secrets: Secrets | None = None
+) -> ExecutorRegistry:
     """The built-in node types, then those registered with ``@executor`` (plugins), then ``registry``; a later
     registration of a name replaces an earlier one."""
-    executors = builtin_executors(http)
+    executors = builtin_executors(http, secrets)
     executors.update(sdk.registry)
     if registry is not None:
         executors.update(registry)
@@ -80,7 +84,7 @@ async def run_worker(
     try:
         workflows = WorkflowRegistry(redis)
         store = redis_execution_store(redis, workflows, settings.partitions)
-        executors = worker_executors(http, registry)
+        executors = worker_executors(http, registry, Secrets(settings.secrets_dir))
         # ``migrate`` before the first payload: this worker may store one before the projector created the table.
         payloads = PayloadStore(db, settings.payload_inline_max, settings.payload_cache_bytes, prepare=migrate)
         worker = Worker(

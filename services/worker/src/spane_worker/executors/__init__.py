@@ -9,11 +9,12 @@ from spane_core.sdk import ExecutorRegistry
 from spane_worker.executors.condition import condition
 from spane_worker.executors.http import http_executor
 from spane_worker.executors.transform import transform
+from spane_worker.secrets import Secrets
 
 
-def builtin_executors(http: httpx.AsyncClient) -> ExecutorRegistry:
+def builtin_executors(http: httpx.AsyncClient, secrets: Secrets | None = None) -> ExecutorRegistry:
     registry = ExecutorRegistry()
     registry.register("transform", transform, BUILTIN_NODE_TYPES["transform"])
     registry.register("condition", condition, BUILTIN_NODE_TYPES["condition"])
-    registry.register("http", http_executor(http), BUILTIN_NODE_TYPES["http"])
+    registry.register("http", http_executor(http, secrets), BUILTIN_NODE_TYPES["http"])
     return registry

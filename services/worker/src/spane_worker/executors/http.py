@@ -1,22 +1,30 @@
 """``http``: one HTTP request through the worker's shared ``httpx.AsyncClient``.
 
 Config: ``url``, ``method`` (GET), ``headers``, ``query``, ``body`` (default: the node input for POST, PUT and
-PATCH; a string is sent as is, anything else as JSON), ``timeoutMs``. Every request carries an ``Idempotency-Key``
-header (``executionId:nodeId:attempt``, unless ``headers`` names one) that stays the same when a worker runs a try
-again after a crash, so the receiving service can recognise the repeat, and, when the execution is traced, a W3C
-``traceparent`` naming the try's span (unless ``headers`` names one). Output: ``{"status", "headers", "body"}``,
-the body parsed when the response is JSON. A 4xx answer other than 408 and 429 is final (``NonRetryableError``);
-5xx, 408, 429 and network errors raise retryable errors, so the node's retry policy applies.
+PATCH; a string is sent as is, anything else as JSON), ``timeoutMs``. The strings of ``url``, ``headers``,
+``query`` and ``body`` are templates: ``{{ expression }}`` on the input, ``{{ $secrets.NAME }}`` (``templating``).
+
+Every request carries an ``Idempotency-Key`` header (``executionId:nodeId:attempt``, unless ``headers`` names one)
+that stays the same when a worker runs a try again after a crash, so the receiving service can recognise the repeat,
+and, when the execution is traced, a W3C ``traceparent`` naming the try's span (unless ``headers`` names one).
+Output: ``{"status", "headers", "body"}``, the body parsed when the response is JSON. A 4xx answer other than 408
+and 429 is final (``NonRetryableError``); 5xx, 408, 429 and network errors raise retryable errors, so the node's
+retry policy applies.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from spane_core.errors import HttpClientError, HttpStatusError
 from spane_core.sdk import Executor, NodeContext, NonRetryableError
+
+from spane_worker.executors.templating import Renderer
+from spane_worker.secrets import Secrets
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 RETRYABLE_4XX = frozenset({408, 429})
@@ -28,12 +36,19 @@ def build_request(
     data: Any,
     idempotency_key: str | None = None,
     traceparent: str | None = None,
+    renderer: Renderer | None = None,
 ) -> httpx.Request:
+    """The request ``config`` describes for the input ``data``, its templates filled in by ``renderer`` (by
+    default one with the worker's environment for secrets)."""
+    render = renderer if renderer is not None else Renderer(data, Secrets())
     method = str(config.get("method") or "GET").upper()
     url = config.get("url")
     if not isinstance(url, str) or not url:
         raise NonRetryableError("http.url is required")
-    body = config.get("body", data if method in BODY_METHODS else None)
+    url = render.text(url)
+    if urlsplit(url).scheme.lower() not in ("http", "https") or not urlsplit(url).netloc:
+        raise NonRetryableError(f"http.url must be an absolute http:// or https:// URL once filled in, got {url!r}")
+    body = render.value(config["body"]) if "body" in config else (data if method in BODY_METHODS else None)
     content: str | None = None
     json_body: Any = None
     if isinstance(body, str):
@@ -44,20 +59,21 @@ def build_request(
     extensions = {}
     if isinstance(timeout_ms, int | float) and timeout_ms > 0:
         extensions["timeout"] = httpx.Timeout(timeout_ms / 1000).as_dict()
-    headers = {str(k): str(v) for k, v in (config.get("headers") or {}).items()}
+    headers = {str(k): render.text(str(v)) for k, v in (config.get("headers") or {}).items()}
     if idempotency_key and not any(k.lower() == "idempotency-key" for k in headers):
         headers["Idempotency-Key"] = idempotency_key
     if traceparent and not any(k.lower() == "traceparent" for k in headers):
         headers["traceparent"] = traceparent
-    return client.build_request(
-        method,
-        url,
-        headers=headers,
-        params={str(k): _query_value(v) for k, v in (config.get("query") or {}).items()},
-        content=content,
-        json=json_body,
-        extensions=extensions,
-    )
+    # ``query`` adds to the URL's own query (replacing a parameter of the same name); httpx's ``params`` would
+    # drop the URL's query altogether.
+    params = {str(k): _query_value(render.value(v)) for k, v in (config.get("query") or {}).items()}
+    try:
+        target = httpx.URL(url)
+    except httpx.InvalidURL as e:
+        raise NonRetryableError(f"http.url {url!r} is not a valid URL: {e}") from None
+    if params:
+        target = target.copy_merge_params(params)
+    return client.build_request(method, target, headers=headers, content=content, json=json_body, extensions=extensions)
 
 
 def _query_value(value: Any) -> str | list[str]:
@@ -95,13 +111,23 @@ def check_status(response: httpx.Response, request: httpx.Request) -> None:
         raise HttpStatusError(f"HTTP {status} from {where}")
 
 
-def http_executor(client: httpx.AsyncClient) -> Executor:
-    """The ``http`` executor bound to the worker's shared client."""
+def http_executor(client: httpx.AsyncClient, secrets: Secrets | None = None) -> Executor:
+    """The ``http`` executor bound to the worker's shared client and its secrets (by default, its environment's)."""
+    known = secrets if secrets is not None else Secrets()
+    # httpx logs every request at INFO with its whole URL, a key in its query with it (even when SPANE is embedded
+    # in an application with logging of its own); the worker logs what it needs of a failed node itself.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     async def http(ctx: NodeContext) -> dict[str, Any]:
-        request = build_request(client, ctx.config, ctx.input, ctx.idempotency_key, ctx.traceparent)
-        response = await client.send(request)
-        check_status(response, request)
-        return read_response(response)
+        renderer = Renderer(ctx.input, known)
+        try:
+            request = build_request(client, ctx.config, ctx.input, ctx.idempotency_key, ctx.traceparent, renderer)
+            with renderer.sending():
+                response = await client.send(request)
+            check_status(response, request)
+            return read_response(response)
+        except Exception as e:
+            renderer.redact(e)  # its message goes into the log (node.failed) and the worker's own log
+            raise
 
     return http

@@ -1,0 +1,41 @@
+"""The worker's secrets, which http nodes name in their templates as ``{{ $secrets.NAME }}``.
+
+A secret is ``SPANE_SECRET_<NAME>`` in the worker's environment or else the file ``<NAME>`` in ``SPANE_SECRETS_DIR``
+(one trailing newline dropped), read each time a node uses it, so a rotated secret is taken up without a restart.
+Only workers hold secrets: a definition names them, and the API, the log and the read models never see a value.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from spane_core.errors import NonRetryableError
+
+ENV_PREFIX = "SPANE_SECRET_"
+
+
+class MissingSecret(NonRetryableError):
+    """A node names a secret that this worker does not have."""
+
+
+class Secrets:
+    def __init__(self, directory: str = "", environ: Mapping[str, str] | None = None) -> None:
+        self.directory = Path(directory) if directory else None
+        self.environ = os.environ if environ is None else environ
+
+    def get(self, name: str) -> str:
+        """The value of the secret ``name`` (a template has checked that it is a plain identifier)."""
+        value = self.environ.get(ENV_PREFIX + name)
+        if value is not None:
+            return value
+        if self.directory is not None:
+            try:
+                text = (self.directory / name).read_text(encoding="utf-8")
+            except (FileNotFoundError, IsADirectoryError):
+                pass
+            else:
+                return text.removesuffix("\n").removesuffix("\r")
+        where = f"{ENV_PREFIX}{name}" + (f" or a file {name} in {self.directory}" if self.directory else "")
+        raise MissingSecret(f"the secret {name} is not set on this worker (set {where})")

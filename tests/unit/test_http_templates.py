@@ -1,0 +1,141 @@
+"""The http node fills in its templates from its input and the worker's secrets, and keeps the secrets out of its
+errors (HTTP through a mock transport)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from spane_core.errors import HttpClientError, NonRetryableError
+from spane_worker.executors.http import http_executor
+from spane_worker.executors.templating import hide_secrets_in_span
+from spane_worker.secrets import MissingSecret, Secrets
+
+from .test_executors import Handler, ctx
+
+TOKEN = "tok/en+1 2"  # characters a URL encodes
+
+
+async def call(config: dict[str, Any], handler: Handler, data: Any = None, secrets: Secrets | None = None) -> Any:
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        known = secrets if secrets is not None else Secrets(environ={"SPANE_SECRET_TOKEN": TOKEN})
+        return await http_executor(client, known)(ctx(config, data, "http"))
+
+
+def recording(seen: list[httpx.Request], status: int = 200) -> Handler:
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(status, json={"ok": True})
+
+    return handler
+
+
+async def test_url_headers_query_and_body_are_filled_in_from_the_input() -> None:
+    seen: list[httpx.Request] = []
+    config = {
+        "url": "https://api.test/users/{{ user.id }}/orders",
+        "method": "POST",
+        "headers": {"X-Tenant": "t-{{ upper(user.tenant) }}", "X-Count": "{{ length(items) }}"},
+        "query": {"tag": "{{ tags }}", "note": "n={{ user }}"},
+        "body": {"ids": "{{ items[*].id }}", "first": "{{ items[0] }}", "text": "{{ user.name }}!", "n": 3},
+    }
+    data = {"user": {"id": 7, "tenant": "acme", "name": "Ada"}, "items": [{"id": 1}, {"id": 2}], "tags": ["a", "b"]}
+    await call(config, recording(seen), data)
+    (request,) = seen
+    assert request.url.path == "/users/7/orders"
+    assert request.headers["x-tenant"] == "t-ACME" and request.headers["x-count"] == "2"
+    # A lone placeholder keeps its value's type (a list is a repeated parameter); among text, objects are JSON.
+    assert request.url.params.get_list("tag") == ["a", "b"]
+    assert request.url.params["note"] == 'n={"id":7,"tenant":"acme","name":"Ada"}'
+    assert json.loads(request.content) == {"ids": [1, 2], "first": {"id": 1}, "text": "Ada!", "n": 3}
+
+
+async def test_null_is_nothing_in_text_and_the_whole_url_may_come_from_the_input() -> None:
+    seen: list[httpx.Request] = []
+    await call(
+        {"url": "{{ base }}/x", "headers": {"X-Opt": "[{{ missing }}]"}}, recording(seen), {"base": "http://h.test"}
+    )
+    assert str(seen[0].url) == "http://h.test/x" and seen[0].headers["x-opt"] == "[]"
+
+
+async def test_a_url_that_is_not_http_once_filled_in_fails_the_node_for_good() -> None:
+    with pytest.raises(NonRetryableError, match="absolute http"):
+        await call({"url": "{{ base }}/x"}, recording([]), {"base": "file:///etc"})
+
+
+async def test_a_secret_from_the_environment_or_the_secrets_dir_is_sent(tmp_path: Path) -> None:
+    (tmp_path / "FROM_FILE").write_text("file-secret\n")
+    secrets = Secrets(str(tmp_path), environ={"SPANE_SECRET_FROM_ENV": "env-secret"})
+    seen: list[httpx.Request] = []
+    headers = {"Authorization": "Bearer {{ $secrets.FROM_ENV }}", "X-Other": "{{ $secrets.FROM_FILE }}"}
+    await call({"url": "https://api.test/", "headers": headers}, recording(seen), secrets=secrets)
+    assert seen[0].headers["authorization"] == "Bearer env-secret"
+    assert seen[0].headers["x-other"] == "file-secret"  # the file's trailing newline dropped
+
+
+async def test_a_missing_secret_fails_the_node_for_good_naming_it() -> None:
+    with pytest.raises(MissingSecret, match="the secret NOPE is not set on this worker") as raised:
+        await call({"url": "https://api.test/", "headers": {"K": "{{ $secrets.NOPE }}"}}, recording([]))
+    assert isinstance(raised.value, NonRetryableError)
+
+
+async def test_a_secret_never_shows_in_the_error_of_a_failed_request() -> None:
+    config = {"url": "https://api.test/x", "query": {"key": "{{ $secrets.TOKEN }}"}}
+    with pytest.raises(HttpClientError) as raised:
+        await call(config, recording([], status=403))
+    # The message (which goes into the execution's log) names the request, its secret replaced.
+    assert str(raised.value) == "HTTP 403 from GET https://api.test/x?key=***"
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"cannot reach {request.url} with {TOKEN}", request=request)
+
+    with pytest.raises(httpx.ConnectError) as network:
+        await call(config, refused)
+    assert TOKEN not in str(network.value) and "tok%2Fen" not in str(network.value)
+    assert str(network.value) == "cannot reach https://api.test/x?key=*** with ***"
+
+
+async def test_a_traced_request_records_its_url_with_the_secret_hidden() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    config = {"url": "https://api.test/x?user={{ user }}", "query": {"key": "{{ $secrets.TOKEN }}"}}
+    async with httpx.AsyncClient(transport=httpx.MockTransport(recording([]))) as client:
+        HTTPXClientInstrumentor.instrument_client(client, tracer_provider=provider, request_hook=hide_secrets_in_span)
+        secrets = Secrets(environ={"SPANE_SECRET_TOKEN": TOKEN})
+        await http_executor(client, secrets)(ctx(config, {"user": "ada"}, "http"))
+        await http_executor(client, secrets)(ctx({"url": "https://api.test/plain"}, None, "http"))
+    with_secret, plain = exporter.get_finished_spans()
+    urls = {key: value for key, value in (with_secret.attributes or {}).items() if "url" in key}
+    assert urls and all(value == "https://api.test/x?user=ada&key=***" for value in urls.values())
+    assert all(TOKEN not in str(value) for value in (plain.attributes or {}).values())
+    assert any(value == "https://api.test/plain" for value in (plain.attributes or {}).values())
+
+
+async def test_query_adds_to_the_url_s_own_query() -> None:
+    seen: list[httpx.Request] = []
+    await call({"url": "https://api.test/search?q=shoes&page=1"}, recording(seen))
+    await call({"url": "https://api.test/search?q=shoes&page=1", "query": {"page": 2, "size": 10}}, recording(seen))
+    assert [str(r.url) for r in seen] == [
+        "https://api.test/search?q=shoes&page=1",
+        "https://api.test/search?q=shoes&page=2&size=10",
+    ]
+
+
+async def test_the_http_client_s_request_lines_are_not_logged() -> None:
+    """httpx logs each request's whole URL at INFO (a key in its query with it): a worker's http node quiets it."""
+    httpx_log = logging.getLogger("httpx")
+    httpx_log.setLevel(logging.NOTSET)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(logging.getLogger(), "level", logging.INFO)
+        assert httpx_log.isEnabledFor(logging.INFO)
+        await call({"url": "https://api.test/"}, recording([]))
+        assert not httpx_log.isEnabledFor(logging.INFO) and httpx_log.isEnabledFor(logging.WARNING)
