@@ -1,6 +1,6 @@
 """The `spane` command: `spane dev` runs everything in one process; `spane api|worker|projector|scheduler` one each;
-the client commands (`apply`, `run`, `executions`, `watch`, `pause|resume|cancel`, `dlq`, `workflows`) talk to a
-running server (``SPANE_URL``, ``SPANE_API_TOKEN``) through ``spane.client``."""
+the client commands (`apply`, `run`, `executions`, `watch`, `pause|resume|cancel`, `signal`, `dlq`, `workflows`)
+talk to a running server (``SPANE_URL``, ``SPANE_API_TOKEN``) through ``spane.client``."""
 
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ app.command()(executions.watch)
 app.command()(executions.pause)
 app.command()(executions.resume)
 app.command()(executions.cancel)
+app.command()(executions.signal)
 app.add_typer(executions.app, name="executions")
 app.add_typer(workflows.app, name="workflows")
 app.add_typer(dlq.app, name="dlq")

@@ -202,6 +202,11 @@ class SpaneClient:
     def cancel(self, execution_id: str) -> CommandAccepted:
         return self._command(execution_id, "cancel")
 
+    def signal(self, execution_id: str, name: str, data: Any = None) -> CommandAccepted:
+        """Send the signal ``name``: the execution's ``wait`` nodes waiting for it complete with ``data``."""
+        path = f"/api/executions/{execution_id}/signals/{quote(name, safe='')}"
+        return msgspec.convert(self._call("POST", path, json=data), CommandAccepted)
+
     def _command(self, execution_id: str, name: str) -> CommandAccepted:
         return msgspec.convert(self._call("POST", f"/api/executions/{execution_id}/{name}"), CommandAccepted)
 

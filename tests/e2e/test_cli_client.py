@@ -121,6 +121,25 @@ def test_pause_resume_cancel_and_a_refusal_is_one_line(system: System, api: http
     assert unknown.returncode == 1 and unknown.stderr.startswith("spane: 404")
 
 
+def test_signal_completes_the_waiting_node_with_its_data_and_a_wrong_one_is_one_line(
+    system: System, api: httpx.Client
+) -> None:
+    workflow_id = unique("cli-signal")
+    nodes = [{"id": "approve", "type": "wait", "config": {"signal": "approval"}}]
+    post_workflow(api, {"id": workflow_id, "name": "approval", "nodes": nodes})
+    execution_id = execute(api, workflow_id, {})
+    deadline = time.monotonic() + 20
+    while api.get(f"/api/executions/{execution_id}").json()["nodes"]["approve"]["status"] != "waiting":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    wrong = spane(system, "signal", execution_id, "payment")
+    assert wrong.returncode == 1 and wrong.stderr.startswith("spane: 409")
+    assert "it waits for 'approval'" in wrong.stderr and len(wrong.stderr.strip().splitlines()) == 1
+    sent = spane(system, "signal", execution_id, "approval", "--data", '{"ok": true}')
+    assert sent.returncode == 0 and f"execution {execution_id}: signal approval sent" in sent.stdout
+    assert wait_final(api, execution_id)["output"] == {"ok": True}
+
+
 def test_rerun_from_a_node_keeps_the_others_outputs_and_waits(system: System, api: httpx.Client) -> None:
     workflow_id = unique("cli-rerun")
     post_workflow(api, _diamond(workflow_id))

@@ -334,7 +334,7 @@ def test_an_unknown_node_type_is_rejected_with_the_known_ones() -> None:
     problem = only(workflow(node("a", "email")))
     assert problem.path == "nodes[0].type"
     assert problem.message == (
-        "unknown node type 'email' (known types: condition, delay, http, sub-workflow, transform)"
+        "unknown node type 'email' (known types: condition, delay, http, sub-workflow, transform, wait)"
     )
 
 

@@ -1,4 +1,4 @@
-"""``spane run``, ``spane executions ls|get``, ``spane watch`` and ``spane pause|resume|cancel``."""
+"""``spane run``, ``spane executions ls|get``, ``spane watch``, ``spane pause|resume|cancel`` and ``spane signal``."""
 
 from __future__ import annotations
 
@@ -227,3 +227,17 @@ def resume(ctx: typer.Context, execution_id: Annotated[str, typer.Argument(help=
 def cancel(ctx: typer.Context, execution_id: Annotated[str, typer.Argument(help="The execution id.")]) -> None:
     """Cancel: nothing new starts, timers are dropped."""
     _steer(ctx, execution_id, "cancel")
+
+
+@handles_errors
+def signal(
+    ctx: typer.Context,
+    execution_id: Annotated[str, typer.Argument(help="The execution id.")],
+    name: Annotated[str, typer.Argument(help="The signal's name (a wait node's config.signal).")],
+    data: Annotated[str, typer.Option("--data", "-d", help="Its data as JSON, or @file.json.")] = "null",
+) -> None:
+    """Send a signal: the wait nodes waiting for it complete, with the data as their output."""
+    value = parse_json(data, "--data")
+    with client(ctx) as spane:
+        accepted = spane.signal(execution_id, name, value)
+    out.print(Text.assemble(f"execution {accepted.execution_id}: signal {name} sent, ", status_text(accepted.status)))

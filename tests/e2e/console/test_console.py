@@ -128,6 +128,27 @@ def test_an_execution_is_rerun_from_a_node_on_its_page(page: Page, system: Syste
     assert reused == {"start", "wait"}  # only "label" and what follows ran again
 
 
+def test_a_waiting_node_s_signal_is_sent_from_the_page_with_its_data(
+    page: Page, system: System, api: httpx.Client
+) -> None:
+    workflow_id = unique("console-signal")
+    nodes = [{"id": "approve", "type": "wait", "config": {"signal": "approval"}}]
+    post_workflow(api, {"id": workflow_id, "name": "Approval", "nodes": nodes})
+    execution_id = execute(api, workflow_id, {})
+    page.goto(f"{system.url}/#/executions/{execution_id}")
+    card = page.locator("[data-signal-node=approve]")
+    expect(card).to_contain_text('waits for the signal "approval"', timeout=TIMEOUT_MS)
+    editor = page.get_by_label('Data of the signal "approval" (JSON)')
+    editor.fill("{not json")
+    page.get_by_role("button", name="Send approval").click()
+    expect(card).to_contain_text("Not valid JSON")  # checked in the page; nothing was sent
+    editor.fill('{"approved": true}')
+    page.get_by_role("button", name="Send approval").click()
+    expect(page.locator("#main")).to_have_attribute("data-status", "completed", timeout=TIMEOUT_MS)
+    expect(card).to_have_count(0)  # the node no longer waits
+    assert wait_final(api, execution_id)["output"] == {"approved": True}
+
+
 def test_a_workflow_is_registered_and_edited_from_the_pages_and_problems_show_by_path(
     page: Page, system: System, api: httpx.Client
 ) -> None:

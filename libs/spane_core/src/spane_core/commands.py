@@ -178,6 +178,15 @@ class Defer:
     until: int
 
 
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A signal named ``name`` came for the execution, with ``data``: the ``wait`` nodes waiting for it complete
+    with ``data`` as their output (``spane_core.decide_signal``)."""
+
+    name: str
+    data: Any = None
+
+
 Command = (
     Start
     | MarkStarted
@@ -195,4 +204,5 @@ Command = (
     | FireExecutionTimer
     | Defer
     | DeleteDeadLetter
+    | Signal
 )

@@ -26,6 +26,7 @@ from spane_core.commands import (
     Resume,
     RetryDeadLetter,
     SetTimeout,
+    Signal,
     Start,
     WorkerLost,
 )
@@ -33,6 +34,7 @@ from spane_core.decide_abort import abort, started
 from spane_core.decide_deferral import is_deferred, on_defer, requeue
 from spane_core.decide_dlq import delete_dead_letter, retry_dead_letter
 from spane_core.decide_options import fire_execution_timer, reuse, set_timeout
+from spane_core.decide_signal import WAIT, on_signal, start_waiting, timed_out, waits_for_signal
 from spane_core.decide_subflow import SUB_WORKFLOW, child_finished, start_child
 from spane_core.definition import NodeDef, Workflow
 from spane_core.errors import StateConflict
@@ -71,7 +73,7 @@ from spane_core.state import (
 )
 
 # Node types that the engine itself carries out, without a worker.
-ENGINE_NODE_TYPES = frozenset({"delay", SUB_WORKFLOW})
+ENGINE_NODE_TYPES = frozenset({"delay", SUB_WORKFLOW, WAIT})
 
 
 class _Decision:
@@ -174,14 +176,18 @@ class _Decision:
             until = delay_until(node.config, node_input(self.s, self.workflow, node.id), self.ctx.now)
             self.emit(NodeStarted(node_id=node.id, attempt=1, lease=""))
             self.emit(NodeWaiting(node_id=node.id, reason="delay", until=until))
-        elif node.type == SUB_WORKFLOW:
+        else:  # a sub-workflow or a wait: queued, then the engine carries it out
             self.queue(node.id, self.s.node(node.id).attempt + 1)
 
     def queue(self, node_id: NodeId, attempt: int, **override: Any) -> None:
-        """Queue ``attempt`` of a node (a retry, or a rerun): a task for a worker, or a sub-workflow's child."""
+        """Queue ``attempt`` of a node (a retry, or a rerun): a task for a worker, a sub-workflow's child, or a
+        wait for a signal."""
         self.emit(NodeQueued(node_id=node_id, attempt=attempt, **override))
-        if self.workflow.graph.nodes[node_id].type == SUB_WORKFLOW:
+        node = self.workflow.graph.nodes[node_id]
+        if node.type == SUB_WORKFLOW:
             start_child(self, node_id, attempt)
+        elif node.type == WAIT:
+            start_waiting(self, node, attempt, self.ctx.now)
 
     def run_due(self) -> None:
         _run_due(self)
@@ -287,6 +293,8 @@ def _decide_on(d: _Decision, state: ExecutionState, command: Command) -> None:
                 d.queue(node_id, attempt + 1)
             elif is_deferred(node):
                 d.emit(requeue(node_id, node))
+            elif waits_for_signal(d.workflow, state, node_id):
+                timed_out(d, node_id)
             elif node.status is NodeStatus.WAITING and node.child_execution_id is None:
                 d.emit(NodeCompleted(node_id=node_id, attempt=attempt, output=node_input(state, d.workflow, node_id)))
                 d.advance()
@@ -322,6 +330,8 @@ def _decide_on(d: _Decision, state: ExecutionState, command: Command) -> None:
         case Defer():
             for event in on_defer(state, command):
                 d.emit(event)
+        case Signal():
+            on_signal(d, state, command)
         case _:
             assert_never(command)
 
@@ -353,5 +363,7 @@ def _run_due(d: _Decision) -> None:
             d.queue(node_id, node.attempt + 1)
         elif is_deferred(node) and node.wait_until is not None and node.wait_until <= now:
             d.emit(requeue(node_id, node))
+        elif node.wait_until is not None and node.wait_until <= now and waits_for_signal(d.workflow, d.s, node_id):
+            timed_out(d, node_id)
         elif node.status is NodeStatus.WAITING and node.wait_until is not None and node.wait_until <= now:
             d.emit(NodeCompleted(node_id=node_id, attempt=node.attempt, output=node_input(d.s, d.workflow, node_id)))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from spane_core.commands import FireExecutionTimer, FireTimer
+from spane_core.decide_signal import WAIT
 from spane_core.decide_subflow import SUB_WORKFLOW, WAITING_REASON
 from spane_core.definition import Workflow
 from spane_core.effects_subflow import cascade_tasks, child_start_task, report_task
@@ -36,6 +37,9 @@ from spane_core.payloads import node_input
 from spane_core.state import ExecutionState, NodeStatus
 from spane_core.task import Task
 from spane_core.timer_options import execution_timer_member, execution_timers
+
+# Node types whose node.queued is no task for a worker: the engine carries them out.
+ENGINE_QUEUED = frozenset({SUB_WORKFLOW, WAIT})
 
 __all__ = ["Effects", "Task", "Timer", "effects", "parse_timer_member", "timer_member"]
 
@@ -100,7 +104,7 @@ def effects(
         match event:
             case NodeQueued(node_id=node_id, attempt=attempt):
                 node_type = workflow.node(node_id).type
-                if node_type == SUB_WORKFLOW:  # waits for a child instead (node.waiting, below)
+                if node_type in ENGINE_QUEUED:  # a child, or a signal, instead (node.waiting, below)
                     continue
                 out.tasks.append(
                     Task(

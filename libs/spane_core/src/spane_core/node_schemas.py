@@ -14,6 +14,7 @@ left out of the config a check sees, so no schema needs to know them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -183,10 +184,29 @@ def check_sub_workflow(config: Mapping[str, Any], ctx: ConfigContext) -> list[Fi
     return errors
 
 
+# A signal's name, as a wait node's config and the API's path name it (anchored: also an OpenAPI pattern).
+SIGNAL_NAME_PATTERN = "^[A-Za-z0-9_.:-]{1,100}$"
+
+
+def is_signal_name(name: str) -> bool:
+    return re.fullmatch(SIGNAL_NAME_PATTERN, name) is not None
+
+
+def check_wait(config: Mapping[str, Any], ctx: ConfigContext) -> list[FieldError]:
+    """A ``wait`` node: the ``signal`` it waits for (its timeout is the node's ``timeoutMs``)."""
+    errors: list[FieldError] = []
+    reader = FieldReader(config, "", errors)
+    signal = reader.string("signal", required=True)
+    if signal is not None and not is_signal_name(signal):
+        reader.error("signal", f"signal must be 1-100 characters of A-Z a-z 0-9 _ . : -, got {show(signal)}")
+    return errors
+
+
 BUILTIN_NODE_TYPES: dict[str, NodeTypeSpec] = {
     "transform": check_transform,
     "condition": check_condition,
     "http": check_http,
     "delay": check_delay,
     "sub-workflow": check_sub_workflow,
+    "wait": check_wait,
 }

@@ -1,5 +1,5 @@
 """What the edges ask of the core, whichever process they run in: start an execution, idempotently (the API's
-execute route, and webhooks, cron and sub-workflows), and send a running one a user's command.
+execute route, and webhooks, cron and sub-workflows), and send a running one a user's command or a signal.
 
 The rules are the core's (``decide``); this module resolves the workflow version, claims the idempotency key, stores
 a large input aside (the claim check) and commits through the ``ExecutionStore``. Resources are arguments: the
@@ -16,12 +16,13 @@ from typing import Any
 from redis.asyncio import Redis
 
 from spane_core.claim_check import REF_KEY, references_in
-from spane_core.commands import Cancel, Command, Pause, Resume, SetTimeout
+from spane_core.commands import Cancel, Command, Pause, Resume, SetTimeout, Signal
 from spane_core.definition import Workflow
 from spane_core.errors import FieldError, InvalidInput, NotFound
 from spane_core.execution_options import ExecutionOptions, Rerun, start_command
 from spane_core.ids import ExecutionId, NodeId, WorkflowId, new_execution_id
 from spane_core.keys import DEFAULT_PRIORITY, WorkflowKeys
+from spane_core.node_schemas import is_signal_name
 from spane_core.observe.context import start_context
 from spane_core.settings import IDEMPOTENCY_KEY_TTL_S
 from spane_core.state import ExecutionState
@@ -189,5 +190,22 @@ async def set_execution_timeout(
 ) -> ExecutionState:
     """Set or move the execution's deadline to ``timeout_ms`` from now; ``StateConflict`` when it is finished."""
     outcome = await executions.apply(Transition(execution_id, [SetTimeout(timeout_ms)]))
+    assert outcome.state is not None
+    return outcome.state
+
+
+async def signal_execution(
+    executions: ExecutionStore, payloads: PayloadStore, execution_id: ExecutionId, name: str, data: Any
+) -> ExecutionState:
+    """Send the signal ``name`` with ``data`` (stored aside when large): the ``wait`` nodes waiting for it complete.
+
+    Raises ``InvalidInput`` for a name no node could wait for, ``NotFound`` as ``command_execution`` does, and
+    ``StateConflict`` when no node of the execution waits for the signal.
+    """
+    if not is_signal_name(name):
+        problem = FieldError("name", f"a signal name is 1-100 characters of A-Z a-z 0-9 _ . : -, got {name[:100]!r}")
+        raise InvalidInput("invalid signal name", [problem])
+    value = await stored_value(payloads, data, "data")
+    outcome = await executions.apply(Transition(execution_id, [Signal(name, value)]))
     assert outcome.state is not None
     return outcome.state

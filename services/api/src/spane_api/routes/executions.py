@@ -1,16 +1,18 @@
-"""``/api/executions``: list and read executions, their history, and pause, resume or cancel them."""
+"""``/api/executions``: list and read executions, their history; pause, resume or cancel them, or signal them."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from litestar import get, post
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
+from spane_core import usecases
 from spane_core.codec import envelope_to_dict
 from spane_core.errors import NotFound, StateConflict, StorageError
 from spane_core.ids import ExecutionId
+from spane_core.node_schemas import SIGNAL_NAME_PATTERN
 from spane_core.state import ExecutionStatus
 from spane_core.usecases import command_execution
 
@@ -138,6 +140,31 @@ async def cancel_execution(execution_id: FromPath[str], deps: Deps) -> CommandAc
     return await _command(deps, execution_id, "cancel")
 
 
+@post(
+    "/{execution_id:str}/signals/{name:str}",
+    status_code=HTTP_202_ACCEPTED,
+    summary="Send a signal: the `wait` nodes waiting for it complete, with the body as their output",
+    description="The body is any JSON value (none: `null`); it becomes the output of each `wait` node of the"
+    " execution whose `signal` is `name` and that is waiting. 409 when none waits for it (a signal is never kept"
+    " for later) or the execution is finished.",
+    responses=problem_responses(400, 404, 409, 422),
+)
+async def signal_execution(
+    execution_id: FromPath[str],
+    name: Annotated[str, PathParameter(pattern=SIGNAL_NAME_PATTERN)],
+    deps: Deps,
+    data: JSONBody[Any] = None,
+) -> CommandAccepted:
+    try:
+        state = await usecases.signal_execution(deps.executions, deps.payloads, ExecutionId(execution_id), name, data)
+    except NotFound:
+        found = await readmodel.execution(deps.db, execution_id)
+        if found is None:
+            raise
+        raise StateConflict(f"cannot signal an execution that is {found[0].status}") from None
+    return CommandAccepted(execution_id=state.execution_id, status=state.status)
+
+
 HANDLERS = [
     list_executions,
     read_execution,
@@ -145,4 +172,5 @@ HANDLERS = [
     pause_execution,
     resume_execution,
     cancel_execution,
+    signal_execution,
 ]

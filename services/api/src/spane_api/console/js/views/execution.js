@@ -1,9 +1,10 @@
-// One execution: status, controls (pause / resume / cancel, with the 409 reason when refused), the DAG coloured by
+// One execution: status, controls (pause / resume / cancel, with the 409 reason when refused), a form to send the
+// signal each waiting `wait` node waits for, the DAG coloured by
 // node status, each node's attempts, input, output and error, the timeline of its events, parent and children.
 // Live: it follows the execution's SSE stream (polling the API instead where the server has none) until it ends.
 import { ApiError, get, post, stream } from "../api.js";
 import { drawDag, parentsOf } from "../dag.js";
-import { badge, errorText, h, json, message, table, time } from "../dom.js";
+import { badge, errorText, h, json, jsonEditor, message, table, time } from "../dom.js";
 
 const FINAL = new Set(["completed", "failed", "cancelled"]);
 const POLL_MS = 1000;
@@ -71,6 +72,37 @@ function nodeTable(definition, execution, events) {
   return table(["Node", "Type", "Status", "Attempts", "Started", "Error", ""], rows, { id: "nodes" });
 }
 
+// A card per waiting `wait` node: the JSON to send as its signal's data, and Send. Cards are kept across updates
+// (an edit in progress survives the events that arrive meanwhile) and shown while their node waits.
+function signalCards(path, feedback, after) {
+  const cards = new Map();
+  const card = (node) => {
+    const signal = node.config.signal;
+    const [editor, read] = jsonEditor(`Data of the signal "${signal}" (JSON)`, {}, `signal-data-${node.id}`);
+    const send = h("button", { type: "button", id: `signal-${node.id}` }, `Send ${signal}`);
+    send.addEventListener("click", async () => {
+      const data = read();
+      if (!data.ok) return;
+      send.disabled = true;
+      try {
+        const accepted = await post(`${path}/signals/${encodeURIComponent(signal)}`, data.value);
+        feedback.replaceChildren(message("ok", `signal ${signal} sent: ${accepted.status}`));
+      } catch (err) {
+        feedback.replaceChildren(message("error", `signal refused: ${errorText(err)}`));
+        send.disabled = false;
+      }
+      after();
+    });
+    return h("article", { class: "card", "data-signal-node": node.id },
+      h("p", {}, h("strong", { class: "mono" }, node.id), ` waits for the signal "${signal}"`), editor, send);
+  };
+  return (definition, execution) => {
+    const waiting = definition.nodes.filter((n) => n.type === "wait" && execution.nodes[n.id]?.status === "waiting");
+    for (const n of waiting) if (!cards.has(n.id)) cards.set(n.id, card(n));
+    return waiting.map((n) => cards.get(n.id));
+  };
+}
+
 export async function executionPage(executionId) {
   const path = `/api/executions/${encodeURIComponent(executionId)}`;
   let execution = await get(path);
@@ -84,6 +116,7 @@ export async function executionPage(executionId) {
   const io = h("div", { class: "grid2" });
   const feedback = h("div", { "aria-live": "polite" });
   const live = h("span", { class: "small muted", id: "live" });
+  const signals = h("div", { id: "signals" });
   const buttons = {};
   for (const [name, cls] of [["pause", "secondary"], ["resume", "secondary"], ["cancel", "danger"]]) {
     buttons[name] = h("button", { type: "button", class: cls, id: `${name}-button`,
@@ -122,6 +155,7 @@ export async function executionPage(executionId) {
       execution.parentExecutionId ? h("p", {}, "Parent: ", exLink(execution.parentExecutionId)) : null,
       children.length ? h("p", {}, "Children: ", children.map((c) => [exLink(c), " "])) : null,
       execution.error ? message("error", `${execution.error.type}: ${execution.error.message}`) : null));
+    signals.replaceChildren(...waitingCards(definition, execution));
     const statuses = Object.fromEntries(Object.entries(execution.nodes).map(([id, n]) => [id, n.status]));
     graph.replaceChildren(drawDag(definition, statuses, select));
     nodes.replaceChildren(nodeTable(definition, execution, events));
@@ -140,6 +174,7 @@ export async function executionPage(executionId) {
   // Many events arrive together: refresh once per burst.
   let pending = null;
   const soon = () => { if (!pending) pending = setTimeout(() => { pending = null; refresh().catch(() => {}); }, 150); };
+  const waitingCards = signalCards(path, feedback, soon);
 
   async function steer(name) {
     try {
@@ -174,7 +209,7 @@ export async function executionPage(executionId) {
   update();
   follow();
   const element = h("section", {}, h("h1", {}, "Execution ", h("span", { class: "mono" }, executionId)), head,
-    h("div", { class: "row" }, buttons.pause, buttons.resume, buttons.cancel, fromNode, rerunButton), feedback,
+    h("div", { class: "row" }, buttons.pause, buttons.resume, buttons.cancel, fromNode, rerunButton), signals, feedback,
     h("h2", {}, "Graph"), graph, h("h2", {}, "Nodes"), nodes, io, h("h2", {}, "Timeline"), events_);
   return {
     title: `Execution ${executionId}`,
