@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from typing import Annotated, Any
 
 from litestar import get, post
@@ -13,7 +14,7 @@ from spane_core.codec import envelope_to_dict
 from spane_core.errors import NotFound, StateConflict, StorageError
 from spane_core.ids import ExecutionId
 from spane_core.node_schemas import SIGNAL_NAME_PATTERN
-from spane_core.state import ExecutionStatus
+from spane_core.state import ExecutionState, ExecutionStatus
 from spane_core.usecases import command_execution
 
 from spane_api import readmodel
@@ -111,14 +112,23 @@ async def read_history(execution_id: FromPath[str], deps: Deps) -> History:
 
 
 async def _command(deps: Deps, execution_id: str, name: str) -> CommandAccepted:
+    return await _accepted(
+        deps, execution_id, name, command_execution(deps.executions, ExecutionId(execution_id), name)
+    )
+
+
+async def _accepted(
+    deps: Deps, execution_id: str, verb: str, sending: Coroutine[Any, Any, ExecutionState]
+) -> CommandAccepted:
+    """What ``sending`` a command to the execution returns: its new status."""
     try:
-        state = await command_execution(deps.executions, ExecutionId(execution_id), name)
+        state = await sending
     except NotFound:
         # Redis no longer holds a finished execution after its retention; the read model still knows it.
         found = await readmodel.execution(deps.db, execution_id)
         if found is None:
             raise
-        raise StateConflict(f"cannot {name} an execution that is {found[0].status}") from None
+        raise StateConflict(f"cannot {verb} an execution that is {found[0].status}") from None
     return CommandAccepted(execution_id=state.execution_id, status=state.status)
 
 
@@ -155,14 +165,8 @@ async def signal_execution(
     deps: Deps,
     data: JSONBody[Any] = None,
 ) -> CommandAccepted:
-    try:
-        state = await usecases.signal_execution(deps.executions, deps.payloads, ExecutionId(execution_id), name, data)
-    except NotFound:
-        found = await readmodel.execution(deps.db, execution_id)
-        if found is None:
-            raise
-        raise StateConflict(f"cannot signal an execution that is {found[0].status}") from None
-    return CommandAccepted(execution_id=state.execution_id, status=state.status)
+    sending = usecases.signal_execution(deps.executions, deps.payloads, ExecutionId(execution_id), name, data)
+    return await _accepted(deps, execution_id, "signal", sending)
 
 
 HANDLERS = [
