@@ -139,3 +139,22 @@ async def test_the_http_client_s_request_lines_are_not_logged() -> None:
         assert httpx_log.isEnabledFor(logging.INFO)
         await call({"url": "https://api.test/"}, recording([]))
         assert not httpx_log.isEnabledFor(logging.INFO) and httpx_log.isEnabledFor(logging.WARNING)
+
+
+async def test_an_object_in_the_query_is_sent_as_json() -> None:
+    seen: list[httpx.Request] = []
+    config = {"url": "https://api.test/s", "query": {"filter": "{{ filter }}", "ids": [[1, 2], 3]}}
+    await call(config, recording(seen), {"filter": {"status": "paid"}})
+    assert seen[0].url.params["filter"] == '{"status":"paid"}'
+    assert seen[0].url.params.get_list("ids") == ["[1,2]", "3"]
+
+
+async def test_a_header_value_with_a_line_break_fails_the_node_for_good() -> None:
+    seen: list[httpx.Request] = []
+    with pytest.raises(NonRetryableError, match="line break"):
+        await call(
+            {"url": "https://api.test/", "headers": {"X-Name": "{{ name }}"}},
+            recording(seen),
+            {"name": "a\r\nX-Admin: 1"},
+        )
+    assert seen == []

@@ -14,6 +14,7 @@ retry policy applies.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -60,6 +61,9 @@ def build_request(
     if isinstance(timeout_ms, int | float) and timeout_ms > 0:
         extensions["timeout"] = httpx.Timeout(timeout_ms / 1000).as_dict()
     headers = {str(k): render.text(str(v)) for k, v in (config.get("headers") or {}).items()}
+    for name, value in headers.items():
+        if "\r" in value or "\n" in value:  # no header may be smuggled in by a value from the input
+            raise NonRetryableError(f"http.headers[{name!r}] holds a line break once filled in")
     if idempotency_key and not any(k.lower() == "idempotency-key" for k in headers):
         headers["Idempotency-Key"] = idempotency_key
     if traceparent and not any(k.lower() == "traceparent" for k in headers):
@@ -85,6 +89,8 @@ def _query_value(value: Any) -> str | list[str]:
 def _scalar(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)  # not Python's repr
     return "" if value is None else str(value)
 
 
