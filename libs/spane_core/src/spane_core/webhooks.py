@@ -108,3 +108,5 @@ def _json_body(body: bytes) -> Any:
         return msgspec.json.decode(body)
     except msgspec.DecodeError as e:
         raise MalformedInput(f"the webhook body is not JSON: {e}") from e
+    except RecursionError as e:  # "[[[[...": deeper than the decoder may recurse
+        raise MalformedInput("the webhook body's JSON is nested too deeply") from e

@@ -119,6 +119,13 @@ def _too_large_number(request: Request[Any, Any, Any], exc: Exception) -> Respon
     return problem_response(400, "malformed-input", detail)
 
 
+def _too_deep(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    # The JSON decoder recurses once per nesting level; a body of "[[[[..." deeper than the interpreter allows is
+    # the request's fault (nothing SPANE makes nests that deep), and nothing was stored when decoding failed.
+    log.info("answering 400 to %s %s: %s", request.method, request.url.path, exc)
+    return problem_response(400, "malformed-input", "the request's JSON is nested too deeply")
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(500, "internal-error", "an unexpected error occurred; it has been logged")
@@ -139,5 +146,6 @@ def exception_handlers() -> ExceptionHandlersMap:
         SpaneError: _spane_error,
         HTTPException: _http_error,
         OverflowError: _too_large_number,
+        RecursionError: _too_deep,
         Exception: _unexpected,
     }

@@ -1,0 +1,56 @@
+"""The API's defences, over HTTP against real Redis and Postgres: every route but the open ones needs the token, and
+hostile bodies get a 4xx problem, never a 500."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+from litestar.routes import HTTPRoute
+
+from .api_support import Client, api_client, chain, make_settings, problem, unique
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "t0ken-under-test"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+# What API.md leaves open: webhooks (their own signatures), liveness, readiness, metrics; and the console's static
+# assets, the OpenAPI and AsyncAPI documents, which hold no data.
+OPEN = re.compile(r"^(/api/webhooks/.*|/health|/ready|/metrics|/asyncapi|/|/console/.*|/schema.*)$")
+
+
+@pytest.fixture
+async def client(redis_url: str, database_url: str) -> AsyncIterator[Client]:
+    settings = make_settings(redis_url, database_url, api_token=TOKEN, max_body_bytes=1_000_000)
+    async with api_client(settings) as client:
+        yield client
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "x", path)
+
+
+async def test_every_route_that_is_not_open_needs_the_token(client: Client) -> None:
+    checked = []
+    for route in client.app.routes:
+        if not isinstance(route, HTTPRoute) or OPEN.match(route.path):
+            continue
+        for method in sorted(route.methods - {"OPTIONS", "HEAD"}):
+            response = await client.request(method, concrete(route.path), headers={"Authorization": "Bearer nope"})
+            problem(response, 401)
+            checked.append(f"{method} {route.path}")
+    # The SSE streams and the operations routes are among them.
+    assert {"GET /api/events", "GET /api/executions/{execution_id:str}/events", "GET /api/dlq"} <= set(checked)
+    assert "POST /api/circuit-breakers/{name:str}/reset" in checked
+
+
+async def test_json_nested_too_deeply_is_400_not_500(client: Client) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    body = problem(await client.post("/api/workflows", content=deep, headers=AUTH), 400)
+    assert "nested too deeply" in body["detail"]
+    wf = chain(triggers=[{"type": "webhook", "config": {"path": unique("deep")}}])
+    assert (await client.post("/api/workflows", json=wf, headers=AUTH)).status_code == 201
+    path = wf["triggers"][0]["config"]["path"]
+    body = problem(await client.post(f"/api/webhooks/{path}", content=deep), 400)
+    assert "nested too deeply" in body["detail"]
