@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import AsyncIterator
 
@@ -75,3 +76,38 @@ def test_an_ipv4_mapped_address_is_judged_as_the_ipv4_one() -> None:
 def test_a_setting_that_is_not_a_network_is_refused_with_its_value() -> None:
     with pytest.raises(ValueError, match=re.escape("'10.0.0/33' is not a network")):
         Settings(http_deny=["10.0.0/33"])
+
+
+async def test_the_unspecified_address_is_judged_as_the_local_host(server: tuple[int, list[int]]) -> None:
+    port, accepted = server
+    guard = AddressGuard(networks(["127.0.0.0/8", "::1/128"]))
+    for host in ("0.0.0.0", "0", "[::]"):  # connecting to these reaches 127.0.0.1 on Linux
+        with pytest.raises(BlockedAddress):
+            await get(guard, f"http://{host}:{port}/")
+    assert accepted == []
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+        "2002:a9fe:a9fe::1",  # 6to4 of it
+        "::169.254.169.254",  # IPv4-compatible spelling
+        "2001:0:4136:e378:8000:63bf:5601:5601",  # Teredo whose client is 169.254.169.254 (obfuscated: ~0x5601...)
+        "::ffff:0.0.0.0",  # the unspecified address, mapped: the local host
+    ],
+)
+def test_an_ipv6_address_that_embeds_a_denied_ipv4_one_is_refused(address: str) -> None:
+    guard = AddressGuard(networks(["169.254.0.0/16", "127.0.0.0/8"]))
+    with pytest.raises(BlockedAddress):
+        guard.check(address, "embedded")
+
+
+async def test_httpx_request_log_lines_leave_the_credentials_out(
+    server: tuple[int, list[int]], caplog: pytest.LogCaptureFixture
+) -> None:
+    port, _ = server
+    with caplog.at_level(logging.INFO, logger="httpx"):
+        await get(AddressGuard([]), f"http://ada:pa55word@127.0.0.1:{port}/x?key=K3Y")
+    logged = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+    assert logged and all("pa55word" not in line and "K3Y" not in line for line in logged), logged

@@ -124,3 +124,7 @@ class HttpClientError(NonRetryableError):
 
 class BlockedAddress(NonRetryableError):
     """The http node's URL leads to a network this deployment does not let nodes reach."""
+
+
+class HttpResponseTooLarge(NonRetryableError):
+    """An ``http`` node's answer is larger than ``SPANE_HTTP_MAX_RESPONSE_BYTES``: read no further, fail for good."""

@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     # Where the worker finds the secrets that http nodes name as {{ $secrets.NAME }}: a file NAME in this directory
     # (a mounted Kubernetes Secret, Docker's /run/secrets), unless the environment has SPANE_SECRET_NAME.
     secrets_dir: str = ""
+    # The most an http node reads of an answer's body (decompressed); a larger answer fails the node for good.
+    http_max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     # Limits per node type, shared by every worker (JSON objects keyed by node type): a circuit breaker
     # ({"failureThreshold", "successThreshold", "timeoutMs"}), a rate limit ({"max", "perMs"}), and how many nodes
     # of the type may run at once across all workers. A node's own circuitBreaker / rateLimit add to these.

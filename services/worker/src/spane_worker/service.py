@@ -23,6 +23,7 @@ from spane_core.store.workflows import WorkflowRegistry
 
 from spane_worker.consumer import Worker
 from spane_worker.executors import builtin_executors
+from spane_worker.executors.http import DEFAULT_MAX_RESPONSE_BYTES
 from spane_worker.executors.http_guard import AddressGuard, guarded_client, networks
 from spane_worker.executors.templating import hide_secrets_in_span
 from spane_worker.secrets import Secrets
@@ -47,11 +48,14 @@ def traced_client(http: httpx.AsyncClient) -> TracerProvider | None:
 
 
 def worker_executors(
-    http: httpx.AsyncClient, registry: ExecutorRegistry | None = None, secrets: Secrets | None = None
+    http: httpx.AsyncClient,
+    registry: ExecutorRegistry | None = None,
+    secrets: Secrets | None = None,
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
 ) -> ExecutorRegistry:
     """The built-in node types, then those registered with ``@executor`` (plugins), then ``registry``; a later
-    registration of a name replaces an earlier one."""
-    executors = builtin_executors(http, secrets)
+    registration of a name replaces an earlier one. ``max_response_bytes`` bounds the http node's answers."""
+    executors = builtin_executors(http, secrets, max_response_bytes)
     executors.update(sdk.registry)
     if registry is not None:
         executors.update(registry)
@@ -84,7 +88,7 @@ async def run_worker(
     try:
         workflows = WorkflowRegistry(redis)
         store = redis_execution_store(redis, workflows, settings.partitions)
-        executors = worker_executors(http, registry, Secrets(settings.secrets_dir))
+        executors = worker_executors(http, registry, Secrets(settings.secrets_dir), settings.http_max_response_bytes)
         # ``migrate`` before the first payload: this worker may store one before the projector created the table.
         payloads = PayloadStore(db, settings.payload_inline_max, settings.payload_cache_bytes, prepare=migrate)
         worker = Worker(

@@ -9,7 +9,9 @@ that stays the same when a worker runs a try again after a crash, so the receivi
 and, when the execution is traced, a W3C ``traceparent`` naming the try's span (unless ``headers`` names one).
 Output: ``{"status", "headers", "body"}``, the body parsed when the response is JSON. A 4xx answer other than 408
 and 429 is final (``NonRetryableError``); 5xx, 408, 429 and network errors raise retryable errors, so the node's
-retry policy applies.
+retry policy applies. A body larger than ``max_response_bytes`` (``SPANE_HTTP_MAX_RESPONSE_BYTES``, after
+decompression) is not read on: the node fails for good. Errors show the URL without its credentials and query values
+(``http_redact``).
 """
 
 from __future__ import annotations
@@ -21,14 +23,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from spane_core.errors import HttpClientError, HttpStatusError
+from spane_core.errors import HttpClientError, HttpResponseTooLarge, HttpStatusError
 from spane_core.sdk import Executor, NodeContext, NonRetryableError
 
+from spane_worker.executors.http_redact import shown_url
 from spane_worker.executors.templating import Renderer
 from spane_worker.secrets import Secrets
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 RETRYABLE_4XX = frozenset({408, 429})
+DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 
 
 def build_request(
@@ -94,14 +98,31 @@ def _scalar(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def read_response(response: httpx.Response) -> dict[str, Any]:
+async def read_body(response: httpx.Response, request: httpx.Request, limit: int) -> bytes:
+    """The (decompressed) body of a streamed ``response``, read no further than ``limit`` bytes."""
+    too_large = f"the answer of {request.method} {shown_url(request.url)} is larger than {limit} bytes"
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit and "content-encoding" not in response.headers:
+        raise HttpResponseTooLarge(too_large + " (SPANE_HTTP_MAX_RESPONSE_BYTES)")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise HttpResponseTooLarge(too_large + " (SPANE_HTTP_MAX_RESPONSE_BYTES)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def read_response(response: httpx.Response, content: bytes) -> dict[str, Any]:
     content_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    body: Any = response.text
+    text = content.decode(response.encoding or "utf-8", errors="replace")
+    body: Any = text
     if content_type == "application/json" or content_type.endswith("+json"):
         try:
-            body = response.json()
+            body = json.loads(text)
         except ValueError:
-            body = response.text  # declared JSON but is not: keep the text rather than fail the node
+            body = text  # declared JSON but is not: keep the text rather than fail the node
     headers: dict[str, str] = {}
     for key, value in response.headers.multi_items():
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
@@ -110,15 +131,18 @@ def read_response(response: httpx.Response) -> dict[str, Any]:
 
 def check_status(response: httpx.Response, request: httpx.Request) -> None:
     status = response.status_code
-    where = f"{request.method} {request.url}"
+    where = f"{request.method} {shown_url(request.url)}"
     if 400 <= status < 500 and status not in RETRYABLE_4XX:
         raise HttpClientError(f"HTTP {status} from {where}")
     if status >= 500 or status in RETRYABLE_4XX:
         raise HttpStatusError(f"HTTP {status} from {where}")
 
 
-def http_executor(client: httpx.AsyncClient, secrets: Secrets | None = None) -> Executor:
-    """The ``http`` executor bound to the worker's shared client and its secrets (by default, its environment's)."""
+def http_executor(
+    client: httpx.AsyncClient, secrets: Secrets | None = None, max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+) -> Executor:
+    """The ``http`` executor bound to the worker's shared client and its secrets (by default, its environment's),
+    reading no more than ``max_response_bytes`` of an answer."""
     known = secrets if secrets is not None else Secrets()
     # httpx logs every request at INFO with its whole URL, a key in its query with it (even when SPANE is embedded
     # in an application with logging of its own); the worker logs what it needs of a failed node itself.
@@ -129,9 +153,13 @@ def http_executor(client: httpx.AsyncClient, secrets: Secrets | None = None) -> 
         try:
             request = build_request(client, ctx.config, ctx.input, ctx.idempotency_key, ctx.traceparent, renderer)
             with renderer.sending():
-                response = await client.send(request)
-            check_status(response, request)
-            return read_response(response)
+                response = await client.send(request, stream=True)
+            try:
+                check_status(response, request)
+                content = await read_body(response, request, max_response_bytes)
+            finally:
+                await response.aclose()
+            return read_response(response, content)
         except Exception as e:
             renderer.redact(e)  # its message goes into the log (node.failed) and the worker's own log
             raise

@@ -19,6 +19,8 @@ import httpcore
 import httpx
 from spane_core.errors import BlockedAddress
 
+from spane_worker.executors.http_redact import redact_httpx_logs
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -35,13 +37,35 @@ class AddressGuard:
 
     def check(self, address: str, host: str) -> None:
         ip: Address = ipaddress.ip_address(address.split("%", 1)[0])  # without an IPv6 zone
-        candidates: list[Address] = [ip]
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            candidates.append(ip.ipv4_mapped)  # ::ffff:169.254.169.254 is 169.254.169.254
+        candidates = [ip, *reached_through(ip)]
         if any(c in net for c in candidates for net in self.allow):
             return
         if any(c in net for c in candidates for net in self.deny):
             raise BlockedAddress(f"http: {host} resolves to {ip}, in a network nodes may not reach (SPANE_HTTP_DENY)")
+
+
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: a NAT64 gateway reaches the IPv4 in the last 32 bits
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # RFC 4291's deprecated ::a.b.c.d
+
+
+def reached_through(ip: Address) -> list[Address]:
+    """The other addresses that connecting to ``ip`` reaches, to be judged as well: the local host for an
+    unspecified address (0.0.0.0 and :: connect to it), and the IPv4 address an IPv6 one embeds (mapped, NAT64,
+    6to4, Teredo, IPv4-compatible), so that a deny list of IPv4 networks holds whatever the spelling."""
+    if ip.is_unspecified or ip in ipaddress.ip_network("0.0.0.0/8"):
+        return [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
+    if isinstance(ip, ipaddress.IPv4Address):
+        return []
+    embedded: list[Address] = []
+    if ip.ipv4_mapped is not None:
+        embedded.append(ip.ipv4_mapped)  # ::ffff:169.254.169.254 is 169.254.169.254
+    if ip.sixtofour is not None:
+        embedded.append(ip.sixtofour)
+    if ip.teredo is not None:
+        embedded.append(ip.teredo[1])
+    if ip in NAT64 or (ip in IPV4_COMPATIBLE and int(ip) > 1):
+        embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return [a for e in embedded for a in (e, *reached_through(e))]
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
@@ -90,7 +114,8 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
 def guarded_client(guard: AddressGuard, timeout_s: float) -> httpx.AsyncClient:
     """An ``httpx.AsyncClient`` (redirects followed; proxies from the environment as usual) whose direct
-    connections pass the guard."""
+    connections pass the guard; httpx's request log lines show its URLs without credentials."""
+    redact_httpx_logs()
     client = httpx.AsyncClient(follow_redirects=True, timeout=timeout_s)
     # httpx has no public hook for the network backend; its default transport's pool keeps it here (the guard's
     # tests fail if that changes).

@@ -1,0 +1,94 @@
+"""The http node keeps secrets out of what it records and reads no more of an answer than it may (mock transport)."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+from spane_core.errors import HttpClientError, HttpResponseTooLarge, HttpStatusError
+from spane_core.ids import ExecutionId, NodeId, WorkflowId
+from spane_core.sdk import NodeContext, NonRetryableError
+from spane_worker.executors.http import http_executor
+from spane_worker.executors.http_redact import RedactUrls, shown_url
+
+Handler = Callable[[httpx.Request], httpx.Response]
+SECRET_URL = "https://ada:pa55word@api.test/v1/items?api_key=K3Y&page=2"
+
+
+def ctx(config: dict[str, Any]) -> NodeContext:
+    return NodeContext(
+        execution_id=ExecutionId("e1"), workflow_id=WorkflowId("wf"), node_id=NodeId("n"), node_type="http",
+        attempt=1, input=None, config=config, idempotency_key="e1:n:1",
+    )  # fmt: skip
+
+
+async def call_http(config: dict[str, Any], handler: Handler, max_response_bytes: int = 1000) -> Any:
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        return await http_executor(client, max_response_bytes=max_response_bytes)(ctx(config))
+
+
+def test_a_shown_url_has_no_credentials_and_no_query_values() -> None:
+    assert shown_url(SECRET_URL) == "https://api.test/v1/items?api_key=***&page=***"
+    assert shown_url("http://api.test/x") == "http://api.test/x"
+
+
+@pytest.mark.parametrize(("status", "error"), [(401, HttpClientError), (503, HttpStatusError)])
+async def test_a_failed_call_names_the_url_without_its_secrets(status: int, error: type[Exception]) -> None:
+    with pytest.raises(error) as info:
+        await call_http({"url": SECRET_URL}, lambda r: httpx.Response(status))
+    message = str(info.value)
+    assert "api.test/v1/items" in message
+    assert "pa55word" not in message and "ada" not in message and "K3Y" not in message
+
+
+async def test_the_urls_own_query_is_kept_and_the_configured_one_added() -> None:
+    seen: list[httpx.URL] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        return httpx.Response(200)
+
+    await call_http({"url": "http://api.test/x?a=1"}, handler)
+    await call_http({"url": "http://api.test/x?a=1", "query": {"b": 2}}, handler)
+    assert [str(u) for u in seen] == ["http://api.test/x?a=1", "http://api.test/x?a=1&b=2"]
+
+
+async def streamed(size: int) -> AsyncIterator[bytes]:
+    for _ in range(size // 100):
+        yield b"y" * 100
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda r: httpx.Response(200, content=b"y" * 1001),  # with a content-length
+        lambda r: httpx.Response(200, content=streamed(100_000)),  # chunked: no length said in advance
+        lambda r: httpx.Response(200, content=gzip.compress(b"y" * 100_000), headers={"Content-Encoding": "gzip"}),
+    ],
+    ids=["declared", "chunked", "gzip"],
+)
+async def test_an_answer_over_the_limit_fails_the_node_for_good(answer: Handler) -> None:
+    with pytest.raises(HttpResponseTooLarge, match="larger than 1000 bytes") as info:
+        await call_http({"url": SECRET_URL}, answer)
+    assert isinstance(info.value, NonRetryableError)
+    assert "pa55word" not in str(info.value)
+
+
+async def test_an_answer_within_the_limit_is_read_whole() -> None:
+    out = await call_http({"url": "http://api.test/x"}, lambda r: httpx.Response(200, json={"a": "é" * 10}))
+    assert out["body"] == {"a": "é" * 10}
+    out = await call_http({"url": "http://api.test/x"}, lambda r: httpx.Response(200, content=streamed(1000)))
+    assert out["body"] == "y" * 1000
+
+
+def test_httpx_request_log_lines_show_urls_without_secrets() -> None:
+    record = logging.LogRecord(
+        "httpx", logging.INFO, __file__, 1, 'HTTP Request: %s %s "%s %d %s"',
+        ("GET", httpx.URL(SECRET_URL), "HTTP/1.1", 200, "OK"), None,
+    )  # fmt: skip
+    assert RedactUrls().filter(record)
+    assert record.getMessage() == 'HTTP Request: GET https://api.test/v1/items?api_key=***&page=*** "HTTP/1.1 200 OK"'
