@@ -54,3 +54,13 @@ async def test_json_nested_too_deeply_is_400_not_500(client: Client) -> None:
     path = wf["triggers"][0]["config"]["path"]
     body = problem(await client.post(f"/api/webhooks/{path}", content=deep), 400)
     assert "nested too deeply" in body["detail"]
+
+
+async def test_ready_names_what_failed_without_its_address_or_user() -> None:
+    settings = make_settings("redis://127.0.0.1:1/0", "postgresql://someuser:pw@127.0.0.1:1/none")
+    async with api_client(settings) as client:
+        response = await client.get("/ready")
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["redis"].startswith("error: ") and checks["postgres"].startswith("error: "), checks
+    assert not any(secret in response.text for secret in ("127.0.0.1", ":1", "someuser", "pw@")), response.text

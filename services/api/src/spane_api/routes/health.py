@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable
 from importlib.metadata import PackageNotFoundError, version
@@ -19,6 +20,8 @@ from spane_core.store.transient import TRANSIENT
 
 from spane_api.deps import Deps
 from spane_api.schemas import Health, Readiness
+
+log = logging.getLogger("spane.api")
 
 CHECK_TIMEOUT_S = 2.0
 
@@ -57,8 +60,10 @@ async def _check(probe: Awaitable[None]) -> str:
         await asyncio.wait_for(probe, CHECK_TIMEOUT_S)
     except TimeoutError:
         return f"error: no answer within {CHECK_TIMEOUT_S}s"
-    except Exception as e:  # any failure of the probe is the answer, reported to the caller
-        return f"error: {type(e).__name__}: {e}"
+    except Exception as e:  # any failure of the probe is the answer: its kind to the caller, its detail to the log
+        # /ready is open: the message (a host and port, a user name) is for the operator, not for anyone who asks.
+        log.warning("readiness check failed: %s: %s", type(e).__name__, e)
+        return f"error: {type(e).__name__}"
     return "ok"
 
 
