@@ -80,6 +80,8 @@ def _spane_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Pr
         log.warning("answering %s to %s %s: %s", status, request.method, request.url.path, exc)
     if isinstance(exc, StorageError):  # which store and why is for the log, not for the caller
         return problem_response(status, slug, "a backing store is unavailable; try again later")
+    if status >= 500:  # an internal error's message names internals (an exception's repr): logged above only
+        return problem_response(status, slug, "an unexpected error occurred; it has been logged")
     errors = exc.errors if isinstance(exc, InvalidInput | MalformedInput) else []
     problems = [FieldProblem(path=e.path, message=e.message) for e in errors]
     headers = {"Allow": ", ".join(exc.allowed)} if isinstance(exc, MethodNotAllowed) else None
