@@ -3,6 +3,7 @@ hostile bodies get a 4xx problem, never a 500."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 
@@ -64,3 +65,26 @@ async def test_ready_names_what_failed_without_its_address_or_user() -> None:
     checks = response.json()["checks"]
     assert checks["redis"].startswith("error: ") and checks["postgres"].startswith("error: "), checks
     assert not any(secret in response.text for secret in ("127.0.0.1", ":1", "someuser", "pw@")), response.text
+
+
+async def test_a_browser_request_from_another_site_changes_nothing(redis_url: str, database_url: str) -> None:
+    # No API token (`spane dev` on a developer's machine): a page of any site could post to it.
+    async with api_client(make_settings(redis_url, database_url)) as client:
+        wf = chain()
+        as_text = {"Content-Type": "text/plain"}  # a "simple" request: the browser sends it without a preflight
+        for site in ("cross-site", "same-site"):
+            headers = {**as_text, "Sec-Fetch-Site": site, "Origin": "http://evil.example"}
+            body = problem(await client.post("/api/workflows", content=json.dumps(wf), headers=headers), 403)
+            assert "another site" in body["detail"]
+        problem(await client.get(f"/api/workflows/{wf['id']}"), 404)  # nothing was stored
+        # The console's own calls, a typed URL, and clients that are not browsers go through; reads too.
+        for headers in ({"Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"}, {}):
+            response = await client.post("/api/workflows", content=json.dumps(wf), headers={**as_text, **headers})
+            assert response.status_code in (200, 201), response.text
+        assert (await client.get("/api/workflows", headers={"Sec-Fetch-Site": "cross-site"})).status_code == 200
+        # Webhooks are for callers anywhere.
+        hook = chain(triggers=[{"type": "webhook", "config": {"path": unique("anywhere")}}])
+        await client.post("/api/workflows", json=hook)
+        path = hook["triggers"][0]["config"]["path"]
+        called = await client.post(f"/api/webhooks/{path}", json={}, headers={"Sec-Fetch-Site": "cross-site"})
+        assert called.status_code == 202, called.text

@@ -19,7 +19,7 @@ from spane_core.settings import Settings
 from spane_core.validation import BUILTIN_NODE_TYPES, NodeTypeSpec
 
 from spane_api.allow import with_options
-from spane_api.auth import bearer_guard
+from spane_api.auth import bearer_guard, same_origin_guard
 from spane_api.deps import Dependencies, open_dependencies
 from spane_api.metrics import HttpMetrics, MetricsMiddleware
 from spane_api.problems import exception_handlers
@@ -70,7 +70,7 @@ def create_app(
     token = settings.api_token.get_secret_value() if settings.api_token else None
     api = Router(
         "/api",
-        guards=[bearer_guard(token)] if token else [],
+        guards=[bearer_guard(token), same_origin_guard] if token else [same_origin_guard],
         security=[{"bearer": []}] if token else None,
         route_handlers=[
             Router(

@@ -1,4 +1,5 @@
-"""Optional bearer-token auth for ``/api/*`` (webhooks excepted: they are authenticated by their signatures)."""
+"""Optional bearer-token auth for ``/api/*`` (webhooks excepted: they are authenticated by their signatures), and
+the refusal of state changes that a browser makes for another site."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import hmac
 from typing import Any
 
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Guard
 
@@ -23,3 +24,23 @@ def bearer_guard(token: str) -> Guard:
             raise NotAuthorizedException("a valid 'Authorization: Bearer <token>' header is required")
 
     return guard
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# What a browser says of a request it sends (Sec-Fetch-Site): from a page of this origin, or typed by its user.
+OWN_SITE = frozenset({"same-origin", "none"})
+
+
+def same_origin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Refuse (403) a state change that a browser sends on behalf of another site's page.
+
+    Without an API token, any web page a developer opens could otherwise POST to the SPANE on their machine (a
+    "simple" request needs no CORS preflight, and the API reads a ``text/plain`` body as JSON): register a workflow
+    whose http nodes reach their private network, and run it. Browsers mark such requests ``Sec-Fetch-Site:
+    cross-site``; the console's own calls are ``same-origin``, and clients other than browsers send no such header.
+    """
+    if connection.scope.get("method", "GET") in SAFE_METHODS:
+        return
+    site = connection.headers.get("sec-fetch-site")
+    if site is not None and site.lower() not in OWN_SITE:
+        raise PermissionDeniedException(f"a browser request from another site ({site}) may not change SPANE's state")

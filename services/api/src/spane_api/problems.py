@@ -52,6 +52,7 @@ SPANE_ERRORS: dict[type[SpaneError], tuple[int, str]] = {
 HTTP_ERRORS: dict[int, tuple[str, str]] = {
     400: ("malformed-input", "the request is malformed"),
     401: ("unauthorized", "a valid 'Authorization: Bearer <token>' header is required"),
+    403: ("forbidden", "this request is not allowed"),
     404: ("not-found", "no such resource"),
     405: ("method-not-allowed", "this method is not allowed on this resource"),
     413: ("body-too-large", "the request body is too large"),
