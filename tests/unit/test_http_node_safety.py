@@ -14,6 +14,7 @@ from spane_core.ids import ExecutionId, NodeId, WorkflowId
 from spane_core.sdk import NodeContext, NonRetryableError
 from spane_worker.executors.http import http_executor
 from spane_worker.executors.http_redact import RedactUrls, shown_url
+from spane_worker.secrets import Secrets
 
 Handler = Callable[[httpx.Request], httpx.Response]
 SECRET_URL = "https://ada:pa55word@api.test/v1/items?api_key=K3Y&page=2"
@@ -92,3 +93,35 @@ def test_httpx_request_log_lines_show_urls_without_secrets() -> None:
     )  # fmt: skip
     assert RedactUrls().filter(record)
     assert record.getMessage() == 'HTTP Request: GET https://api.test/v1/items?api_key=***&page=*** "HTTP/1.1 200 OK"'
+
+
+async def test_a_redirect_to_another_origin_leaves_the_configured_credentials_behind() -> None:
+    seen: dict[str, httpx.Headers] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen[str(request.url)] = request.headers
+        if request.url.path == "/start":
+            return httpx.Response(302, headers={"Location": "/same"})  # the same origin: everything goes on
+        if request.url.path == "/same":
+            return httpx.Response(307, headers={"Location": "http://elsewhere.test/landing"})
+        return httpx.Response(200, json={})
+
+    config = {
+        "url": "http://api.test/start",
+        "headers": {
+            "X-Partner": "{{ $secrets.PARTNER }}",  # a secret's value under an innocent name
+            "X-Api-Key": "literal-k3y",
+            "Cookie": "session=abc",
+            "Accept": "application/json",
+            "Idempotency-Key": "mine",
+        },
+    }
+    secrets = Secrets(environ={"SPANE_SECRET_PARTNER": "s3cr3t-value"})
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler), follow_redirects=True) as client:
+        await http_executor(client, secrets)(ctx(config))
+    credentials = {"x-partner": "s3cr3t-value", "x-api-key": "literal-k3y"}
+    for url in ("http://api.test/start", "http://api.test/same"):
+        assert {k: seen[url].get(k) for k in credentials} == credentials, url
+    landing = seen["http://elsewhere.test/landing"]
+    assert not any(name in landing for name in [*credentials, "cookie"]), landing
+    assert landing["accept"] == "application/json" and landing["idempotency-key"] == "mine"

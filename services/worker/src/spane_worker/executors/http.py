@@ -10,8 +10,9 @@ and, when the execution is traced, a W3C ``traceparent`` naming the try's span (
 Output: ``{"status", "headers", "body"}``, the body parsed when the response is JSON. A 4xx answer other than 408
 and 429 is final (``NonRetryableError``); 5xx, 408, 429 and network errors raise retryable errors, so the node's
 retry policy applies. A body larger than ``max_response_bytes`` (``SPANE_HTTP_MAX_RESPONSE_BYTES``, after
-decompression) is not read on: the node fails for good. Errors show the URL without its credentials and query values
-(``http_redact``).
+decompression) is not read on: the node fails for good. A redirect to another origin does not carry on the
+configured headers that hold credentials (``http_redirects``). Errors show the URL without its credentials and
+query values (``http_redact``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import httpx
 from spane_core.errors import HttpClientError, HttpResponseTooLarge, HttpStatusError
 from spane_core.sdk import Executor, NodeContext, NonRetryableError
 
+from spane_worker.executors import http_redirects
 from spane_worker.executors.http_redact import shown_url
 from spane_worker.executors.templating import Renderer
 from spane_worker.secrets import Secrets
@@ -147,12 +149,14 @@ def http_executor(
     # httpx logs every request at INFO with its whole URL, a key in its query with it (even when SPANE is embedded
     # in an application with logging of its own); the worker logs what it needs of a failed node itself.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    http_redirects.install(client)
 
     async def http(ctx: NodeContext) -> dict[str, Any]:
         renderer = Renderer(ctx.input, known)
         try:
             request = build_request(client, ctx.config, ctx.input, ctx.idempotency_key, ctx.traceparent, renderer)
-            with renderer.sending():
+            private = http_redirects.private_headers(request, ctx.config.get("headers") or {}, renderer.used)
+            with renderer.sending(), http_redirects.sending(request, private):
                 response = await client.send(request, stream=True)
             try:
                 check_status(response, request)
