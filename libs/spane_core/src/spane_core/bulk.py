@@ -10,7 +10,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from spane_core.definition import Workflow
-from spane_core.errors import FieldError, InvalidInput, SpaneError
+from spane_core.errors import FieldError, InternalError, InvalidInput, SpaneError
 from spane_core.execution_options import ExecutionOptions, start_command
 from spane_core.ids import ExecutionId, new_execution_id
 from spane_core.keys import WorkflowKeys
@@ -86,7 +86,9 @@ async def command_many(executions: ExecutionStore, execution_ids: Sequence[str],
     accepted: list[ExecutionId] = []
     skipped: list[Skipped] = []
     for outcome in await executions.transact(transitions):
-        if isinstance(outcome.error, SpaneError):
+        if isinstance(outcome.error, InternalError):  # its message names internals; the store logged it
+            skipped.append(Skipped(outcome.execution_id, "an internal error occurred; it has been logged"))
+        elif isinstance(outcome.error, SpaneError):
             skipped.append(Skipped(outcome.execution_id, str(outcome.error)))
         else:
             accepted.append(outcome.execution_id)
