@@ -14,16 +14,17 @@ from spane_core.ids import ExecutionId, NodeId, WorkflowId
 from spane_core.sdk import NodeContext, NonRetryableError
 from spane_worker.executors.http import http_executor
 from spane_worker.executors.http_redact import RedactUrls, shown_url
+from spane_worker.executors.templating import Renderer
 from spane_worker.secrets import Secrets
 
 Handler = Callable[[httpx.Request], httpx.Response]
 SECRET_URL = "https://ada:pa55word@api.test/v1/items?api_key=K3Y&page=2"
 
 
-def ctx(config: dict[str, Any]) -> NodeContext:
+def ctx(config: dict[str, Any], data: Any = None) -> NodeContext:
     return NodeContext(
         execution_id=ExecutionId("e1"), workflow_id=WorkflowId("wf"), node_id=NodeId("n"), node_type="http",
-        attempt=1, input=None, config=config, idempotency_key="e1:n:1",
+        attempt=1, input=data, config=config, idempotency_key="e1:n:1",
     )  # fmt: skip
 
 
@@ -125,3 +126,32 @@ async def test_a_redirect_to_another_origin_leaves_the_configured_credentials_be
     landing = seen["http://elsewhere.test/landing"]
     assert not any(name in landing for name in [*credentials, "cookie"]), landing
     assert landing["accept"] == "application/json" and landing["idempotency-key"] == "mine"
+
+
+@pytest.mark.parametrize(
+    ("url", "value", "sent"),
+    [
+        ("https://api.test/users/{{ v }}/notes", "7", "https://api.test/users/7/notes"),
+        ("https://api.test/users/{{ v }}/notes", "../admin", "https://api.test/users/..%2Fadmin/notes"),
+        ("https://api.test/users/{{ v }}/notes", "1?role=admin#", "https://api.test/users/1%3Frole%3Dadmin%23/notes"),
+        ("https://api.test/search?q={{ v }}&page=1", "a&page=99", "https://api.test/search?q=a%26page%3D99&page=1"),
+        ("https://{{ v }}.api.test/x", "evil.test/#", "https://evil.test%2F%23.api.test/x"),
+        ("https://{{ v }}/x", "h.test:8443", "https://h.test:8443/x"),  # a host and port, as the definition meant
+        ("{{ v }}/x", "https://h.test", "https://h.test/x"),  # the definition lets the input choose the URL
+    ],
+)
+def test_a_value_in_the_url_cannot_steer_the_request_elsewhere(url: str, value: str, sent: str) -> None:
+    assert Renderer({"v": value}, Secrets(environ={})).url(url) == sent
+
+
+async def test_the_path_a_node_requests_keeps_an_inputs_value_in_its_segment() -> None:
+    seen: list[httpx.URL] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        return httpx.Response(200)
+
+    config = {"url": "https://api.test/users/{{ id }}/notes", "headers": {"Authorization": "Bearer t"}}
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        await http_executor(client)(ctx(config, {"id": "../../admin/delete"}))
+    assert seen[0].raw_path == b"/users/..%2F..%2Fadmin%2Fdelete/notes"

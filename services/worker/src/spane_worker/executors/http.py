@@ -52,7 +52,7 @@ def build_request(
     url = config.get("url")
     if not isinstance(url, str) or not url:
         raise NonRetryableError("http.url is required")
-    url = render.text(url)
+    url = render.url(url)
     if urlsplit(url).scheme.lower() not in ("http", "https") or not urlsplit(url).netloc:
         raise NonRetryableError(f"http.url must be an absolute http:// or https:// URL once filled in, got {url!r}")
     body = render.value(config["body"]) if "body" in config else (data if method in BODY_METHODS else None)

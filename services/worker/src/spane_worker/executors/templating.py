@@ -37,6 +37,18 @@ class Renderer:
             return template
         return "".join(part if isinstance(part, str) else _as_text(self._fill(part)) for part in self._parse(template))
 
+    def url(self, template: str) -> str:
+        """``template`` filled in as a URL, each value percent-encoded for where it lands, so that an input cannot
+        steer the request (and the node's credentials) elsewhere: in the path or the query, ``../admin`` or
+        ``1?role=admin#`` stays one segment or one value; in the host, ``evil.test/#`` stays part of the host name.
+        A value before ``://`` (``{{ base }}/x``) is written as is: the definition lets the input choose the URL."""
+        if not has_placeholders(template):
+            return template
+        written = ""
+        for part in self._parse(template):
+            written += part if isinstance(part, str) else _url_encoded(_as_text(self._fill(part)), written)
+        return written
+
     def value(self, value: Any) -> Any:
         """``value`` with each string in it filled in; a string that is one placeholder alone takes its value."""
         match value:
@@ -90,6 +102,16 @@ def _hide(text: str, values: Iterable[str]) -> str:
     for value in sorted(values, key=len, reverse=True):  # the longest first: one value may contain another
         text = text.replace(value, REDACTED)
     return text
+
+
+def _url_encoded(text: str, before: str) -> str:
+    """``text`` encoded for the place in a URL that follows ``before`` (the URL as written so far)."""
+    scheme_end = before.find("://")
+    if scheme_end < 0:
+        return text
+    if any(mark in before[scheme_end + 3 :] for mark in "/?#"):  # in the path, the query or the fragment
+        return quote(text, safe="")
+    return quote(text, safe=":[]")  # in the authority: a host, a port, an IPv6 address; user info encoded
 
 
 def _as_text(value: Any) -> str:
