@@ -134,6 +134,7 @@ async def test_a_redirect_to_another_origin_leaves_the_configured_credentials_be
         ("https://api.test/users/{{ v }}/notes", "7", "https://api.test/users/7/notes"),
         ("https://api.test/users/{{ v }}/notes", "../admin", "https://api.test/users/..%2Fadmin/notes"),
         ("https://api.test/users/{{ v }}/notes", "1?role=admin#", "https://api.test/users/1%3Frole%3Dadmin%23/notes"),
+        ("https://api.test/users/{{ v }}/notes", "..", "https://api.test/users/%2E%2E/notes"),
         ("https://api.test/search?q={{ v }}&page=1", "a&page=99", "https://api.test/search?q=a%26page%3D99&page=1"),
         ("https://{{ v }}.api.test/x", "evil.test/#", "https://evil.test%2F%23.api.test/x"),
         ("https://{{ v }}/x", "h.test:8443", "https://h.test:8443/x"),  # a host and port, as the definition meant

@@ -110,7 +110,8 @@ def _url_encoded(text: str, before: str) -> str:
     if scheme_end < 0:
         return text
     if any(mark in before[scheme_end + 3 :] for mark in "/?#"):  # in the path, the query or the fragment
-        return quote(text, safe="")
+        # "." and ".." as a whole segment would be resolved away (/users/../x is /x): their dots encoded too.
+        return quote(text, safe="") if text not in (".", "..") else text.replace(".", "%2E")
     return quote(text, safe=":[]")  # in the authority: a host, a port, an IPv6 address; user info encoded
 
 
