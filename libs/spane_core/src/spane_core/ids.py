@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import threading
 import time
 import zlib
 from typing import NewType
@@ -17,9 +18,43 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 def new_ulid(now_ms: int | None = None) -> str:
-    """A ULID: 48 bits of milliseconds then 80 random bits, Crockford base32; sorts by creation time."""
-    ms = int(time.time() * 1000) if now_ms is None else now_ms
-    return _ulid(ms, os.urandom(10))
+    """A ULID: 48 bits of milliseconds then 80 random bits, Crockford base32; sorts by creation time. Without
+    ``now_ms``, monotonic in this process: an id minted in the same millisecond as the last one (or while the clock
+    stepped back) is the last one plus one, so that a process's ids sort in the order it minted them."""
+    if now_ms is not None:
+        return _ulid(now_ms, os.urandom(10))
+    return _monotonic.next(int(time.time() * 1000))
+
+
+class _Monotonic:
+    """The ULID spec's monotonic factory: the last id's time and random part, moved on by one within a millisecond."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ms = -1
+        self._random = 0
+
+    def next(self, ms: int) -> str:
+        with self._lock:
+            if ms > self._ms:
+                self._ms, self._random = ms, int.from_bytes(os.urandom(10), "big")
+            elif self._random + 1 < _RANDOM_SPAN:
+                self._random += 1
+            else:  # 2**80 ids in one millisecond: borrow the next one
+                self._ms, self._random = self._ms + 1, int.from_bytes(os.urandom(10), "big") >> 1
+            return _ulid(self._ms, self._random.to_bytes(10, "big"))
+
+
+_RANDOM_SPAN = 1 << 80
+_monotonic = _Monotonic()
+
+
+def _forget_in_child() -> None:
+    global _monotonic
+    _monotonic = _Monotonic()  # a forked child moving on from its parent's last id would mint the parent's next
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def derived_execution_id(now_ms: int, seed: str) -> ExecutionId:
