@@ -36,8 +36,9 @@ deps-test:
 test: setup deps-test lint
 	$(UV_RUN) pytest -q
 
+# The API on SPANE_HOST:SPANE_PORT (default 127.0.0.1:8000), e.g. `SPANE_PORT=8123 make dev`.
 dev: setup
-	$(UV_RUN) spane dev --port 8000
+	$(UV_RUN) spane dev
 
 lint:
 	$(UV_RUN) ruff check . && $(UV_RUN) ruff format --check libs services src tests bench && $(UV_RUN) mypy
