@@ -195,6 +195,17 @@ async def test_health_ready_metrics_and_openapi(client: Client) -> None:
     assert {"/api/workflows", "/api/executions/{execution_id}", "/ready"} <= set(schema["paths"])
 
 
+async def test_text_responses_name_their_charset_once(client: Client) -> None:
+    for path, media_type in (
+        ("/", "text/html"),
+        ("/console/style.css", "text/css"),
+        ("/console/js/main.js", "text/javascript"),
+        ("/metrics", "text/plain"),
+    ):
+        content_type = (await client.get(path)).headers["content-type"]
+        assert content_type.startswith(media_type) and content_type.count("charset=") == 1, (path, content_type)
+
+
 async def test_without_postgres_the_api_still_starts_and_serves_from_redis(redis_url: str) -> None:
     settings = make_settings(redis_url, "postgresql://nobody@127.0.0.1:1/none")
     async with api_client(settings) as client:

@@ -82,7 +82,9 @@ async def metrics(deps: Deps) -> Response[bytes]:
         stats, breakers = await asyncio.wait_for(limits, CHECK_TIMEOUT_S)
         deps.metrics.limits.update(stats, breakers, deps.telemetry.metrics.circuit_breakers)
     process = deps.telemetry.metrics
-    return Response(process.render(), media_type=process.content_type)
+    # Litestar adds the charset to a text/* type itself: named twice, the header would carry it twice.
+    media_type = "; ".join(p for p in process.content_type.split("; ") if not p.startswith("charset="))
+    return Response(process.render(), media_type=media_type)
 
 
 @get("/asyncapi", summary="AsyncAPI document of the streams between the services")
