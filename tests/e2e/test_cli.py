@@ -11,7 +11,13 @@ pytestmark = pytest.mark.e2e
 
 
 def test_bad_settings_are_named_with_why_and_exit_2() -> None:
-    env = {"PATH": "/usr/bin:/bin", "SPANE_PORT": "abc", "SPANE_EXECUTION_RETENTION_S": "60"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "SPANE_PORT": "abc",
+        "SPANE_EXECUTION_RETENTION_S": "60",
+        "SPANE_RATE_LIMITS": "{http: 1}",
+        "SPANE_LOG_LEVEL": "LOUD",
+    }
     done = subprocess.run(
         [sys.executable, "-m", "spane", "projector"], env=env, capture_output=True, text=True, timeout=60
     )
@@ -20,3 +26,5 @@ def test_bad_settings_are_named_with_why_and_exit_2() -> None:
     lines = done.stderr.strip().splitlines()
     assert lines[0].startswith("spane: SPANE_PORT=abc: ") and "integer" in lines[0]
     assert lines[1].startswith("spane: SPANE_EXECUTION_RETENTION_S=60: must be 0")
+    assert lines[2].startswith("spane: SPANE_RATE_LIMITS={http: 1}: not JSON")
+    assert lines[3].startswith("spane: SPANE_LOG_LEVEL=LOUD: must be one of DEBUG, INFO")

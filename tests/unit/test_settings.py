@@ -39,3 +39,26 @@ def test_the_events_resume_window_is_zero_or_more_seconds(monkeypatch: pytest.Mo
     with pytest.raises(ValidationError, match="must be a number of seconds, 0 or more") as raised:
         Settings()
     assert raised.value.errors()[0]["loc"] == ("events_resume_window_s",)
+
+
+def test_limits_come_from_the_environment_as_json_and_bad_json_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPANE_CIRCUIT_BREAKERS", '{"http": {"failureThreshold": 10}}')
+    monkeypatch.setenv("SPANE_CONCURRENCY_LIMITS", '{"enrich-user": 10}')
+    settings = Settings()
+    assert settings.circuit_breakers == {"http": {"failureThreshold": 10}}
+    assert settings.concurrency_limits == {"enrich-user": 10}
+    for name in ("SPANE_CIRCUIT_BREAKERS", "SPANE_RATE_LIMITS", "SPANE_CONCURRENCY_LIMITS"):
+        monkeypatch.setenv(name, "{http: 10}")
+        # A ValidationError (which `spane` prints as one line naming the variable), not a SettingsError traceback.
+        with pytest.raises(ValidationError, match="not JSON") as raised:
+            Settings()
+        assert raised.value.errors()[0]["loc"] == (name.removeprefix("SPANE_").lower(),)
+        monkeypatch.delenv(name)
+
+
+def test_the_log_level_is_a_known_level_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPANE_LOG_LEVEL", "debug")
+    assert Settings().log_level == "DEBUG"
+    monkeypatch.setenv("SPANE_LOG_LEVEL", "LOUD")
+    with pytest.raises(ValidationError, match="must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"):
+        Settings()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import socket
 from typing import Annotated, Any, Literal
@@ -23,6 +24,8 @@ def _comma_list(value: object) -> object:
 def _default_consumer() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 # How long an idempotency key names its execution: a client retrying a start later than this starts a new one.
 IDEMPOTENCY_KEY_TTL_S = 24 * 3600
@@ -86,9 +89,9 @@ class Settings(BaseSettings):
     # Limits per node type, shared by every worker (JSON objects keyed by node type): a circuit breaker
     # ({"failureThreshold", "successThreshold", "timeoutMs"}), a rate limit ({"max", "perMs"}), and how many nodes
     # of the type may run at once across all workers. A node's own circuitBreaker / rateLimit add to these.
-    circuit_breakers: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    rate_limits: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    concurrency_limits: dict[str, int] = Field(default_factory=dict)
+    circuit_breakers: Annotated[dict[str, dict[str, Any]], NoDecode] = Field(default_factory=dict)
+    rate_limits: Annotated[dict[str, dict[str, Any]], NoDecode] = Field(default_factory=dict)
+    concurrency_limits: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
     # A node held back by a concurrency limit or a half-open breaker's probe looks again after this long, unless a
     # finishing node wakes it sooner.
     limit_poll_ms: int = Field(default=1000, ge=10)
@@ -97,7 +100,7 @@ class Settings(BaseSettings):
     max_nodes: int = Field(default=DEFAULT_MAX_NODES, ge=1)
     max_edges: int = Field(default=DEFAULT_MAX_EDGES, ge=0)
     max_body_bytes: int = 10 * 1024 * 1024
-    log_level: str = "INFO"
+    log_level: str = "INFO"  # DEBUG, INFO, WARNING, ERROR or CRITICAL, in any case
     # "text" (the default) or "json": one JSON object per line, with executionId, nodeId, attempt and traceId.
     log_format: Literal["text", "json"] = "text"
     # A service run on its own serves its Prometheus metrics on this port (the API on its own /metrics too).
@@ -139,12 +142,24 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if value.upper() not in _LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(_LOG_LEVELS)}")
+        return value.upper()
+
     @field_validator("circuit_breakers", "rate_limits", "concurrency_limits", mode="before")
     @classmethod
     def _limits(cls, value: object, info: Any) -> object:
         kind = {"circuit_breakers": "circuitBreaker", "rate_limits": "rateLimit"}.get(
             info.field_name, "concurrencyLimit"
         )
+        if isinstance(value, str):  # from the environment: read here, so that bad JSON is named like any bad value
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"not JSON ({e}): a JSON object keyed by node type is expected") from None
         if isinstance(value, dict) and (problems := settings_problems(kind, value)):
             raise ValueError("; ".join(f"{p.path}: {p.message}" for p in problems))
         return value
