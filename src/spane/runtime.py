@@ -10,7 +10,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from spane_core.errors import ConfigurationError
+from spane_core.errors import ConfigurationError, SpaneError
 from spane_core.observe.telemetry import Telemetry
 from spane_core.settings import Settings
 
@@ -98,7 +98,9 @@ async def run_services(settings: Settings, names: Sequence[str], stop: asyncio.E
     stop.set()
     results = await asyncio.gather(*tasks, return_exceptions=True)
     for task, result in zip(tasks, results, strict=True):
-        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+        if isinstance(result, SpaneError) and result.__cause__ is None:  # a refusal that says it all, such as a
+            log.error("service %s stopped: %s", task.get_name(), result)  # setting: no traceback to read
+        elif isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
             log.error("service %s stopped with an error", task.get_name(), exc_info=result)
     errors = [r for r in results if isinstance(r, Exception)]
     if errors:

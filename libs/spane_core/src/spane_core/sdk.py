@@ -189,6 +189,13 @@ def load_plugins(
     for name in names:
         try:
             importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name is None or not (name == e.name or name.startswith(f"{e.name}.")):
+                raise PluginError(f"plugin module {name!r} could not be imported: {e}") from e
+            raise PluginError(  # the module itself is missing (not one it imports): nothing to trace in its code
+                f"plugin module {name!r} not found: it must be installed in the environment, or its directory be on"
+                " PYTHONPATH (PYTHONPATH=. for a module in the current directory)"
+            ) from None
         except Exception as e:
             raise PluginError(f"plugin module {name!r} could not be imported: {e}") from e
         loaded.append(name)
