@@ -9,12 +9,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import msgspec
 from spane_core.claim_check import Offloaded, references_in
 from spane_core.commands import Complete, Fail
 from spane_core.definition import NodeDef
 from spane_core.effects import Task
-from spane_core.errors import NodeTimeout, PayloadsUnavailable, UnknownNodeType, UnstorableOutput
+from spane_core.errors import NodeTimeout, PayloadsUnavailable, SpaneError, UnknownNodeType, UnstorableOutput
 from spane_core.events import ErrorInfo
 from spane_core.ids import NodeId
 from spane_core.observe.context import node_traceparent
@@ -97,7 +98,18 @@ async def execute(
         log.warning("node %s of %s failed for good (try %d): %s", task.node_id, task.execution_id, task.attempt, e)
         return Ran(Fail(node_id=task.node_id, lease=lease, error=_error_info(e), retryable=False))
     except Exception as e:
-        log.warning("node %s of %s failed (try %d)", task.node_id, task.execution_id, task.attempt, exc_info=True)
+        # A failure SPANE names itself (a timeout, a 5xx) or a network error says it all in one line; anything else
+        # is likely a bug in an executor's code, and comes with its traceback.
+        expected = isinstance(e, SpaneError | httpx.HTTPError)
+        log.warning(
+            "node %s of %s failed (try %d): %s: %s",
+            task.node_id,
+            task.execution_id,
+            task.attempt,
+            type(e).__name__,
+            e,
+            exc_info=not expected,
+        )
         return Ran(Fail(node_id=task.node_id, lease=lease, error=_error_info(e), retryable=True))
 
 
