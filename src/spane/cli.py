@@ -17,6 +17,7 @@ from spane_core.observe import logs
 from spane_core.settings import Settings
 
 from spane.commands import dlq, executions, operations, workflows
+from spane.commands.common import console
 from spane.runtime import SERVICES, require_servers, run_services, start_embedded
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="SPANE workflow engine.")
@@ -227,8 +228,6 @@ def replay_command(
     Reads the log from Redis, or from the Postgres archive once it has left Redis, and says where the read model
     disagrees with it. Exits with 1 when it does.
     """
-    from rich.console import Console
-
     from spane.replay import render, replay
 
     settings = _settings()
@@ -243,7 +242,7 @@ def replay_command(
     if as_json:
         typer.echo(json.dumps(data))
     else:
-        render(data, Console(markup=False, emoji=False, highlight=False))
+        render(data, console())
     if data.get("disagreements"):
         raise typer.Exit(1)
 

@@ -20,9 +20,13 @@ from tests.e2e.support import execute, post_workflow, run_failing_limited_workfl
 pytestmark = pytest.mark.e2e
 
 
-def spane(system: System, *args: str, url: str | None = None, columns: int = 200) -> subprocess.CompletedProcess[str]:
+def spane(
+    system: System, *args: str, url: str | None = None, columns: int | None = 200
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SPANE_URL": url or system.url, "COLUMNS": str(columns)}
     env.pop("SPANE_API_TOKEN", None)
+    if columns is None:
+        env.pop("COLUMNS")
     return subprocess.run([sys.executable, "-m", "spane", *args], env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -37,6 +41,16 @@ def _diamond(workflow_id: str) -> dict[str, object]:
             {"id": "join", "type": "transform"},
         ],
     }
+
+
+def test_tables_piped_into_another_command_are_not_cut_to_80_columns(system: System, api: httpx.Client) -> None:
+    workflow_id = unique("cli-piped-tables-keep-every-character-of-a-long-id")
+    name = "A workflow whose name is long enough to be cut in an 80-column table"
+    post_workflow(api, {**_diamond(workflow_id), "name": name})
+    listed = spane(system, "workflows", "ls", columns=None)  # stdout is a pipe, and no COLUMNS says a width
+    assert listed.returncode == 0, listed.stderr
+    [row] = [line for line in listed.stdout.splitlines() if workflow_id in line]
+    assert name in row
 
 
 def test_apply_shows_a_new_version_then_unchanged_and_422_problems_with_their_paths(

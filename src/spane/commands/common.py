@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -17,9 +18,24 @@ from spane.client import ApiError, ClientError, SpaneClient
 P = ParamSpec("P")
 R = TypeVar("R")
 
-# What is printed is the server's data (ids, names, error messages): no markup, no ":name:" emoji codes read in it.
-out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
+# Piped, a table may be as wide as its content (a terminal's width still limits it on a terminal).
+PIPED_WIDTH = 1000
+
+
+def console(stderr: bool = False) -> Console:
+    """A console for the server's data (ids, names, error messages): no markup, no ":name:" emoji codes read in it.
+
+    Piped into a file or another command, tables are not cut to 80 columns: only a terminal's width (or COLUMNS)
+    limits them.
+    """
+    printer = Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False, emoji=False)
+    if not printer.is_terminal and not os.environ.get("COLUMNS"):
+        printer.width = PIPED_WIDTH
+    return printer
+
+
+out = console()
+err = console(stderr=True)
 
 STATUS_STYLES = {
     "completed": "green",
