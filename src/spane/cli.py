@@ -198,13 +198,18 @@ def projector_poison(
                 done = await redrive_entries(redis, settings.partitions, None if redrive_all else set(redrive or ()))
                 for entry in done:
                     typer.echo(f"re-driven {entry.id} -> {entry.stream}")
+                if not done and redrive_all:
+                    typer.echo("no parked entries")
                 missing = set(redrive or ()) - {e.id for e in done}
                 if missing:
                     typer.echo(f"spane: no parked entry {', '.join(sorted(missing))}", err=True)
                     raise typer.Exit(1)
                 return
-            for entry in await parked(redis, settings.partitions):
+            entries = await parked(redis, settings.partitions)
+            for entry in entries:
                 typer.echo(f"{entry.id}  {entry.stream} {entry.entry_id}  {entry.error}")
+            if not entries:
+                typer.echo("no parked entries")
         finally:
             await redis.aclose()
 
