@@ -18,6 +18,8 @@ from spane.client import ApiError, ClientError, SpaneClient
 P = ParamSpec("P")
 R = TypeVar("R")
 
+TOKEN_HINT = "the server needs its API token: set SPANE_API_TOKEN, or pass --token before the command"
+
 # Piped, a table may be as wide as its content (a terminal's width still limits it on a terminal).
 PIPED_WIDTH = 1000
 
@@ -76,6 +78,8 @@ def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
             err.print(Text(f"spane: {e}"))
             for problem in e.problems:
                 err.print(Text(f"  {problem.path or '(definition)'}: {problem.message}"))
+            if e.status == 401:  # the command sends the header itself: say how to give it the token
+                err.print(Text(f"  {TOKEN_HINT}"))
             raise typer.Exit(1) from None
         except ClientError as e:
             raise fail(str(e)) from None
