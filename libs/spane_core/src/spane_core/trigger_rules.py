@@ -13,6 +13,7 @@ from spane_core.errors import FieldError
 from spane_core.fields import FieldReader, join_path, show
 
 WEBHOOK_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+MAX_WEBHOOK_AGE_S = 86_400  # a day: no longer than an idempotency key names its executions
 _URL_SAFE_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+\Z")
 # minute hour day month weekday; 6 fields put seconds first, 7 add a year last (as BullMQ's cron-parser, which the
 # original SPANE used, and Quartz read them: "*/10 * * * * *" is every ten seconds).
@@ -46,7 +47,10 @@ def _check_webhook(reader: FieldReader) -> None:
         rule = "segments of letters, digits, '-', '_', '.' and '~' joined by '/', with no '/' at either end"
         reader.error("path", f"path must be {rule}, got {show(path)}")
     reader.choice("method", WEBHOOK_METHODS)
-    reader.string("secret", non_empty=True)
+    secret = reader.string("secret", non_empty=True)
+    max_age = reader.integer("maxAgeSeconds", minimum=1, maximum=MAX_WEBHOOK_AGE_S)
+    if max_age is not None and secret is None:
+        reader.error("maxAgeSeconds", "maxAgeSeconds needs a secret: the timestamp it checks is signed with it")
 
 
 def is_webhook_path(path: str) -> bool:

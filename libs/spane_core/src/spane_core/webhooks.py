@@ -4,12 +4,17 @@ Any number of workflows may listen on one path and method; a call starts each of
 many of its triggers match). A trigger with a ``secret`` needs ``X-Spane-Signature: sha256=<hex HMAC-SHA256 of the
 raw body>``; when several workflows listen, every one's signature must hold or none starts. With an idempotency
 key, a redelivered call answers the executions the first one started and starts nothing.
+
+A trigger with ``maxAgeSeconds`` also refuses replays: the call needs ``X-Spane-Timestamp: <Unix seconds>`` within
+that many seconds of now, and the signature covers ``<timestamp>.<body>``; a call repeated within the window
+(the same signature) answers the executions the first one started, as an idempotency key would.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +42,8 @@ class WebhookCall:
     idempotency_key: str | None = None  # the Idempotency-Key header
     traced: bool = False  # tracing is on: the executions get a trace context
     traceparent: str | None = None  # the caller's W3C traceparent header: their traces hang under its span
+    timestamp: str | None = None  # the X-Spane-Timestamp header (Unix seconds), for triggers with maxAgeSeconds
+    received_at: float | None = None  # when the call came (Unix seconds); now by default
 
 
 def signature_of(secret: str, body: bytes) -> str:
@@ -47,6 +54,17 @@ def signature_of(secret: str, body: bytes) -> str:
 def signature_matches(secret: str, body: bytes, given: str | None) -> bool:
     # compare_digest whatever was given, so that the time taken says nothing about the expected value.
     return hmac.compare_digest((given or "").strip().lower().encode(), signature_of(secret, body).encode())
+
+
+def signed_content(body: bytes, timestamp: str | None, max_age: int | None) -> bytes:
+    """What a trigger's signature covers: the body, or ``<timestamp>.<body>`` with a replay window."""
+    return body if not max_age else f"{timestamp}.".encode() + body
+
+
+def within_window(timestamp: str | None, max_age: int, now_s: float) -> bool:
+    if timestamp is None or not timestamp.strip().isdigit():
+        return False
+    return abs(now_s - int(timestamp.strip())) <= max_age
 
 
 def method_of(trigger: TriggerDef) -> str:
@@ -69,14 +87,25 @@ async def start_from_webhook(
     if not matching:
         allowed = sorted({method_of(t) for _, t in listening})
         raise MethodNotAllowed(f"the webhook path {path!r} takes {', '.join(allowed)}, not {call.method}", allowed)
+    now_s = time.time() if call.received_at is None else call.received_at
+    windowed = False
     for _, trigger in matching:
         secret = trigger.config.get("secret")
-        if secret and not signature_matches(str(secret), call.body, call.signature):
+        max_age = trigger.config.get("maxAgeSeconds") if secret else None
+        if isinstance(max_age, int) and max_age > 0:
+            windowed = True
+            if not within_window(call.timestamp, max_age, now_s):
+                raise Unauthenticated(f"'X-Spane-Timestamp: <Unix seconds>' within {max_age} s of now is required")
+        content = signed_content(call.body, call.timestamp, max_age if isinstance(max_age, int) else None)
+        if secret and not signature_matches(str(secret), content, call.signature):
+            signed = "<timestamp>.<body>" if windowed else "the body"
             raise Unauthenticated(
-                f"a valid 'X-Spane-Signature: {SIGNATURE_PREFIX}<hex HMAC-SHA256 of the body>' is required"
+                f"a valid 'X-Spane-Signature: {SIGNATURE_PREFIX}<hex HMAC-SHA256 of {signed}>' is required"
             )
     execution_input = _json_body(call.body)
     key = None if not call.idempotency_key else f"webhook:{call.idempotency_key}"
+    if key is None and windowed and call.signature:  # a replay within the window starts nothing new
+        key = f"webhook-signature:{call.signature.strip().lower()}"
     started: list[ExecutionId] = []
     for workflow in {wf.id: wf for wf, _ in matching}.values():
         outcome = await start_execution(

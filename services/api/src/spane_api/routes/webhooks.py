@@ -24,7 +24,9 @@ METHODS = [HttpMethod.GET, HttpMethod.POST, HttpMethod.PUT, HttpMethod.PATCH, Ht
     status_code=HTTP_202_ACCEPTED,
     summary="Start every workflow whose webhook trigger matches this path and method, with the JSON body as input",
     description="A trigger with a `secret` needs `X-Spane-Signature: sha256=<hex HMAC-SHA256 of the raw body>`. "
-    "An `Idempotency-Key` header makes a redelivered call start nothing new (the same execution ids answer).",
+    "An `Idempotency-Key` header makes a redelivered call start nothing new (the same execution ids answer). "
+    "A trigger with `maxAgeSeconds` needs `X-Spane-Timestamp: <Unix seconds>` within that window and signs "
+    "`<timestamp>.<raw body>`; a replay within it starts nothing new.",
     responses=problem_responses(400, 401, 404, 405, 413),
 )
 async def webhook(path: FromPath[str], request: Request[Any, Any, Any], deps: Deps) -> WebhookAccepted:
@@ -36,6 +38,7 @@ async def webhook(path: FromPath[str], request: Request[Any, Any, Any], deps: De
         idempotency_key=request.headers.get("idempotency-key"),
         traced=deps.telemetry.tracing,
         traceparent=request.headers.get("traceparent"),
+        timestamp=request.headers.get("x-spane-timestamp"),
     )
     started = await start_from_webhook(deps.redis, deps.workflows, deps.executions, deps.payloads, call)
     return WebhookAccepted(execution_ids=list(started))
