@@ -28,3 +28,18 @@ def test_bad_settings_are_named_with_why_and_exit_2() -> None:
     assert lines[1].startswith("spane: SPANE_EXECUTION_RETENTION_S=60: must be 0")
     assert lines[2].startswith("spane: SPANE_RATE_LIMITS={http: 1}: not JSON")
     assert lines[3].startswith("spane: SPANE_LOG_LEVEL=LOUD: must be one of DEBUG, INFO")
+
+
+def test_an_unknown_status_filter_names_the_statuses_there_are() -> None:
+    env = {"PATH": "/usr/bin:/bin", "SPANE_URL": "http://127.0.0.1:9"}  # refused before any request
+    done = subprocess.run(
+        [sys.executable, "-m", "spane", "executions", "ls", "--status", "sleeping"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "spane: --status 'sleeping' is not one of scheduled, running, paused, completed, failed, cancelled"
+    )

@@ -9,12 +9,15 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 from rich.text import Text
+from spane_core.state import ExecutionStatus
 
 from spane.client import UNSET, SpaneClient
 from spane.client_models import FINAL_EVENTS, Execution, ServerEvent
-from spane.commands.common import client, err, handles_errors, out, parse_json, print_json, status_text
+from spane.commands.common import client, err, fail, handles_errors, out, parse_json, print_json, status_text
 
 app = typer.Typer(no_args_is_help=True, help="List and read executions.")
+
+STATUSES = tuple(ExecutionStatus)
 
 # A node is done (counts towards the progress bar) once one of these happened to it.
 NODE_DONE = frozenset({"completed", "skipped", "cancelled", "dead_lettered", "failed"})
@@ -114,11 +117,15 @@ def _print_outcome(execution: Execution) -> None:
 def list_executions(
     ctx: typer.Context,
     workflow: Annotated[str | None, typer.Option("--workflow", "-w", help="Only this workflow's.")] = None,
-    status: Annotated[str | None, typer.Option("--status", "-s", help="Only those with this status.")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", "-s", help=f"Only those with this status: {', '.join(STATUSES)}.")
+    ] = None,
     limit: Annotated[int, typer.Option(help="At most this many (1-500).")] = 20,
     cursor: Annotated[str | None, typer.Option(help="The next page: the cursor printed under the last one.")] = None,
 ) -> None:
     """List executions, newest first."""
+    if status is not None and status not in STATUSES:
+        raise fail(f"--status {status!r} is not one of {', '.join(STATUSES)}", 2)
     with client(ctx) as spane:
         page = spane.executions(workflow_id=workflow, status=status, limit=limit, cursor=cursor)
     table = Table(Column("execution", no_wrap=True), "workflow", "version", "status", "started", "finished")
