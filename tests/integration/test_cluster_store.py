@@ -153,8 +153,10 @@ async def test_a_cluster_caller_that_waits_past_the_timeout_gets_a_transient_err
     settings = Settings(redis_url=redis_cluster.url, partitions=1, redis_max_connections=4, redis_pool_timeout_s=0.1)
     client = open_redis(settings)
     try:
-        holders = [asyncio.ensure_future(client.blpop([f"held-{i}"], timeout=1)) for i in range(pool_size(settings))]
-        await asyncio.sleep(0.05)  # every permit is taken
+        assert await client.get("anything") is None  # the cluster discovered first: the holders start at once
+        holders = [asyncio.ensure_future(client.blpop([f"held-{i}"], timeout=2)) for i in range(pool_size(settings))]
+        await asyncio.sleep(0)  # each holder takes its permit as it starts, before it first waits
+        assert client._permits.locked()  # type: ignore[attr-defined]  # every permit is taken
         with pytest.raises(StorageUnavailable, match="no Redis connection was free") as raised:
             await client.get("anything")
         assert is_transient(raised.value)
