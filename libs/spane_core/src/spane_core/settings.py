@@ -110,6 +110,15 @@ class Settings(BaseSettings):
     def definition_limits(self) -> DefinitionLimits:
         return DefinitionLimits(max_nodes=self.max_nodes, max_edges=self.max_edges)
 
+    @field_validator("api_token")
+    @classmethod
+    def _token_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        # SPANE_API_TOKEN= (a variable set from an unset one, an empty Kubernetes Secret key) would leave the API
+        # open without a word: refuse it, so that running without a token is always a choice.
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("is empty: give it a value, or unset SPANE_API_TOKEN to run without a token")
+        return value
+
     @field_validator("http_deny", "http_allow")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
