@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, Self
@@ -44,6 +45,7 @@ from spane.client_models import (
 from spane.sse import follow_history, parse_sse
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+RUN_WAIT_S = 60.0  # how long one call of run() asks the server to hold it (waitMs)
 UNSET: Any = msgspec.UNSET
 
 
@@ -118,14 +120,21 @@ class SpaneClient:
         return None if response.status_code == 204 or not response.content else response.json()
 
     def _request(
-        self, method: str, path: str, *, json: Any = UNSET, params: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = UNSET,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
     ) -> httpx.Response:
         query = {k: v for k, v in (params or {}).items() if v is not None}
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         try:
             if json is UNSET:
-                response = self._http.request(method, path, params=query)
+                response = self._http.request(method, path, params=query, **extra)
             else:
-                response = self._http.request(method, path, params=query, json=json)
+                response = self._http.request(method, path, params=query, json=json, **extra)
         except httpx.HTTPError as e:
             raise Unreachable(f"no answer from {self.url}: {e}") from e
         if response.status_code >= 400:
@@ -165,6 +174,34 @@ class SpaneClient:
         if idempotency_key is not None:
             request["idempotencyKey"] = idempotency_key
         return msgspec.convert(self._call("POST", f"/api/workflows/{workflow_id}/execute", json=request), Started)
+
+    def run(
+        self,
+        workflow_id: str,
+        input: Any = None,
+        *,
+        timeout: float | None = None,
+        version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Execution:
+        """Start an execution and return it once it has finished, as a function call would (its ``status`` says
+        how it ended). The server holds each call until the end, up to a minute at a time (``waitMs``); the calls
+        after the first ask again with the same idempotency key. ``TimeoutError`` after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        request: dict[str, Any] = {"input": input, "idempotencyKey": idempotency_key or f"run-{uuid.uuid4()}"}
+        if version is not None:
+            request["version"] = version
+        path = f"/api/workflows/{workflow_id}/execute"
+        while True:
+            left = RUN_WAIT_S if deadline is None else min(RUN_WAIT_S, deadline - time.monotonic())
+            if left <= 0:
+                raise TimeoutError(
+                    f"execution of {workflow_id} ({request['idempotencyKey']}) not finished in {timeout} s"
+                )
+            request["waitMs"] = max(1, int(left * 1000))
+            response = self._request("POST", path, json=request, timeout=left + 30)
+            if response.status_code == 200:
+                return msgspec.convert(response.json(), Execution)
 
     def rerun(
         self, execution_id: str, *, from_node: str | None = None, input: Any = UNSET, version: int | None = None

@@ -41,6 +41,7 @@ class ExecuteRequest(_Shape):
     priority: Any = None
     timeout_ms: Any = None
     run_at: Any = None
+    wait_ms: Any = None
 
 
 class WorkflowSaved(_Shape):

@@ -19,6 +19,7 @@ from spane_core.usecases import resolve_workflow, start_execution
 from spane_core.validation import parse_definition
 
 from spane_api import readmodel
+from spane_api.awaiting import MAX_WAIT_MS, finished_within
 from spane_api.definition_schema import DEFINITION_SCHEMA
 from spane_api.deps import Deps
 from spane_api.operations import SAVED_WORKFLOW, STARTED_EXECUTION
@@ -26,12 +27,14 @@ from spane_api.problems import problem_responses
 from spane_api.schemas import (
     ExecuteRequest,
     ExecutionAccepted,
+    ExecutionView,
     VersionInfo,
     VersionList,
     WorkflowList,
     WorkflowSaved,
     WorkflowVersionView,
 )
+from spane_api.views import execution_from_snapshot, with_payloads
 
 DefinitionBody = Annotated[
     dict[str, Any],
@@ -118,13 +121,17 @@ async def delete_workflow(workflow_id: FromPath[str], deps: Deps) -> None:
 @post(
     "/{workflow_id:str}/execute",
     status_code=HTTP_202_ACCEPTED,
-    summary="Start an execution",
+    summary="Start an execution (and, with `waitMs`, answer with it once it has finished)",
     description="The same `idempotencyKey` (per workflow, for 24 hours) answers with the same execution. An input "
     "whose JSON is larger than `SPANE_PAYLOAD_INLINE_MAX` is stored in Postgres (503 while it is unavailable). "
     "Options: `priority` 1-10 (default 5, higher runs first), `timeoutMs` (else the definition's; the execution "
     "fails with ExecutionTimeout when not finished in time), `runAt` (ISO time with a zone, in the future: the "
-    "execution is `scheduled` until then).",
-    responses=problem_responses(400, 404, 413, 422, 503),
+    f"execution is `scheduled` until then), `waitMs` (1-{MAX_WAIT_MS}: wait that long for the execution to finish; "
+    "200 with the finished execution, as `GET /api/executions/{id}` shows it, if it does, else 202 as without it).",
+    responses={
+        HTTP_200_OK: ResponseSpec(ExecutionView, description="Finished within `waitMs`"),
+        **problem_responses(400, 404, 413, 422, 503),
+    },
     operation_class=STARTED_EXECUTION,
 )
 async def execute_workflow(
@@ -132,22 +139,38 @@ async def execute_workflow(
     deps: Deps,
     data: JSONBody[ExecuteRequest | None] = None,
     traceparent: Annotated[str | None, HeaderParameter(name="traceparent", required=False)] = None,
-) -> ExecutionAccepted:
+) -> Response[ExecutionAccepted | ExecutionView]:
     request = data or ExecuteRequest()
     # The workflow first, then the input: an unknown workflow is a 404 whatever the body holds.
     workflow = await resolve_workflow(deps.workflows, WorkflowId(workflow_id), request.version)
     options = read_options(request.priority, request.timeout_ms, request.run_at, now_ms())
+    wait_ms = _wait_ms(request.wait_ms)
     started = await start_execution(
         deps.redis, deps.executions, deps.payloads, workflow, _input_of(request), request.idempotency_key, options,
         traced=deps.telemetry.tracing, caller_traceparent=traceparent,
     )  # fmt: skip
     state = started.state
-    return ExecutionAccepted(
+    if wait_ms is not None:
+        final = await finished_within(deps.hub, deps.executions, state.execution_id, wait_ms)
+        if final is not None:
+            view = await with_payloads(deps.payloads, execution_from_snapshot(final))
+            return Response(view, status_code=HTTP_200_OK)
+    accepted = ExecutionAccepted(
         execution_id=state.execution_id,
         workflow_id=state.workflow_id,
         version=state.workflow_version,
         status=state.status,
     )
+    return Response(accepted, status_code=HTTP_202_ACCEPTED)
+
+
+def _wait_ms(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WAIT_MS:
+        problem = FieldError("waitMs", f"waitMs must be an integer from 1 to {MAX_WAIT_MS} (ms), got {value!r}")
+        raise InvalidInput("invalid waitMs", [problem])
+    return value
 
 
 def _input_of(request: ExecuteRequest) -> Any:

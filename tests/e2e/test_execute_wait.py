@@ -1,0 +1,87 @@
+"""``POST /api/workflows/{id}/execute`` with ``waitMs``: the call answers with the finished execution (200) when it
+ends in time, as a function call would, and as without ``waitMs`` (202) when it does not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+import spane.client as client_module
+from spane.client import SpaneClient
+
+from .conftest import System
+from .support import post_workflow, unique, wait_final, wait_listed
+
+pytestmark = pytest.mark.e2e
+
+
+def flow(workflow_id: str, delay_ms: int, fail: bool = False) -> dict[str, Any]:
+    last: dict[str, Any] = {"id": "shout", "type": "transform", "config": {"expression": "upper(name)"}}
+    if fail:  # upper() of a number: the expression fails, for good
+        last["config"] = {"expression": "upper(`1`)"}
+    return {"id": workflow_id, "name": "Wait", "nodes": [
+        {"id": "pause", "type": "delay", "config": {"ms": delay_ms}, "outputs": ["shout"]}, last,
+    ]}  # fmt: skip
+
+
+def test_a_quick_execution_answers_200_with_its_output(system: System, api: httpx.Client) -> None:
+    wf = unique("wait-ok")
+    post_workflow(api, flow(wf, 50))
+    response = api.post(f"/api/workflows/{wf}/execute", json={"input": {"name": "ada"}, "waitMs": 10_000})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "completed" and body["output"] == "ADA"
+    assert body["nodes"]["shout"]["status"] == "completed"
+    # Asked again with the same key, the finished execution answers at once.
+    key = unique("key")
+    first = api.post(f"/api/workflows/{wf}/execute", json={"input": {"name": "bo"}, "idempotencyKey": key})
+    assert first.status_code == 202
+    wait_final(api, first.json()["executionId"])
+    again = api.post(f"/api/workflows/{wf}/execute", json={"idempotencyKey": key, "waitMs": 1})
+    assert again.status_code == 200 and again.json()["executionId"] == first.json()["executionId"]
+    assert again.json()["output"] == "BO"
+
+
+def test_a_failed_execution_answers_200_with_its_error(system: System, api: httpx.Client) -> None:
+    wf = unique("wait-fail")
+    post_workflow(api, flow(wf, 10, fail=True))
+    response = api.post(f"/api/workflows/{wf}/execute", json={"waitMs": 10_000})
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "failed" and response.json()["error"]["type"]
+
+
+def test_a_slower_execution_answers_202_after_the_wait_and_goes_on(system: System, api: httpx.Client) -> None:
+    wf = unique("wait-slow")
+    post_workflow(api, flow(wf, 1_500))
+    response = api.post(f"/api/workflows/{wf}/execute", json={"input": {"name": "cy"}, "waitMs": 300})
+    # It answered once the wait was over, with the execution still running.
+    assert response.status_code == 202 and response.json()["status"] == "running"
+    assert wait_final(api, response.json()["executionId"])["output"] == "CY"
+
+
+@pytest.mark.parametrize("wait", [0, -5, 300_001, "10", True, 1.5])
+def test_a_bad_wait_is_a_422_and_starts_nothing(system: System, api: httpx.Client, wait: object) -> None:
+    wf = unique("wait-bad")
+    post_workflow(api, flow(wf, 10))
+    response = api.post(f"/api/workflows/{wf}/execute", json={"waitMs": wait})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["path"] == "waitMs"
+    assert api.get("/api/executions", params={"workflowId": wf}).json()["items"] == []
+
+
+def test_the_client_s_run_returns_the_finished_execution_across_several_waits(
+    system: System, api: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wf = unique("wait-client")
+    post_workflow(api, flow(wf, 700))
+    monkeypatch.setattr(client_module, "RUN_WAIT_S", 0.2)  # several calls: each answers 202 until the end
+    with SpaneClient(system.url) as spane:
+        execution = spane.run(wf, {"name": "dee"})
+        assert execution.status == "completed" and execution.output == "DEE"
+        with pytest.raises(TimeoutError):
+            spane.run(wf, {"name": "eve"}, timeout=0.3)
+    # One execution per run() call, however many calls it made.
+    wait_listed(api, {"workflowId": wf}, 2)
+    assert len(api.get("/api/executions", params={"workflowId": wf, "limit": 10}).json()["items"]) == 2
