@@ -85,3 +85,31 @@ def test_the_client_s_run_returns_the_finished_execution_across_several_waits(
     # One execution per run() call, however many calls it made.
     wait_listed(api, {"workflowId": wf}, 2)
     assert len(api.get("/api/executions", params={"workflowId": wf, "limit": 10}).json()["items"]) == 2
+
+
+def hooked(workflow_id: str, delay_ms: int, wait_ms: object, fail: bool = False) -> dict[str, Any]:
+    definition = flow(workflow_id, delay_ms, fail)
+    definition["triggers"] = [{"type": "webhook", "config": {"path": f"{workflow_id}/in", "waitMs": wait_ms}}]
+    return definition
+
+
+def test_a_webhook_that_waits_answers_with_the_output_or_502_or_202(system: System, api: httpx.Client) -> None:
+    quick, failing, slow = unique("hook-ok"), unique("hook-fail"), unique("hook-slow")
+    post_workflow(api, hooked(quick, 10, 10_000))
+    post_workflow(api, hooked(failing, 10, 10_000, fail=True))
+    post_workflow(api, hooked(slow, 1_500, 200))
+    done = api.post(f"/api/webhooks/{quick}/in", json={"name": "fay"})
+    assert done.status_code == 200 and done.json() == "FAY"  # the output itself, as a function's result
+    failed = api.post(f"/api/webhooks/{failing}/in", json={})
+    assert failed.status_code == 502 and failed.headers["content-type"].startswith("application/problem+json")
+    assert "failed" in failed.json()["detail"] and "upper" not in failed.text  # why is for the API token's holders
+    later = api.post(f"/api/webhooks/{slow}/in", json={"name": "gus"})
+    assert later.status_code == 202
+    (execution_id,) = later.json()["executionIds"]
+    assert wait_final(api, execution_id)["output"] == "GUS"
+
+
+def test_a_webhook_wait_out_of_range_is_refused_at_registration(system: System, api: httpx.Client) -> None:
+    response = api.post("/api/workflows", json=hooked(unique("hook-bad"), 10, 300_001))
+    assert response.status_code == 422
+    assert [e["path"] for e in response.json()["errors"]] == ["triggers[0].config.waitMs"]

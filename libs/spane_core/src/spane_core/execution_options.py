@@ -14,6 +14,9 @@ from spane_core.fields import is_int, json_type
 from spane_core.ids import ExecutionId, NodeId
 from spane_core.keys import DEFAULT_PRIORITY, PRIORITIES
 
+# The longest a call may hold for its execution to finish (``waitMs`` of an execute call or a webhook trigger).
+MAX_WAIT_MS = 300_000
+
 
 @dataclass(frozen=True, slots=True)
 class ExecutionOptions:
@@ -101,3 +104,13 @@ def _run_at(value: object, now: int, errors: list[FieldError]) -> int | None:
         errors.append(FieldError("runAt", f"runAt is in the past: {value!r}"))
         return None
     return at
+
+
+def read_wait_ms(value: Any) -> int | None:
+    """``waitMs`` of an execute call: None, or an integer from 1 to ``MAX_WAIT_MS``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WAIT_MS:
+        problem = FieldError("waitMs", f"waitMs must be an integer from 1 to {MAX_WAIT_MS} (ms), got {value!r}")
+        raise InvalidInput("invalid waitMs", [problem])
+    return value

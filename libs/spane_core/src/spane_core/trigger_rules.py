@@ -10,6 +10,7 @@ from croniter import CroniterBadTypeRangeError, CroniterError, croniter
 
 from spane_core.definition import TriggerDef
 from spane_core.errors import FieldError
+from spane_core.execution_options import MAX_WAIT_MS
 from spane_core.fields import FieldReader, join_path, show
 
 WEBHOOK_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -51,6 +52,7 @@ def _check_webhook(reader: FieldReader) -> None:
     max_age = reader.integer("maxAgeSeconds", minimum=1, maximum=MAX_WEBHOOK_AGE_S)
     if max_age is not None and secret is None:
         reader.error("maxAgeSeconds", "maxAgeSeconds needs a secret: the timestamp it checks is signed with it")
+    reader.integer("waitMs", minimum=1, maximum=MAX_WAIT_MS)
 
 
 def is_webhook_path(path: str) -> bool:

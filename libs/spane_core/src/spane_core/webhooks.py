@@ -71,10 +71,19 @@ def method_of(trigger: TriggerDef) -> str:
     return str(trigger.config.get("method") or DEFAULT_METHOD)
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookStarted:
+    """The executions a call started, in registration order, and the one the call waits for, if a trigger asks
+    (``waitMs``: the first such): ``(execution id, waitMs)``."""
+
+    execution_ids: list[ExecutionId]
+    wait: tuple[ExecutionId, int] | None = None
+
+
 async def start_from_webhook(
     redis: Redis, workflows: WorkflowRegistry, executions: ExecutionStore, payloads: PayloadStore, call: WebhookCall
-) -> list[ExecutionId]:
-    """Start every workflow listening on the call's path and method; their execution ids, in registration order.
+) -> WebhookStarted:
+    """Start every workflow listening on the call's path and method.
 
     ``NotFound`` when no workflow listens on the path, ``MethodNotAllowed`` when none on this method,
     ``Unauthenticated`` for a missing or wrong signature, ``MalformedInput`` for a body that is not JSON.
@@ -107,13 +116,17 @@ async def start_from_webhook(
     if key is None and windowed and call.signature:  # a replay within the window starts nothing new
         key = f"webhook-signature:{call.signature.strip().lower()}"
     started: list[ExecutionId] = []
+    wait: tuple[ExecutionId, int] | None = None
+    waits = {wf.id: t.config["waitMs"] for wf, t in reversed(matching) if isinstance(t.config.get("waitMs"), int)}
     for workflow in {wf.id: wf for wf, _ in matching}.values():
         outcome = await start_execution(
             redis, executions, payloads, workflow, execution_input, key,
             traced=call.traced, caller_traceparent=call.traceparent,
         )  # fmt: skip
         started.append(outcome.state.execution_id)
-    return started
+        if wait is None and workflow.id in waits:
+            wait = (outcome.state.execution_id, waits[workflow.id])
+    return WebhookStarted(started, wait)
 
 
 async def _listening(workflows: WorkflowRegistry, path: str) -> list[tuple[Workflow, TriggerDef]]:

@@ -17,7 +17,6 @@ from spane_core.store.executions import ExecutionStore
 
 from spane_api.live import EventHub, Subscription
 
-MAX_WAIT_MS = 300_000
 _LOOK_AGAIN_S = 1.0
 _ENDS = (ExecutionCompleted, ExecutionFailed, ExecutionCancelled)
 

@@ -10,7 +10,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 from spane_core.errors import FieldError, InvalidInput, NotFound
-from spane_core.execution_options import read_options
+from spane_core.execution_options import MAX_WAIT_MS, read_options, read_wait_ms
 from spane_core.ids import WorkflowId
 from spane_core.store.executions import now_ms
 from spane_core.subworkflows import check_child_workflows
@@ -19,7 +19,7 @@ from spane_core.usecases import resolve_workflow, start_execution
 from spane_core.validation import parse_definition
 
 from spane_api import readmodel
-from spane_api.awaiting import MAX_WAIT_MS, finished_within
+from spane_api.awaiting import finished_within
 from spane_api.definition_schema import DEFINITION_SCHEMA
 from spane_api.deps import Deps
 from spane_api.operations import SAVED_WORKFLOW, STARTED_EXECUTION
@@ -144,7 +144,7 @@ async def execute_workflow(
     # The workflow first, then the input: an unknown workflow is a 404 whatever the body holds.
     workflow = await resolve_workflow(deps.workflows, WorkflowId(workflow_id), request.version)
     options = read_options(request.priority, request.timeout_ms, request.run_at, now_ms())
-    wait_ms = _wait_ms(request.wait_ms)
+    wait_ms = read_wait_ms(request.wait_ms)
     started = await start_execution(
         deps.redis, deps.executions, deps.payloads, workflow, _input_of(request), request.idempotency_key, options,
         traced=deps.telemetry.tracing, caller_traceparent=traceparent,
@@ -162,15 +162,6 @@ async def execute_workflow(
         status=state.status,
     )
     return Response(accepted, status_code=HTTP_202_ACCEPTED)
-
-
-def _wait_ms(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WAIT_MS:
-        problem = FieldError("waitMs", f"waitMs must be an integer from 1 to {MAX_WAIT_MS} (ms), got {value!r}")
-        raise InvalidInput("invalid waitMs", [problem])
-    return value
 
 
 def _input_of(request: ExecuteRequest) -> Any:
