@@ -4,7 +4,8 @@ The module's ``system`` is `spane dev` on the session's local cluster (``redis+c
 below from the other e2e modules run here against it unchanged (pytest resolves their ``system`` and ``api`` to this
 module's). They cover fan-out and join, retries, delays (the scheduler's timers), sub-workflows, pause, resume and
 cancel, live events over SSE from two API processes, a signed webhook, cron fired by two schedulers, and the read
-model through the API, and the all-events stream's resume over 16 partitions: within the resume window nothing
+model through the API, a wait node's signal, an execute call and a webhook that wait for the result, and the
+all-events stream's resume over 16 partitions: within the resume window nothing
 lost or repeated (the projector keeps what it projected for SPANE_EVENTS_RESUME_WINDOW_S), past it an explicit gap
 for the partition that lost events. The tests written here check that the partitions really sit on different
 masters, that executions spread over them, and that the all-events stream follows every partition.
@@ -31,6 +32,10 @@ from .test_api_reads import (
     test_executions_are_listed_newest_first_page_by_page,
     test_pause_holds_a_delay_and_resume_finishes_it,
 )
+from .test_execute_wait import (
+    test_a_quick_execution_answers_200_with_its_output,
+    test_a_webhook_that_waits_answers_with_the_output_or_502_or_202,
+)
 from .test_live_events import (
     second_api,
     test_a_reconnect_with_last_event_id_resumes_with_nothing_lost_or_repeated,
@@ -39,6 +44,7 @@ from .test_live_events import (
     test_the_all_events_stream_filters_by_workflow_and_resumes,
     test_the_stream_sends_the_snapshot_then_each_event_and_ends,
 )
+from .test_signals import test_an_execution_waits_for_its_signal_then_goes_on_with_its_data
 from .test_subworkflows import (
     test_pause_resume_and_cancel_cascade_to_the_children_and_theirs,
     test_the_child_s_mapped_output_completes_the_node_and_the_join_after_it_runs,
@@ -69,9 +75,12 @@ __all__ = [  # the imported tests and fixture, run here on the cluster
     "test_a_failing_node_is_retried_with_backoff_until_it_succeeds",
     "test_a_fan_out_of_100_runs_every_branch_and_the_join_sees_them_all",
     "test_a_node_out_of_tries_is_dead_lettered_and_fails_the_execution",
+    "test_a_quick_execution_answers_200_with_its_output",
     "test_a_reconnect_with_last_event_id_resumes_with_nothing_lost_or_repeated",
     "test_a_resume_past_the_window_gets_a_gap_then_the_held_and_live_events",
+    "test_a_webhook_that_waits_answers_with_the_output_or_502_or_202",
     "test_an_execution_is_visible_at_once_and_its_history_is_in_order",
+    "test_an_execution_waits_for_its_signal_then_goes_on_with_its_data",
     "test_cancel_stops_an_execution_for_good",
     "test_each_api_process_streams_executions_that_the_other_started",
     "test_executions_are_listed_newest_first_page_by_page",
