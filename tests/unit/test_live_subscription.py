@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from unittest.mock import Mock
+import contextlib
+from unittest.mock import AsyncMock, Mock
 
 from spane_api.live import EventHub, Position, Subscription
 from spane_core.codec import encode
@@ -17,19 +18,34 @@ def envelope(execution_id: str, workflow_id: str, seq: int) -> Envelope:
     )  # fmt: skip
 
 
-async def test_each_subscription_gets_what_its_filters_match() -> None:
-    hub = EventHub(Mock(), partitions=1)
-    everything, by_workflow, by_execution = (
+def quiet_redis() -> Mock:
+    """A Redis whose streams are empty: enough for a hub to start reading (it is never asked to read here)."""
+    redis, pipe = Mock(), Mock()
+    pipe.execute = AsyncMock(return_value=[[]])
+    redis.pipeline.return_value = pipe
+    return redis
+
+
+async def test_each_subscription_gets_what_its_filters_match_and_none_after_it_left() -> None:
+    hub = EventHub(quiet_redis(), partitions=1)
+    everything, by_workflow, by_execution, other = (
         Subscription(),
         Subscription(workflow_id="w1"),
         Subscription(execution_id="e2"),
+        Subscription(execution_id="e3"),
     )
-    hub._subscriptions.update({everything, by_workflow, by_execution})
-    hub.publish(0, "5-1", [envelope("e1", "w1", 1), envelope("e2", "w2", 1), envelope("e2", "w2", 2)])
-    assert [e.seq for _, e in await everything.take(0)] == [1, 1, 2]
-    assert [(e.execution_id, e.seq) for _, e in await by_workflow.take(0)] == [("e1", 1)]
-    taken = await by_execution.take(0)
-    assert [(p, e.seq) for p, e in taken] == [(Position(0, (5, 1), 1), 1), (Position(0, (5, 1), 2), 2)]
+    async with contextlib.AsyncExitStack() as stack:
+        for subscription in (everything, by_workflow, by_execution, other):
+            await stack.enter_async_context(hub.subscribe(subscription))
+        hub.publish(0, "5-1", [envelope("e1", "w1", 1), envelope("e2", "w2", 1), envelope("e2", "w2", 2)])
+        assert [e.seq for _, e in await everything.take(0)] == [1, 1, 2]
+        assert [(e.execution_id, e.seq) for _, e in await by_workflow.take(0)] == [("e1", 1)]
+        taken = await by_execution.take(0)
+        assert [(p, e.seq) for p, e in taken] == [(Position(0, (5, 1), 1), 1), (Position(0, (5, 1), 2), 2)]
+        assert await other.take(0) == []
+    hub.publish(0, "6-1", [envelope("e2", "w2", 3)])
+    assert await by_execution.take(0) == [] and await everything.take(0) == []
+    assert hub.subscribers == 0 and not hub._by_execution and not hub._broad
 
 
 async def test_a_subscriber_that_falls_behind_is_dropped_and_its_buffer_freed() -> None:

@@ -106,6 +106,10 @@ class EventHub:
         self.redis = redis
         self.streams = [keys.events for keys in all_partitions(partitions)]
         self._subscriptions: set[Subscription] = set()
+        # Each event goes to those following its execution and those following more (a workflow, or everything):
+        # a thousand calls each waiting for its own execution cost one lookup per event, not a thousand.
+        self._by_execution: dict[str, set[Subscription]] = {}
+        self._broad: set[Subscription] = set()
         self._cursors: dict[str, str] | None = None  # None: not reading (no one listens)
         self._wanted = asyncio.Event()
         self._cursor_lock = asyncio.Lock()
@@ -118,11 +122,22 @@ class EventHub:
     async def subscribe(self, subscription: Subscription) -> AsyncIterator[Subscription]:
         """Listen from now on: every event committed after this returns reaches ``subscription``."""
         self._subscriptions.add(subscription)
+        execution_id = subscription.execution_id
+        if execution_id is None:
+            self._broad.add(subscription)
+        else:
+            self._by_execution.setdefault(execution_id, set()).add(subscription)
         try:
             await self._start_reading()
             yield subscription
         finally:
             self._subscriptions.discard(subscription)
+            if execution_id is None:
+                self._broad.discard(subscription)
+            elif (following := self._by_execution.get(execution_id)) is not None:
+                following.discard(subscription)
+                if not following:
+                    del self._by_execution[execution_id]
 
     async def _start_reading(self) -> None:
         async with self._cursor_lock:
@@ -183,9 +198,13 @@ class EventHub:
 
     def publish(self, partition: int, entry_id: str, envelopes: list[Envelope]) -> None:
         entry = parse_entry_id(entry_id)
+        broad, by_execution = self._broad, self._by_execution
         for index, envelope in enumerate(envelopes):
+            following = by_execution.get(envelope.execution_id)
+            if not following and not broad:
+                continue
             position = Position(partition, entry, index)
-            for subscription in self._subscriptions:
+            for subscription in (*(following or ()), *broad):
                 if subscription.wants(envelope):
                     subscription.offer(position, envelope)
 
