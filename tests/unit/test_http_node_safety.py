@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -9,10 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
-from spane_core.errors import HttpClientError, HttpResponseTooLarge, HttpStatusError
+from spane_core.errors import HttpCallTooSlow, HttpClientError, HttpResponseTooLarge, HttpStatusError
 from spane_core.ids import ExecutionId, NodeId, WorkflowId
 from spane_core.sdk import NodeContext, NonRetryableError
-from spane_worker.executors.http import http_executor
+from spane_worker.executors.http import HttpLimits, http_executor
 from spane_worker.executors.http_redact import RedactUrls, shown_url
 from spane_worker.executors.templating import Renderer
 from spane_worker.secrets import Secrets
@@ -30,7 +31,7 @@ def ctx(config: dict[str, Any], data: Any = None) -> NodeContext:
 
 async def call_http(config: dict[str, Any], handler: Handler, max_response_bytes: int = 1000) -> Any:
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-        return await http_executor(client, max_response_bytes=max_response_bytes)(ctx(config))
+        return await http_executor(client, limits=HttpLimits(max_response_bytes=max_response_bytes))(ctx(config))
 
 
 def test_a_shown_url_has_no_credentials_and_no_query_values() -> None:
@@ -156,3 +157,17 @@ async def test_the_path_a_node_requests_keeps_an_inputs_value_in_its_segment() -
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
         await http_executor(client)(ctx(config, {"id": "../../admin/delete"}))
     assert seen[0].raw_path == b"/users/..%2F..%2Fadmin%2Fdelete/notes"
+
+
+async def test_an_answer_that_trickles_in_is_given_up_at_the_call_deadline_and_retried() -> None:
+    async def trickle() -> AsyncIterator[bytes]:
+        while True:  # a byte now and then: each wait is short, the whole never ends
+            yield b"y"
+            await asyncio.sleep(0.01)
+
+    limits = HttpLimits(max_call_s=0.2)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200, content=trickle()))) as c:
+        with pytest.raises(HttpCallTooSlow, match=r"took longer than 0\.2 s") as info:
+            await http_executor(c, limits=limits)(ctx({"url": SECRET_URL}))
+    assert not isinstance(info.value, NonRetryableError)
+    assert "pa55word" not in str(info.value)

@@ -126,5 +126,9 @@ class BlockedAddress(NonRetryableError):
     """The http node's URL leads to a network this deployment does not let nodes reach."""
 
 
+class HttpCallTooSlow(SpaneError):
+    """An ``http`` node's call (its answer read whole) took longer than ``SPANE_HTTP_MAX_CALL_S``; retried."""
+
+
 class HttpResponseTooLarge(NonRetryableError):
     """An ``http`` node's answer is larger than ``SPANE_HTTP_MAX_RESPONSE_BYTES``: read no further, fail for good."""

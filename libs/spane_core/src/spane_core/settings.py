@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     secrets_dir: str = ""
     # The most an http node reads of an answer's body (decompressed); a larger answer fails the node for good.
     http_max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    # The longest an http node's call may take, its answer read whole (httpx's timeouts bound each wait only, so an
+    # answer trickling in a byte at a time would hold a worker's slot for ever).
+    http_max_call_s: float = Field(default=300.0, gt=0)
     # Limits per node type, shared by every worker (JSON objects keyed by node type): a circuit breaker
     # ({"failureThreshold", "successThreshold", "timeoutMs"}), a rate limit ({"max", "perMs"}), and how many nodes
     # of the type may run at once across all workers. A node's own circuitBreaker / rateLimit add to these.

@@ -23,7 +23,7 @@ from spane_core.store.workflows import WorkflowRegistry
 
 from spane_worker.consumer import Worker
 from spane_worker.executors import builtin_executors
-from spane_worker.executors.http import DEFAULT_MAX_RESPONSE_BYTES
+from spane_worker.executors.http import HttpLimits
 from spane_worker.executors.http_guard import AddressGuard, guarded_client, networks
 from spane_worker.executors.templating import hide_secrets_in_span
 from spane_worker.secrets import Secrets
@@ -51,11 +51,11 @@ def worker_executors(
     http: httpx.AsyncClient,
     registry: ExecutorRegistry | None = None,
     secrets: Secrets | None = None,
-    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    limits: HttpLimits | None = None,
 ) -> ExecutorRegistry:
     """The built-in node types, then those registered with ``@executor`` (plugins), then ``registry``; a later
-    registration of a name replaces an earlier one. ``max_response_bytes`` bounds the http node's answers."""
-    executors = builtin_executors(http, secrets, max_response_bytes)
+    registration of a name replaces an earlier one. ``limits`` bound the http node's calls (the defaults else)."""
+    executors = builtin_executors(http, secrets, limits)
     executors.update(sdk.registry)
     if registry is not None:
         executors.update(registry)
@@ -88,7 +88,8 @@ async def run_worker(
     try:
         workflows = WorkflowRegistry(redis)
         store = redis_execution_store(redis, workflows, settings.partitions)
-        executors = worker_executors(http, registry, Secrets(settings.secrets_dir), settings.http_max_response_bytes)
+        limits = HttpLimits(settings.http_max_response_bytes, settings.http_max_call_s)
+        executors = worker_executors(http, registry, Secrets(settings.secrets_dir), limits)
         # ``migrate`` before the first payload: this worker may store one before the projector created the table.
         payloads = PayloadStore(db, settings.payload_inline_max, settings.payload_cache_bytes, prepare=migrate)
         worker = Worker(

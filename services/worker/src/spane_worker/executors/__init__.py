@@ -7,16 +7,16 @@ from spane_core.node_schemas import BUILTIN_NODE_TYPES
 from spane_core.sdk import ExecutorRegistry
 
 from spane_worker.executors.condition import condition
-from spane_worker.executors.http import DEFAULT_MAX_RESPONSE_BYTES, http_executor
+from spane_worker.executors.http import HttpLimits, http_executor
 from spane_worker.executors.transform import transform
 from spane_worker.secrets import Secrets
 
 
 def builtin_executors(
-    http: httpx.AsyncClient, secrets: Secrets | None = None, max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    http: httpx.AsyncClient, secrets: Secrets | None = None, limits: HttpLimits | None = None
 ) -> ExecutorRegistry:
     registry = ExecutorRegistry()
     registry.register("transform", transform, BUILTIN_NODE_TYPES["transform"])
     registry.register("condition", condition, BUILTIN_NODE_TYPES["condition"])
-    registry.register("http", http_executor(http, secrets, max_response_bytes), BUILTIN_NODE_TYPES["http"])
+    registry.register("http", http_executor(http, secrets, limits), BUILTIN_NODE_TYPES["http"])
     return registry

@@ -9,22 +9,25 @@ that stays the same when a worker runs a try again after a crash, so the receivi
 and, when the execution is traced, a W3C ``traceparent`` naming the try's span (unless ``headers`` names one).
 Output: ``{"status", "headers", "body"}``, the body parsed when the response is JSON. A 4xx answer other than 408
 and 429 is final (``NonRetryableError``); 5xx, 408, 429 and network errors raise retryable errors, so the node's
-retry policy applies. A body larger than ``max_response_bytes`` (``SPANE_HTTP_MAX_RESPONSE_BYTES``, after
-decompression) is not read on: the node fails for good. A redirect to another origin does not carry on the
+retry policy applies. A body larger than ``limits.max_response_bytes`` (``SPANE_HTTP_MAX_RESPONSE_BYTES``, after
+decompression) is not read on: the node fails for good; a call longer than ``limits.max_call_s``
+(``SPANE_HTTP_MAX_CALL_S``) is given up and retried. A redirect to another origin does not carry on the
 configured headers that hold credentials (``http_redirects``). Errors show the URL without its credentials and
 query values (``http_redact``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from spane_core.errors import HttpClientError, HttpResponseTooLarge, HttpStatusError
+from spane_core.errors import HttpCallTooSlow, HttpClientError, HttpResponseTooLarge, HttpStatusError
 from spane_core.sdk import Executor, NodeContext, NonRetryableError
 
 from spane_worker.executors import http_redirects
@@ -34,7 +37,12 @@ from spane_worker.secrets import Secrets
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 RETRYABLE_4XX = frozenset({408, 429})
-DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    max_response_bytes: int = 10 * 1024 * 1024  # of an answer's body, decompressed
+    max_call_s: float = 300.0  # for the whole call, the answer read whole
 
 
 def build_request(
@@ -141,11 +149,12 @@ def check_status(response: httpx.Response, request: httpx.Request) -> None:
 
 
 def http_executor(
-    client: httpx.AsyncClient, secrets: Secrets | None = None, max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    client: httpx.AsyncClient, secrets: Secrets | None = None, limits: HttpLimits | None = None
 ) -> Executor:
     """The ``http`` executor bound to the worker's shared client and its secrets (by default, its environment's),
-    reading no more than ``max_response_bytes`` of an answer."""
+    within ``limits`` (by default, ``HttpLimits()``)."""
     known = secrets if secrets is not None else Secrets()
+    bounds = limits if limits is not None else HttpLimits()
     # httpx logs every request at INFO with its whole URL, a key in its query with it (even when SPANE is embedded
     # in an application with logging of its own); the worker logs what it needs of a failed node itself.
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -156,13 +165,21 @@ def http_executor(
         try:
             request = build_request(client, ctx.config, ctx.input, ctx.idempotency_key, ctx.traceparent, renderer)
             private = http_redirects.private_headers(request, ctx.config.get("headers") or {}, renderer.used)
-            with renderer.sending(), http_redirects.sending(request, private):
-                response = await client.send(request, stream=True)
+            deadline = asyncio.timeout(bounds.max_call_s)
             try:
-                check_status(response, request)
-                content = await read_body(response, request, max_response_bytes)
-            finally:
-                await response.aclose()
+                async with deadline:
+                    with renderer.sending(), http_redirects.sending(request, private):
+                        response = await client.send(request, stream=True)
+                    try:
+                        check_status(response, request)
+                        content = await read_body(response, request, bounds.max_response_bytes)
+                    finally:
+                        await response.aclose()
+            except TimeoutError as e:
+                if deadline.expired():  # ours, not one the transport raised
+                    where = f"{request.method} {shown_url(request.url)}"
+                    raise HttpCallTooSlow(f"{where} took longer than {bounds.max_call_s:g} s") from e
+                raise
             return read_response(response, content)
         except Exception as e:
             renderer.redact(e)  # its message goes into the log (node.failed) and the worker's own log
