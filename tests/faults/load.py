@@ -1,4 +1,5 @@
-"""A steady load of executions over the HTTP API, and the checks that follow each fault.
+"""A steady load of executions over the HTTP API, each signalled once its wait node waits, and the checks that
+follow each fault.
 
 Each submission carries its own idempotency key and is retried with it until the API accepts it (the API may be
 killed, or Redis away, meanwhile), so an accepted execution exists once however often it was sent."""
@@ -16,12 +17,13 @@ from typing import Any
 import asyncpg
 import httpx
 
-NODES = ("start", "slow-1", "slow-2", "pause", "shape", "join")
+NODES = ("start", "slow-1", "slow-2", "pause", "shape", "approve", "join")
+SIGNAL = "approval"
 
 
 def workflow(workflow_id: str) -> dict[str, Any]:
-    """start -> (two slow custom nodes, a durable delay, a transform) -> join."""
-    middle = ["slow-1", "slow-2", "pause", "shape"]
+    """start -> (two slow custom nodes, a durable delay, a transform, a wait for a signal) -> join."""
+    middle = ["slow-1", "slow-2", "pause", "shape", "approve"]
     return {
         "id": workflow_id,
         "nodes": [
@@ -30,6 +32,7 @@ def workflow(workflow_id: str) -> dict[str, Any]:
             {"id": "slow-2", "type": "fault-slow", "outputs": ["join"]},
             {"id": "pause", "type": "delay", "config": {"ms": 200}, "outputs": ["join"]},
             {"id": "shape", "type": "transform", "config": {"expression": "n"}, "outputs": ["join"]},
+            {"id": "approve", "type": "wait", "config": {"signal": SIGNAL}, "outputs": ["join"]},
             {"id": "join", "type": "transform"},
         ],
     }
@@ -43,6 +46,7 @@ class Load:
     workflow_id: str
     interval: float = 0.1
     accepted: dict[str, str] = field(default_factory=dict)  # idempotency key -> execution id
+    unsignalled: list[str] = field(default_factory=list)  # accepted executions whose wait node has no signal yet
     refused: collections.Counter[int] = field(default_factory=collections.Counter)  # status -> answers (retried)
     unreachable: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -64,7 +68,31 @@ class Load:
             while not self._stop.is_set():
                 n += 1
                 self._submit(client, f"{self.workflow_id}-{n}", n)
+                self._signal(client)
                 self._stop.wait(self.interval)
+            deadline = time.monotonic() + 90  # every accepted execution gets its signal, faults over or not
+            while self.unsignalled and time.monotonic() < deadline:
+                self._signal(client)
+                time.sleep(0.1)
+
+    def _signal(self, client: httpx.Client) -> None:
+        """Send each waiting execution its signal, as a person would: again later when it is not waiting yet, or
+        when the answer was lost (a 409 then says why: the node took an earlier one)."""
+        for execution_id in list(self.unsignalled):
+            try:
+                response = client.post(f"/api/executions/{execution_id}/signals/{SIGNAL}", json={"ok": True})
+                if response.status_code == 409:
+                    nodes = client.get(f"/api/executions/{execution_id}").json().get("nodes", {})
+                    if nodes.get("approve", {}).get("status") == "completed":
+                        self.unsignalled.remove(execution_id)
+                    continue
+            except (httpx.HTTPError, ValueError):
+                self.unreachable += 1
+                return
+            if response.status_code == 202:
+                self.unsignalled.remove(execution_id)
+            else:
+                self.refused[response.status_code] += 1
 
     def _submit(self, client: httpx.Client, key: str, n: int) -> None:
         body = {"input": {"n": n}, "idempotencyKey": key}
@@ -76,6 +104,7 @@ class Load:
             else:
                 if response.status_code == 202:
                     self.accepted[key] = response.json()["executionId"]
+                    self.unsignalled.append(self.accepted[key])
                     return
                 self.refused[response.status_code] += 1
             self._stop.wait(0.1)
