@@ -88,3 +88,25 @@ async def test_a_browser_request_from_another_site_changes_nothing(redis_url: st
         path = hook["triggers"][0]["config"]["path"]
         called = await client.post(f"/api/webhooks/{path}", json={}, headers={"Sec-Fetch-Site": "cross-site"})
         assert called.status_code == 202, called.text
+
+
+async def test_without_a_token_on_a_loopback_address_only_local_names_are_answered(
+    redis_url: str, database_url: str
+) -> None:
+    # A page whose own host name resolves to 127.0.0.1 (DNS rebinding) is same-origin for the browser: its requests
+    # carry its name in Host, which no local client sends.
+    async with api_client(make_settings(redis_url, database_url, host="127.0.0.1")) as client:
+        for host in ("evil.example", "evil.example:8000", "10.0.0.7:8000", "spane.internal"):
+            body = problem(await client.get("/api/workflows", headers={"Host": host}), 403)
+            assert "addressed to localhost" in body["detail"] and "SPANE_API_TOKEN" in body["detail"]
+        for host in ("localhost:8000", "127.0.0.1:8000", "[::1]:8000", "app.localhost"):
+            assert (await client.get("/api/workflows", headers={"Host": host})).status_code == 200, host
+        # What is open stays open: a webhook caller or a probe may use any name.
+        assert (await client.get("/health", headers={"Host": "evil.example"})).status_code == 200
+    # Bound to every address (a container), or with a token, other names are the deployer's to allow.
+    async with api_client(make_settings(redis_url, database_url, host="0.0.0.0")) as client:
+        assert (await client.get("/api/workflows", headers={"Host": "spane.internal"})).status_code == 200
+    settings = make_settings(redis_url, database_url, host="127.0.0.1", api_token=TOKEN)
+    async with api_client(settings) as client:
+        headers = {"Host": "spane.internal", **AUTH}
+        assert (await client.get("/api/workflows", headers=headers)).status_code == 200

@@ -4,6 +4,7 @@ the refusal of state changes that a browser makes for another site."""
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -44,3 +45,36 @@ def same_origin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRou
     site = connection.headers.get("sec-fetch-site")
     if site is not None and site.lower() not in OWN_SITE:
         raise PermissionDeniedException(f"a browser request from another site ({site}) may not change SPANE's state")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, an IPv6 one bracketed or not) names this machine only."""
+    name = host.strip().strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def local_names_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Without an API token, on a loopback address: answer only requests addressed to this machine by name.
+
+    A web page can point a host name of its own at 127.0.0.1 (DNS rebinding); the browser then takes SPANE for
+    that page's origin, and the page may read and change everything. Such requests carry the page's name in
+    ``Host``, which no local client sends.
+    """
+    host = connection.headers.get("host", "")
+    if not is_loopback(_name_of(host)):
+        raise PermissionDeniedException(
+            f"without SPANE_API_TOKEN, this SPANE answers only requests addressed to localhost (Host: {host!r}); set"
+            " SPANE_API_TOKEN to reach it by another name"
+        )
+
+
+def _name_of(host: str) -> str:
+    """The name in a ``Host`` header: without its port, an IPv6 address without its brackets."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.partition(":")[0]
