@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -75,12 +76,12 @@ def _settings(port: int | None = None, host: str | None = None) -> Settings:
     return settings
 
 
-def _run(settings: Settings, names: tuple[str, ...]) -> None:
+def _run(settings: Settings, names: tuple[str, ...], on_listening: Callable[[], None] | None = None) -> None:
     tune_gc()
     try:
         # uvloop: a faster event loop for every service of the process (the hot path is many small socket I/Os).
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(run_services(settings, names))
+            runner.run(run_services(settings, names, on_listening=on_listening))
     except SpaneError as e:
         typer.echo(f"spane: {e}", err=True)
         raise typer.Exit(1) from None
@@ -100,9 +101,13 @@ def dev(port: Port = None, host: Host = None) -> None:
     except SpaneError as e:
         typer.echo(f"spane: {e}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"SPANE is up: http://{settings.host}:{settings.port}  (API docs at /schema)", err=True)
+    url = f"http://{settings.host}:{settings.port}"
+
+    def up() -> None:  # once the API listens: a setting that stops the services first is the last word instead
+        typer.echo(f"SPANE is up: {url}  (API docs at /schema)", err=True)
+
     try:
-        _run(settings, SERVICES)
+        _run(settings, SERVICES, up)
     finally:
         stop_embedded()
 

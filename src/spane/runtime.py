@@ -83,8 +83,14 @@ MAINS: dict[str, ServiceMain] = {
 }
 
 
-async def run_services(settings: Settings, names: Sequence[str], stop: asyncio.Event | None = None) -> None:
-    """Run the named services until SIGINT/SIGTERM or until one of them stops; a crash stops the others."""
+async def run_services(
+    settings: Settings,
+    names: Sequence[str],
+    stop: asyncio.Event | None = None,
+    on_listening: Callable[[], None] | None = None,
+) -> None:
+    """Run the named services until SIGINT/SIGTERM or until one of them stops; a crash stops the others.
+    ``on_listening`` is called once the API accepts connections (never, if the services stop before)."""
     stop = stop or asyncio.Event()
     telemetry = Telemetry.from_env()
     if settings.metrics_port is not None:
@@ -94,8 +100,11 @@ async def run_services(settings: Settings, names: Sequence[str], stop: asyncio.E
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     tasks = {asyncio.create_task(MAINS[name](settings, stop, telemetry), name=name) for name in names}
+    announcing = None if on_listening is None else asyncio.create_task(_when_listening(settings, on_listening))
     await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     stop.set()
+    if announcing is not None:
+        announcing.cancel()
     results = await asyncio.gather(*tasks, return_exceptions=True)
     for task, result in zip(tasks, results, strict=True):
         if isinstance(result, SpaneError) and result.__cause__ is None:  # a refusal that says it all, such as a
@@ -105,6 +114,19 @@ async def run_services(settings: Settings, names: Sequence[str], stop: asyncio.E
     errors = [r for r in results if isinstance(r, Exception)]
     if errors:
         raise errors[0]
+
+
+async def _when_listening(settings: Settings, then: Callable[[], None], every_s: float = 0.05) -> None:
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "") else "::1" if settings.host == "::" else settings.host
+    while True:
+        try:
+            _, writer = await asyncio.open_connection(host, settings.port)
+        except OSError:
+            await asyncio.sleep(every_s)
+            continue
+        writer.close()
+        then()
+        return
 
 
 def start_embedded(settings: Settings) -> Callable[[], None]:

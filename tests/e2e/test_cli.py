@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import pytest
+
+from spane.embedded import free_port
+
+from .conftest import System
 
 pytestmark = pytest.mark.e2e
 
@@ -43,3 +48,18 @@ def test_an_unknown_status_filter_names_the_statuses_there_are() -> None:
     assert done.stderr.strip() == (
         "spane: --status 'sleeping' is not one of scheduled, running, paused, completed, failed, cancelled"
     )
+
+
+def test_dev_says_it_is_up_once_the_api_listens_and_not_when_a_setting_stops_it(system: System) -> None:
+    # The session's `spane dev` said so, once the API answered.
+    assert "SPANE is up: http://127.0.0.1:" in system.log.read_text()
+    env = {
+        **os.environ,
+        "SPANE_REDIS_URL": system.redis_url,
+        "SPANE_DATABASE_URL": system.database_url,
+        "SPANE_PORT": str(free_port()),
+        "SPANE_PLUGINS": "no_such_plugin_module",
+    }
+    done = subprocess.run([sys.executable, "-m", "spane", "dev"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "no_such_plugin_module" in done.stderr and "SPANE is up" not in done.stderr
