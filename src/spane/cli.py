@@ -104,7 +104,7 @@ def dev(port: Port = None, host: Host = None) -> None:
     url = f"http://{settings.host}:{settings.port}"
 
     def up() -> None:  # once the API listens: a setting that stops the services first is the last word instead
-        typer.echo(f"SPANE is up: {url}  (API docs at /schema)", err=True)
+        typer.echo(f"SPANE is up: {url}  (console at /, OpenAPI document at /schema/openapi.json)", err=True)
 
     try:
         _run(settings, SERVICES, up)

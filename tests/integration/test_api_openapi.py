@@ -105,3 +105,18 @@ async def test_what_the_fuzzer_found_answers_4xx(redis_url: str, database_url: s
         assert (await client.post(f"/api/workflows/{wf['id']}/execute")).status_code == 202  # the body is optional
         selection = {"workflowId": wf["id"], "status": {}}
         assert error_paths(problem(await client.post("/api/executions/cancel", json=selection), 422)) == ["status"]
+
+
+async def test_the_schema_is_served_as_documents_and_no_page_loads_scripts_from_elsewhere(
+    redis_url: str, database_url: str
+) -> None:
+    async with api_client(make_settings(redis_url, database_url)) as client:
+        document = await client.get("/schema/openapi.json")
+        assert document.status_code == 200 and document.json()["info"]["title"] == "SPANE"
+        yaml = await client.get("/schema/openapi.yaml")
+        assert yaml.status_code == 200 and "openapi:" in yaml.text
+        root = await client.get("/schema")
+        assert root.status_code == 200 and "<script" not in root.text
+        for page in ("/schema/redoc", "/schema/swagger", "/schema/rapidoc", "/schema/elements"):
+            response = await client.get(page)
+            assert response.status_code == 404 or "<script" not in response.text, page

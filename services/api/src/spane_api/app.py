@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import Guard
 from spane_core import sdk
@@ -111,6 +112,9 @@ def create_app(
             title="SPANE",
             version=_version(),
             path="/schema",
+            # The documents only: Litestar's HTML renderers (Redoc, Swagger, ...) load their scripts from other
+            # sites, which would then run on the console's origin, beside its token.
+            render_plugins=[JsonRenderPlugin(), YamlRenderPlugin()],
             components=Components(security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer")}),
         ),
         debug=False,
