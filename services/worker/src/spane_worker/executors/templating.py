@@ -14,6 +14,7 @@ from opentelemetry.trace import Span
 from spane_core.errors import NonRetryableError
 from spane_core.templates import Placeholder, TemplateError, has_placeholders, parse
 
+from spane_worker.executors.http_redact import shown_url
 from spane_worker.executors.transform import search
 from spane_worker.secrets import Secrets
 
@@ -133,10 +134,10 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
 
 
 async def hide_secrets_in_span(span: Span, request: Any) -> None:
-    """The http client's tracing hook: a URL that carries a secret is recorded with ``***`` in its place."""
-    values = _secrets_in_use.get()
-    if not values or not span.is_recording():
+    """The http client's tracing hook: the URL is recorded as errors and logs show it (no user info, query values
+    masked: a key may be written in a definition's query), with any secret the request carries hidden as well."""
+    if not span.is_recording():
         return
-    url = _hide(str(request.url), values)
+    url = shown_url(_hide(str(request.url), _secrets_in_use.get()))
     span.set_attribute("url.full", url)
     span.set_attribute("http.url", url)
