@@ -13,7 +13,6 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.types import Guard
 from spane_core import sdk
 from spane_core.observe.telemetry import Telemetry
 from spane_core.sdk import load_plugins
@@ -21,7 +20,7 @@ from spane_core.settings import Settings
 from spane_core.validation import BUILTIN_NODE_TYPES, NodeTypeSpec
 
 from spane_api.allow import with_options
-from spane_api.auth import bearer_guard, is_loopback, local_names_guard, same_origin_guard
+from spane_api.auth import ApiGuard
 from spane_api.deps import Dependencies, open_dependencies
 from spane_api.metrics import HttpMetrics, MetricsMiddleware
 from spane_api.problems import exception_handlers
@@ -32,12 +31,6 @@ from spane_api.routes.console import console_router
 def _dependencies(state: State) -> Dependencies:
     deps: Dependencies = state.deps
     return deps
-
-
-def _tokenless_guards(bind_host: str) -> list[Guard]:
-    """With no token, a browser on this machine is the danger: no state change for another site's page, and on a
-    loopback address (``spane dev``) no answer to a name that is not this machine's (DNS rebinding)."""
-    return [same_origin_guard, local_names_guard] if is_loopback(bind_host) else [same_origin_guard]
 
 
 def _version() -> str:
@@ -78,7 +71,7 @@ def create_app(
     token = settings.api_token.get_secret_value() if settings.api_token else None
     api = Router(
         "/api",
-        guards=[bearer_guard(token), same_origin_guard] if token else _tokenless_guards(settings.host),
+        middleware=[DefineMiddleware(ApiGuard, token=token, bind_host=settings.host)],
         security=[{"bearer": []}] if token else None,
         route_handlers=[
             Router(
