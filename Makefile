@@ -10,11 +10,13 @@ UV_RUN := uv run --frozen
 
 .PHONY: setup deps-test test dev lint fmt bench bench-smoke faults
 
+# --compile-bytecode: the libraries' .pyc are written once here, so that a process that may not write them
+# (PYTHONDONTWRITEBYTECODE, a read-only image) does not compile every module it imports at each start.
 setup:
 	@if ! command -v uv >/dev/null 2>&1; then \
 		python3 -m pip install --quiet uv || python3 -m pip install --quiet --user --break-system-packages uv; \
 	fi
-	uv sync --frozen
+	uv sync --frozen --compile-bytecode
 
 # Servers the integration tests start themselves (spane.embedded); only their binaries are installed here. The
 # console's browser tests drive Debian's chromium (Playwright never downloads a browser here).
