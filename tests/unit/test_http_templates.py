@@ -166,3 +166,15 @@ async def test_a_header_value_with_a_line_break_fails_the_node_for_good() -> Non
             {"name": "a\r\nX-Admin: 1"},
         )
     assert seen == []
+
+
+async def test_a_header_value_that_is_not_ascii_fails_the_node_for_good_naming_the_header() -> None:
+    # httpx raised a bare UnicodeEncodeError, which the node retried as if it could pass the next time.
+    seen: list[httpx.Request] = []
+    with pytest.raises(NonRetryableError, match=r"X-Name.*not ASCII") as raised:
+        await call(
+            {"url": "https://api.test/", "headers": {"X-Name": "{{ name }} {{ $secrets.TOKEN }}"}},
+            recording(seen),
+            {"name": "Zoë 日本"},
+        )
+    assert seen == [] and TOKEN not in str(raised.value)

@@ -78,6 +78,11 @@ def build_request(
     for name, value in headers.items():
         if "\r" in value or "\n" in value:  # no header may be smuggled in by a value from the input
             raise NonRetryableError(f"http.headers[{name!r}] holds a line break once filled in")
+        if not (name + value).isascii():  # HTTP carries headers as ASCII: no try would send it
+            raise NonRetryableError(
+                f"http.headers[{name!r}] holds a character that is not ASCII once filled in"
+                " (send such text in the body or the query)"
+            )
     if idempotency_key and not any(k.lower() == "idempotency-key" for k in headers):
         headers["Idempotency-Key"] = idempotency_key
     if traceparent and not any(k.lower() == "traceparent" for k in headers):
