@@ -116,3 +116,13 @@ def test_a_wait_node_needs_a_signal_name() -> None:
     with pytest.raises(InvalidInput) as raised:
         parse_definition(raw, BUILTIN_NODE_TYPES)
     assert [e.path for e in raised.value.errors] == ["nodes[0].config.signal"]
+
+
+def test_a_signal_for_a_parent_whose_child_waits_names_the_child_to_signal() -> None:
+    # The wait node sits in a sub-workflow: the signal goes to the child execution, which the refusal names.
+    d = Driver(workflow([{"id": "sub", "type": "sub-workflow", "config": {"workflowId": "child"}}]))
+    d.send(Start(execution_id=E, input=None))
+    child = d.s.node(NodeId("sub")).child_execution_id
+    assert child is not None
+    with pytest.raises(StateConflict, match=f"none of its nodes waits; its sub-workflow node 'sub' runs {child}"):
+        d.send(Signal("approval"))

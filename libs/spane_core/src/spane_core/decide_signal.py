@@ -61,12 +61,24 @@ def on_signal(d: Decision, state: ExecutionState, command: Signal) -> None:
     chosen = [n for n in waiting if _signal_of(d.workflow, n) == command.name]
     if not chosen:
         others = sorted({_signal_of(d.workflow, n) for n in waiting})
-        hint = f" (it waits for {', '.join(repr(o) for o in others)})" if others else " (none of its nodes waits)"
+        hint = f" (it waits for {', '.join(repr(o) for o in others)})" if others else _none_waits(state)
         raise StateConflict(f"no node of the execution waits for the signal {command.name!r}{hint}")
     for node_id in chosen:
         d.emit(NodeCompleted(node_id=node_id, attempt=state.node(node_id).attempt, output=command.data))
     if state.status is ExecutionStatus.RUNNING:
         d.advance()  # paused: the resume runs the children
+
+
+def _none_waits(state: ExecutionState) -> str:
+    """The hint when no node waits: the children its sub-workflow nodes wait for, where a wait node may be."""
+    children = [
+        f"its sub-workflow node {node_id!r} runs {run.child_execution_id}"
+        for node_id, run in state.nodes.items()
+        if run.status is NodeStatus.WAITING and run.child_execution_id is not None
+    ]
+    if not children:
+        return " (none of its nodes waits)"
+    return f" (none of its nodes waits; {', '.join(children)}: a wait node there takes signals sent to the child)"
 
 
 def _signal_of(workflow: Workflow, node_id: NodeId) -> Any:
