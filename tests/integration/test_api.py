@@ -280,3 +280,10 @@ async def test_a_sub_workflow_node_must_name_an_existing_workflow(client: Client
     me = unique("me")
     await save(client, {"id": me, "name": "me", "nodes": [{"id": "again", "type": "sub-workflow",
                                                            "config": {"workflowId": me}}]})  # fmt: skip
+
+
+async def test_a_bad_signal_name_is_400_naming_only_the_name(client: Client) -> None:
+    # Without a body, Litestar also listed the absent optional body as a problem: {"path": "data", "message": "'data'"}
+    for body in ({}, {"content": b'{"a": 1}', "headers": {"content-type": "application/json"}}):
+        response = await client.post("/api/executions/e1/signals/bad%20name", **body)
+        assert error_paths(problem(response, 400)) == ["name"]

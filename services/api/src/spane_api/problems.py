@@ -111,7 +111,10 @@ def _litestar_field_problems(extra: Any) -> list[FieldProblem]:
     for item in extra:
         if isinstance(item, dict) and "message" in item:
             problems.append(FieldProblem(path=str(item.get("key", "")), message=str(item["message"])))
-    return problems
+    # Beside a real problem, Litestar lists an optional body that was not sent as one whose message is its quoted
+    # key (a KeyError's): "data: 'data'" says nothing.
+    real = [p for p in problems if p.message != repr(p.path)]
+    return real or problems
 
 
 def _too_large_number(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
