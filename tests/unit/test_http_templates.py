@@ -178,3 +178,13 @@ async def test_a_header_value_that_is_not_ascii_fails_the_node_for_good_naming_t
             {"name": "Zoë 日本"},
         )
     assert seen == [] and TOKEN not in str(raised.value)
+
+
+@pytest.mark.parametrize("hook", ["https://hooks.test/T0/SECRET\n", "hooks.test/T0/SECRET\\'\""])
+async def test_a_url_that_is_a_secret_stays_hidden_when_it_is_not_a_valid_url(hook: str) -> None:
+    # The whole URL a secret (a chat webhook's), its file with a blank line too much: the error wrote the URL with
+    # repr(), which escapes the newline, so the secret no longer matched the value to hide and was shown.
+    secrets = Secrets(environ={"SPANE_SECRET_HOOK": hook})
+    with pytest.raises(NonRetryableError) as raised:
+        await call({"url": "{{ $secrets.HOOK }}"}, recording([]), None, secrets)
+    assert "SECRET" not in str(raised.value) and "***" in str(raised.value)

@@ -61,8 +61,9 @@ def build_request(
     if not isinstance(url, str) or not url:
         raise NonRetryableError("http.url is required")
     url = render.url(url)
+    shown = render.hide(url)  # before repr(), which would escape a secret's characters out of recognition
     if urlsplit(url).scheme.lower() not in ("http", "https") or not urlsplit(url).netloc:
-        raise NonRetryableError(f"http.url must be an absolute http:// or https:// URL once filled in, got {url!r}")
+        raise NonRetryableError(f"http.url must be an absolute http:// or https:// URL once filled in, got {shown!r}")
     body = render.value(config["body"]) if "body" in config else (data if method in BODY_METHODS else None)
     content: str | None = None
     json_body: Any = None
@@ -93,7 +94,7 @@ def build_request(
     try:
         target = httpx.URL(url)
     except httpx.InvalidURL as e:
-        raise NonRetryableError(f"http.url {url!r} is not a valid URL: {e}") from None
+        raise NonRetryableError(f"http.url {shown!r} is not a valid URL: {render.hide(str(e))}") from None
     if params:
         target = target.copy_merge_params(params)
     return client.build_request(method, target, headers=headers, content=content, json=json_body, extensions=extensions)
