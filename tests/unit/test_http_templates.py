@@ -188,3 +188,9 @@ async def test_a_url_that_is_a_secret_stays_hidden_when_it_is_not_a_valid_url(ho
     with pytest.raises(NonRetryableError) as raised:
         await call({"url": "{{ $secrets.HOOK }}"}, recording([]), None, secrets)
     assert "SECRET" not in str(raised.value) and "***" in str(raised.value)
+
+
+async def test_a_stored_header_name_that_is_not_a_token_fails_the_node_for_good() -> None:
+    # Registration refuses it now; a definition stored before is not sent (h11 refused it, and every try again).
+    with pytest.raises(NonRetryableError, match="not a valid header name"):
+        await call({"url": "https://api.test/", "headers": {"X Bad": "1"}}, recording([]))

@@ -456,6 +456,11 @@ def test_http_needs_only_an_http_url() -> None:
         ({"url": "https://x", "method": "FETCH"}, "nodes[0].config.method"),
         ({"url": "https://x", "headers": {"X-Count": 1}}, 'nodes[0].config.headers["X-Count"]'),
         ({"url": "https://x", "headers": "a: b"}, "nodes[0].config.headers"),
+        # A header no request could carry: the node failed every try with h11's LocalProtocolError, retried.
+        ({"url": "https://x", "headers": {"X Bad": "1"}}, 'nodes[0].config.headers["X Bad"]'),
+        ({"url": "https://x", "headers": {"X-{{ a }}": "1"}}, 'nodes[0].config.headers["X-{{ a }}"]'),
+        ({"url": "https://x", "headers": {"": "1"}}, 'nodes[0].config.headers[""]'),
+        ({"url": "https://x", "headers": {"X-Name": "Zoë"}}, 'nodes[0].config.headers["X-Name"]'),
         ({"url": "https://x", "query": [1]}, "nodes[0].config.query"),
         ({"url": "https://x", "timeoutMs": 0}, "nodes[0].config.timeoutMs"),
     ],

@@ -126,11 +126,30 @@ def check_http(config: Mapping[str, Any], ctx: ConfigContext) -> list[FieldError
     if url is not None and not _is_http_url_template(url):
         reader.error("url", f"url must be an absolute http:// or https:// URL, got {show(url)}")
     reader.choice("method", HTTP_METHODS)
-    reader.string_map("headers")
+    headers = reader.string_map("headers")
+    for name, value in (headers or {}).items():
+        errors.extend(_header_problems(name, value))
     reader.mapping("query")
     for key in ("url", "headers", "query", "body"):  # their strings may hold placeholders (spane_core.templates)
         errors.extend(template_problems(config.get(key), key))
     return errors
+
+
+# A header's name is an HTTP token (RFC 9110): letters, digits and these marks, no space, no colon.
+HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+\Z")
+
+
+def _header_problems(name: str, value: str) -> list[FieldError]:
+    """A header no request could carry: a name that is not a token, a value (as written, before its placeholders
+    are filled in) that is not ASCII or breaks the line."""
+    where = join_path("headers", name)
+    if HEADER_NAME.match(name) is None:
+        message = "a header name is letters, digits and !#$%&'*+-.^_`|~ (no space, no colon, no placeholder)"
+        return [FieldError(where, f"{message}, got {show(name)}")]
+    literal = value if not has_placeholders(value) else ""
+    if not literal.isascii() or "\r" in literal or "\n" in literal:
+        return [FieldError(where, "a header value is ASCII text on one line (send other text in the body or query)")]
+    return []
 
 
 def _is_http_url_template(url: str) -> bool:

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from spane_core.errors import HttpCallTooSlow, HttpClientError, HttpResponseTooLarge, HttpStatusError
+from spane_core.node_schemas import HEADER_NAME
 from spane_core.sdk import Executor, NodeContext, NonRetryableError
 
 from spane_worker.executors import http_redirects
@@ -77,6 +78,8 @@ def build_request(
         extensions["timeout"] = httpx.Timeout(timeout_ms / 1000).as_dict()
     headers = {str(k): render.text(str(v)) for k, v in (config.get("headers") or {}).items()}
     for name, value in headers.items():
+        if HEADER_NAME.match(name) is None:  # a definition stored before names were checked
+            raise NonRetryableError(f"http.headers[{name!r}] is not a valid header name")
         if "\r" in value or "\n" in value:  # no header may be smuggled in by a value from the input
             raise NonRetryableError(f"http.headers[{name!r}] holds a line break once filled in")
         if not (name + value).isascii():  # HTTP carries headers as ASCII: no try would send it
