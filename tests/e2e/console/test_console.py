@@ -149,6 +149,25 @@ def test_a_waiting_node_s_signal_is_sent_from_the_page_with_its_data(
     assert wait_final(api, execution_id)["output"] == {"approved": True}
 
 
+def test_a_failed_execution_offers_no_signal_form_for_a_node_left_waiting(
+    page: Page, system: System, api: httpx.Client
+) -> None:
+    # Another branch failed the execution: its wait node still shows as waiting, but a signal is refused (409).
+    workflow_id = unique("console-signal-failed")
+    nodes = [
+        {"id": "s", "type": "transform", "outputs": ["f", "approve"]},
+        {"id": "f", "type": "http", "config": {"url": "http://127.0.0.1:1/"}, "retryPolicy": {"maxAttempts": 1}},
+        {"id": "approve", "type": "wait", "config": {"signal": "approval"}},
+    ]
+    post_workflow(api, {"id": workflow_id, "name": "Approval", "nodes": nodes})
+    execution_id = execute(api, workflow_id, {})
+    final = wait_final(api, execution_id)
+    assert final["status"] == "failed" and final["nodes"]["approve"]["status"] == "waiting"
+    page.goto(f"{system.url}/#/executions/{execution_id}")
+    expect(page.locator("#main")).to_have_attribute("data-status", "failed", timeout=TIMEOUT_MS)
+    expect(page.locator("[data-signal-node]")).to_have_count(0)
+
+
 def test_a_workflow_is_registered_and_edited_from_the_pages_and_problems_show_by_path(
     page: Page, system: System, api: httpx.Client
 ) -> None:

@@ -96,8 +96,11 @@ function signalCards(path, feedback, after) {
     return h("article", { class: "card", "data-signal-node": node.id },
       h("p", {}, h("strong", { class: "mono" }, node.id), ` waits for the signal "${signal}"`), editor, send);
   };
+  // A failed execution may leave a wait node waiting, but takes no signal: no card then.
+  const takesSignals = (execution) => execution.status === "running" || execution.status === "paused";
   return (definition, execution) => {
-    const waiting = definition.nodes.filter((n) => n.type === "wait" && execution.nodes[n.id]?.status === "waiting");
+    const waiting = definition.nodes.filter((n) => n.type === "wait" && takesSignals(execution)
+      && execution.nodes[n.id]?.status === "waiting");
     for (const n of waiting) if (!cards.has(n.id)) cards.set(n.id, card(n));
     return waiting.map((n) => cards.get(n.id));
   };
