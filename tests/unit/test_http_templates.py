@@ -87,6 +87,19 @@ async def test_a_missing_secret_fails_the_node_for_good_naming_it() -> None:
     assert isinstance(raised.value, NonRetryableError)
 
 
+async def test_an_empty_secret_fails_the_node_for_good_instead_of_sending_nothing(tmp_path: Path) -> None:
+    # A secrets volume whose file is empty (a Secret created without its value), or SPANE_SECRET_X= in a compose file:
+    # the request went out with "Authorization: Bearer " and failed at the other end, or worse, did not.
+    (tmp_path / "EMPTY_FILE").write_text("\n")
+    secrets = Secrets(str(tmp_path), environ={"SPANE_SECRET_EMPTY_ENV": ""})
+    seen: list[httpx.Request] = []
+    for name in ("EMPTY_FILE", "EMPTY_ENV"):
+        with pytest.raises(MissingSecret, match=f"the secret {name} is empty"):
+            config = {"url": "https://api.test/", "headers": {"K": f"Bearer {{{{ $secrets.{name} }}}}"}}
+            await call(config, recording(seen), secrets=secrets)
+    assert seen == []
+
+
 async def test_a_secret_never_shows_in_the_error_of_a_failed_request() -> None:
     config = {"url": "https://api.test/x", "query": {"key": "{{ $secrets.TOKEN }}"}}
     with pytest.raises(HttpClientError) as raised:

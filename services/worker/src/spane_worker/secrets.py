@@ -1,7 +1,8 @@
 """The worker's secrets, which http nodes name in their templates as ``{{ $secrets.NAME }}``.
 
 A secret is ``SPANE_SECRET_<NAME>`` in the worker's environment or else the file ``<NAME>`` in ``SPANE_SECRETS_DIR``
-(one trailing newline dropped), read each time a node uses it, so a rotated secret is taken up without a restart.
+(one trailing newline dropped), read each time a node uses it, so a rotated secret is taken up without a restart. An
+empty one fails the node as a missing one does.
 Only workers hold secrets: a definition names them, and the API, the log and the read models never see a value.
 """
 
@@ -27,15 +28,17 @@ class Secrets:
 
     def get(self, name: str) -> str:
         """The value of the secret ``name`` (a template has checked that it is a plain identifier)."""
+        where = f"{ENV_PREFIX}{name}" + (f" or a file {name} in {self.directory}" if self.directory else "")
         value = self.environ.get(ENV_PREFIX + name)
-        if value is not None:
-            return value
-        if self.directory is not None:
+        if not value and self.directory is not None:
             try:
                 text = (self.directory / name).read_text(encoding="utf-8")
             except (FileNotFoundError, IsADirectoryError):
                 pass
             else:
-                return text.removesuffix("\n").removesuffix("\r")
-        where = f"{ENV_PREFIX}{name}" + (f" or a file {name} in {self.directory}" if self.directory else "")
-        raise MissingSecret(f"the secret {name} is not set on this worker (set {where})")
+                value = text.removesuffix("\n").removesuffix("\r")
+        if value is None:
+            raise MissingSecret(f"the secret {name} is not set on this worker (set {where})")
+        if not value:  # an empty file or variable is a mistake: sent, it would authenticate nothing
+            raise MissingSecret(f"the secret {name} is empty on this worker ({where})")
+        return value
