@@ -80,6 +80,11 @@ class Execution(ExecutionSummary):
     input: Any = None
     output: Any = None
     nodes: dict[str, NodeRun] = msgspec.field(default_factory=dict)
+    children: dict[str, list[str]] = msgspec.field(default_factory=dict)  # sub-workflow node id: child ids
+    priority: int = 5
+    run_at: str | None = None
+    deadline: str | None = None
+    rerun_of: str | None = None
 
 
 class ExecutionPage(_Answer):

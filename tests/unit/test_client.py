@@ -56,3 +56,21 @@ def test_apply_tells_a_new_version_from_an_unchanged_one() -> None:
     with SpaneClient("http://spane.test", transport=httpx.MockTransport(answer)) as client:
         assert client.apply({"id": "x"}).created is True
         assert client.apply({"id": "x"}).created is False
+
+
+def test_an_execution_names_its_children_and_its_options() -> None:
+    # A wait node in a sub-workflow takes signals at the child's id: the client dropped `children`, so a caller
+    # of SpaneClient could not find it (nor the options GET /api/executions/{id} shows).
+    view = {
+        "executionId": "p1", "workflowId": "parent", "version": 1, "status": "running", "input": {}, "nodes": {},
+        "children": {"sub": ["c1"]}, "priority": 8, "runAt": None, "deadline": "2030-01-01T00:00:00.000Z",
+        "rerunOf": "p0",
+    }  # fmt: skip
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=view)
+
+    with SpaneClient("http://spane.test", transport=httpx.MockTransport(answer)) as client:
+        execution = client.execution("p1")
+    assert execution.children == {"sub": ["c1"]}
+    assert (execution.priority, execution.deadline, execution.rerun_of) == (8, "2030-01-01T00:00:00.000Z", "p0")
