@@ -154,6 +154,27 @@ def test_signal_completes_the_waiting_node_with_its_data_and_a_wrong_one_is_one_
     assert wait_final(api, execution_id)["output"] == {"ok": True}
 
 
+def test_get_names_a_sub_workflow_s_child_which_takes_the_signal(system: System, api: httpx.Client) -> None:
+    child_id, parent_id = unique("cli-child"), unique("cli-parent")
+    wait = {"id": "w", "type": "wait", "config": {"signal": "go"}}
+    post_workflow(api, {"id": child_id, "name": "c", "nodes": [wait]})
+    nodes = [{"id": "sub", "type": "sub-workflow", "config": {"workflowId": child_id}}]
+    post_workflow(api, {"id": parent_id, "name": "p", "nodes": nodes})
+    parent = execute(api, parent_id, {})
+    deadline = time.monotonic() + 20
+    while not (children := api.get(f"/api/executions/{parent}").json()["children"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    (child,) = children["sub"]
+    shown = spane(system, "executions", "get", parent)
+    assert shown.returncode == 0 and f"children of sub: {child}" in shown.stdout
+    while api.get(f"/api/executions/{child}").json()["nodes"].get("w", {}).get("status") != "waiting":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert spane(system, "signal", child, "go", "--data", "7").returncode == 0
+    assert wait_final(api, parent)["output"] == 7
+
+
 def test_rerun_from_a_node_keeps_the_others_outputs_and_waits(system: System, api: httpx.Client) -> None:
     workflow_id = unique("cli-rerun")
     post_workflow(api, _diamond(workflow_id))

@@ -158,6 +158,8 @@ def get_execution(
     )
     if execution.parent_execution_id:
         out.print(f"parent: {execution.parent_execution_id}")
+    for node_id, children in execution.children.items():  # a wait node there takes signals at the child's id
+        out.print(f"children of {node_id}: {', '.join(children)}")
     out.print(f"started {execution.started_at}, finished {execution.finished_at or '-'}")
     table = Table("node", "status", "attempts", "error")
     for node_id, node in execution.nodes.items():
