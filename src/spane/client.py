@@ -46,6 +46,9 @@ from spane.sse import follow_history, parse_sse
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 RUN_WAIT_S = 60.0  # how long one call of run() asks the server to hold it (waitMs)
+# run() asks again this many times, this far apart, when the server went away while it held the call.
+UNREACHABLE_TRIES = 10
+UNREACHABLE_PAUSE_S = 2.0
 UNSET: Any = msgspec.UNSET
 
 
@@ -186,12 +189,15 @@ class SpaneClient:
     ) -> Execution:
         """Start an execution and return it once it has finished, as a function call would (its ``status`` says
         how it ended). The server holds each call until the end, up to a minute at a time (``waitMs``); the calls
-        after the first ask again with the same idempotency key. ``TimeoutError`` after ``timeout`` seconds."""
+        after the first ask again with the same idempotency key, also after the server went away meanwhile (for up
+        to ``UNREACHABLE_TRIES`` tries). ``TimeoutError`` after ``timeout`` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
         request: dict[str, Any] = {"input": input, "idempotencyKey": idempotency_key or f"run-{uuid.uuid4()}"}
         if version is not None:
             request["version"] = version
         path = f"/api/workflows/{workflow_id}/execute"
+        sent = False
+        failures = 0
         while True:
             left = RUN_WAIT_S if deadline is None else min(RUN_WAIT_S, deadline - time.monotonic())
             if left <= 0:
@@ -199,7 +205,18 @@ class SpaneClient:
                     f"execution of {workflow_id} ({request['idempotencyKey']}) not finished in {timeout} s"
                 )
             request["waitMs"] = max(1, int(left * 1000))
-            response = self._request("POST", path, json=request, timeout=left + 30)
+            try:
+                response = self._request("POST", path, json=request, timeout=left + 30)
+            except Unreachable as e:
+                # The server went away while it held the call (a restart): the execution goes on, and asking
+                # again with the same key is safe. Refused at the first call, nothing started: no waiting then.
+                failures += 1
+                if failures >= UNREACHABLE_TRIES or (not sent and isinstance(e.__cause__, httpx.ConnectError)):
+                    raise
+                sent = True
+                time.sleep(UNREACHABLE_PAUSE_S)
+                continue
+            sent, failures = True, 0
             if response.status_code == 200:
                 return msgspec.convert(response.json(), Execution)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
-from spane.client import ApiError, SpaneClient
+from spane.client import ApiError, SpaneClient, Unreachable
 from spane.sse import parse_sse
 
 
@@ -74,3 +76,47 @@ def test_an_execution_names_its_children_and_its_options() -> None:
         execution = client.execution("p1")
     assert execution.children == {"sub": ["c1"]}
     assert (execution.priority, execution.deadline, execution.rerun_of) == (8, "2030-01-01T00:00:00.000Z", "p0")
+
+
+def test_run_asks_again_when_the_server_restarts_while_it_holds_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The API restarted (a deploy, a crash) while it held run()'s call: the execution goes on, and asking again
+    # with the same idempotency key is safe, so run() does that instead of failing.
+    monkeypatch.setattr("spane.client.UNREACHABLE_PAUSE_S", 0.0)
+    answers = iter(["drop", "refuse", "done"])
+    keys = []
+    finished = {"executionId": "e1", "workflowId": "w", "version": 1, "status": "completed", "output": 3}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        keys.append(json.loads(request.content)["idempotencyKey"])
+        match next(answers):
+            case "drop":
+                raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+            case "refuse":
+                raise httpx.ConnectError("Connection refused")
+        return httpx.Response(200, json=finished)
+
+    with SpaneClient("http://spane.test", transport=httpx.MockTransport(answer)) as client:
+        assert client.run("w", {}).output == 3
+    assert len(keys) == 3 and len(set(keys)) == 1
+
+
+def test_run_gives_up_on_a_server_that_stays_away(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("spane.client.UNREACHABLE_PAUSE_S", 0.0)
+    monkeypatch.setattr("spane.client.UNREACHABLE_TRIES", 3)
+    calls: list[httpx.Request | None] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            raise httpx.ReadTimeout("timed out")
+        raise httpx.ConnectError("Connection refused")
+
+    with SpaneClient("http://spane.test", transport=httpx.MockTransport(answer)) as client, pytest.raises(Unreachable):
+        client.run("w", {})
+    assert len(calls) == 3
+    # A server not there at the first call (a wrong URL): nothing started, no reason to wait for it.
+    calls.clear()
+    calls.append(None)  # so that the first call is refused
+    with SpaneClient("http://spane.test", transport=httpx.MockTransport(answer)) as client, pytest.raises(Unreachable):
+        client.run("w", {})
+    assert len(calls) == 2
