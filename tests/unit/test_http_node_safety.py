@@ -129,6 +129,24 @@ async def test_a_redirect_to_another_origin_leaves_the_configured_credentials_be
     assert landing["accept"] == "application/json" and landing["idempotency-key"] == "mine"
 
 
+async def test_a_secret_with_blanks_around_it_is_still_left_behind_by_a_redirect_elsewhere() -> None:
+    # A header's value is sent without the blanks around it; the secret must still be recognised in it.
+    seen: dict[str, httpx.Headers] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen[request.url.host] = request.headers
+        if request.url.host == "api.test":
+            return httpx.Response(302, headers={"Location": "http://elsewhere.test/landing"})
+        return httpx.Response(200, json={})
+
+    config = {"url": "http://api.test/start", "headers": {"X-Partner": "{{ $secrets.PARTNER }}"}}
+    secrets = Secrets(environ={"SPANE_SECRET_PARTNER": "s3cr3t-value \t"})
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler), follow_redirects=True) as client:
+        await http_executor(client, secrets)(ctx(config))
+    assert seen["api.test"]["x-partner"] == "s3cr3t-value"
+    assert "x-partner" not in seen["elsewhere.test"]
+
+
 @pytest.mark.parametrize(
     ("url", "value", "sent"),
     [

@@ -207,3 +207,18 @@ async def test_a_stored_header_name_that_is_not_a_token_fails_the_node_for_good(
     # Registration refuses it now; a definition stored before is not sent (h11 refused it, and every try again).
     with pytest.raises(NonRetryableError, match="not a valid header name"):
         await call({"url": "https://api.test/", "headers": {"X Bad": "1"}}, recording([]))
+
+
+async def test_a_header_value_is_sent_without_surrounding_blanks_and_a_control_character_fails_it_for_good() -> None:
+    # h11 refused "Bearer tok " (a secret with a trailing blank) as a network error: every try again, and its
+    # message, the whole value with the secret in it, went into the trace of the request.
+    seen: list[httpx.Request] = []
+    secrets = Secrets(environ={"SPANE_SECRET_PADDED": " tok \t"})
+    await call(
+        {"url": "https://api.test/", "headers": {"A": "Bearer {{ $secrets.PADDED }}"}}, recording(seen), {}, secrets
+    )
+    assert seen[0].headers["a"] == "Bearer  tok"
+    with pytest.raises(NonRetryableError, match=r"X-Name.*control character") as raised:
+        config = {"url": "https://api.test/", "headers": {"X-Name": "{{ $secrets.TOKEN }}{{ name }}"}}
+        await call(config, recording(seen), {"name": "a\x00b"})
+    assert TOKEN not in str(raised.value) and len(seen) == 1

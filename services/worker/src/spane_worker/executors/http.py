@@ -76,17 +76,7 @@ def build_request(
     extensions = {}
     if isinstance(timeout_ms, int | float) and timeout_ms > 0:
         extensions["timeout"] = httpx.Timeout(timeout_ms / 1000).as_dict()
-    headers = {str(k): render.text(str(v)) for k, v in (config.get("headers") or {}).items()}
-    for name, value in headers.items():
-        if HEADER_NAME.match(name) is None:  # a definition stored before names were checked
-            raise NonRetryableError(f"http.headers[{name!r}] is not a valid header name")
-        if "\r" in value or "\n" in value:  # no header may be smuggled in by a value from the input
-            raise NonRetryableError(f"http.headers[{name!r}] holds a line break once filled in")
-        if not (name + value).isascii():  # HTTP carries headers as ASCII: no try would send it
-            raise NonRetryableError(
-                f"http.headers[{name!r}] holds a character that is not ASCII once filled in"
-                " (send such text in the body or the query)"
-            )
+    headers = _sendable({str(k): render.text(str(v)) for k, v in (config.get("headers") or {}).items()})
     if idempotency_key and not any(k.lower() == "idempotency-key" for k in headers):
         headers["Idempotency-Key"] = idempotency_key
     if traceparent and not any(k.lower() == "traceparent" for k in headers):
@@ -101,6 +91,27 @@ def build_request(
     if params:
         target = target.copy_merge_params(params)
     return client.build_request(method, target, headers=headers, content=content, json=json_body, extensions=extensions)
+
+
+def _sendable(headers: dict[str, str]) -> dict[str, str]:
+    """The filled-in headers as a request can carry them: the blanks around a value dropped (they are no part of
+    it, and h11 refuses them). One that no try could send fails the node for good, naming the header, not its value
+    (which may hold a secret)."""
+    sendable = {}
+    for name, value in headers.items():
+        if HEADER_NAME.match(name) is None:  # a definition stored before names were checked
+            raise NonRetryableError(f"http.headers[{name!r}] is not a valid header name")
+        if "\r" in value or "\n" in value:  # no header may be smuggled in by a value from the input
+            raise NonRetryableError(f"http.headers[{name!r}] holds a line break once filled in")
+        if not (name + value).isascii():  # HTTP carries headers as ASCII
+            raise NonRetryableError(
+                f"http.headers[{name!r}] holds a character that is not ASCII once filled in"
+                " (send such text in the body or the query)"
+            )
+        if any((c < " " and c != "\t") or c == "\x7f" for c in value):
+            raise NonRetryableError(f"http.headers[{name!r}] holds a control character once filled in")
+        sendable[name] = value.strip(" \t")
+    return sendable
 
 
 def _query_value(value: Any) -> str | list[str]:

@@ -76,8 +76,10 @@ class Renderer:
             return search(placeholder.expression, self.data)
         value = self.secrets.get(placeholder.secret)
         if value:
-            # As written, and as a URL carries it once encoded (in a query, or a path).
-            self.used.extend({value, quote(value, safe=""), quote_plus(value), quote(value)})
+            # As written, without the blanks around it (as a header sends it), and as a URL carries it once encoded
+            # (in a query, or a path).
+            written = {value, value.strip(" \t"), quote(value, safe=""), quote_plus(value), quote(value)}
+            self.used.extend(v for v in written if v)
         return value
 
     def redact(self, error: BaseException) -> None:
