@@ -34,10 +34,11 @@ def require_servers(settings: Settings) -> None:
 
 async def run_api(settings: Settings, stop: asyncio.Event, telemetry: Telemetry) -> None:
     import uvicorn
-    from spane_api.app import create_app
+    from spane_api.app import begin_stopping, create_app
 
+    app = create_app(settings, telemetry=telemetry)
     config = uvicorn.Config(
-        create_app(settings, telemetry=telemetry),
+        app,
         host=settings.host,
         port=settings.port,
         log_level="warning",
@@ -51,10 +52,19 @@ async def run_api(settings: Settings, stop: asyncio.Event, telemetry: Telemetry)
     # services below. A stop from elsewhere (another service ended) asks uvicorn to exit.
     serving = asyncio.create_task(server.serve())
     stopping = asyncio.create_task(stop.wait())
+    telling = asyncio.create_task(_tell_when_exiting(server, lambda: begin_stopping(app)))
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
     server.should_exit = True
     await serving
+    telling.cancel()
     stop.set()
+
+
+async def _tell_when_exiting(server: Any, tell: Callable[[], None]) -> None:
+    """Call ``tell`` once uvicorn begins to exit (on a signal it caught itself, or ``should_exit`` set here)."""
+    while not server.should_exit:  # noqa: ASYNC110 (uvicorn sets a plain attribute, not an event)
+        await asyncio.sleep(0.1)
+    tell()
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event, telemetry: Telemetry) -> None:

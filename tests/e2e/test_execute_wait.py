@@ -3,6 +3,10 @@ ends in time, as a function call would, and as without ``waitMs`` (202) when it 
 
 from __future__ import annotations
 
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,8 +14,9 @@ import pytest
 
 import spane.client as client_module
 from spane.client import SpaneClient
+from spane.embedded import RedisServer, free_port
 
-from .conftest import System
+from .conftest import System, create_database, start_spane, stop_process
 from .support import post_workflow, unique, wait_final, wait_listed
 
 pytestmark = pytest.mark.e2e
@@ -113,3 +118,33 @@ def test_a_webhook_wait_out_of_range_is_refused_at_registration(system: System, 
     response = api.post("/api/workflows", json=hooked(unique("hook-bad"), 10, 300_001))
     assert response.status_code == 422
     assert [e["path"] for e in response.json()["errors"]] == ["triggers[0].config.waitMs"]
+
+
+def test_a_held_call_answers_202_at_once_when_the_api_stops(postgres_server: str, servers_dir: Path) -> None:
+    # A restart of the API while it held a call: the server's grace period ended, it cut the call with a 500 and
+    # logged a traceback. Now the call answers 202 (the execution goes on; the same key asks again elsewhere).
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = servers_dir / f"{unique('stopping')}-spane.log"
+    with RedisServer(servers_dir / unique("stopping-redis"), persistent=False) as redis:
+        env = {"SPANE_REDIS_URL": redis.url, "SPANE_DATABASE_URL": create_database(postgres_server),
+               "SPANE_PORT": str(port)}  # fmt: skip
+        proc = start_spane(["dev"], env, log, ready_url=f"{url}/ready")
+        try:
+            with httpx.Client(base_url=url, timeout=60.0) as api:
+                wf = unique("held")
+                post_workflow(api, {"id": wf, "nodes": [{"id": "w", "type": "wait", "config": {"signal": "go"}}]})
+                with ThreadPoolExecutor(1) as pool:
+                    held = pool.submit(api.post, f"/api/workflows/{wf}/execute", json={"waitMs": 60_000})
+                    deadline = time.monotonic() + 20
+                    while not api.get("/api/executions", params={"workflowId": wf}).json()["items"]:
+                        assert time.monotonic() < deadline
+                        time.sleep(0.05)
+                    proc.send_signal(signal.SIGTERM)
+                    response = held.result(timeout=30)
+            assert response.status_code == 202, response.text
+            assert response.json()["status"] == "running"
+            proc.wait(30)
+        finally:
+            stop_process(proc)
+    assert "Exception in ASGI application" not in log.read_text()

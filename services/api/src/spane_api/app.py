@@ -113,3 +113,10 @@ def create_app(
         debug=False,
         logging_config=None,  # the process configures logging once (spane.cli), for every service alike
     )
+
+
+def begin_stopping(app: Litestar) -> None:
+    """The server begins to stop (it takes no new connection): calls held for an execution's end answer now, 202."""
+    deps = getattr(app.state, "deps", None)
+    if deps is not None:
+        deps.hub.stopping.set()

@@ -3,7 +3,8 @@ with the finished execution when it ends in time, as a function call would (``20
 
 The wait follows the execution's events through the process's ``EventHub`` (no polling): it subscribes first, then
 reads the state once, so that an end committed before the subscription is in that state and one after it comes as
-an event. A look at the state every second covers a reader that lost its connection meanwhile.
+an event. A look at the state every second covers a reader that lost its connection meanwhile. A server that
+begins to stop (``EventHub.stopping``) lets the waits go within that second: the callers get their 202.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ async def finished_within(
     hub: EventHub, executions: ExecutionStore, execution_id: ExecutionId, wait_ms: int
 ) -> ExecutionState | None:
     """The execution's final state if it finishes within ``wait_ms``; None if it does not (or Redis no longer
-    holds it)."""
+    holds it, or the server stops meanwhile)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_ms / 1000
     async with hub.subscribe(Subscription(execution_id=execution_id)) as subscription:
@@ -33,7 +34,7 @@ async def finished_within(
             state = await executions.load(execution_id)
             if state is None or state.status in FINISHED_EXECUTION:
                 return state
-            while (remaining := deadline - loop.time()) > 0:
+            while (remaining := deadline - loop.time()) > 0 and not hub.stopping.is_set():
                 items = await subscription.take(min(remaining, _LOOK_AGAIN_S))
                 if subscription.dropped or not items or any(isinstance(e.event, _ENDS) for _, e in items):
                     subscription.dropped = False

@@ -113,6 +113,9 @@ class EventHub:
         self._cursors: dict[str, str] | None = None  # None: not reading (no one listens)
         self._wanted = asyncio.Event()
         self._cursor_lock = asyncio.Lock()
+        # Set when the server begins to stop: calls held for an execution's end answer at once (202), rather than
+        # be cut when the server's grace period ends (a 500).
+        self.stopping = asyncio.Event()
 
     @property
     def subscribers(self) -> int:
