@@ -100,6 +100,14 @@ async def test_an_empty_secret_fails_the_node_for_good_instead_of_sending_nothin
     assert seen == []
 
 
+async def test_a_secret_file_that_is_not_text_fails_the_node_for_good_naming_it(tmp_path: Path) -> None:
+    # A binary file (a keystore mounted by mistake) raised UnicodeDecodeError: an unknown error, tried again.
+    (tmp_path / "BINARY").write_bytes(b"\xff\xfe\x00k")
+    with pytest.raises(MissingSecret, match=r"the file BINARY in .* is not UTF-8 text"):
+        config = {"url": "https://api.test/", "headers": {"K": "{{ $secrets.BINARY }}"}}
+        await call(config, recording([]), secrets=Secrets(str(tmp_path), environ={}))
+
+
 async def test_a_secret_never_shows_in_the_error_of_a_failed_request() -> None:
     config = {"url": "https://api.test/x", "query": {"key": "{{ $secrets.TOKEN }}"}}
     with pytest.raises(HttpClientError) as raised:

@@ -35,6 +35,8 @@ class Secrets:
                 text = (self.directory / name).read_text(encoding="utf-8")
             except (FileNotFoundError, IsADirectoryError):
                 pass
+            except UnicodeDecodeError:
+                raise MissingSecret(f"the file {name} in {self.directory} is not UTF-8 text") from None
             else:
                 value = text.removesuffix("\n").removesuffix("\r")
         if value is None:
