@@ -120,9 +120,15 @@ def test_a_webhook_wait_out_of_range_is_refused_at_registration(system: System, 
     assert [e["path"] for e in response.json()["errors"]] == ["triggers[0].config.waitMs"]
 
 
+def _read_stream(url: str) -> int:
+    with httpx.Client(timeout=60.0) as client, client.stream("GET", url) as response:
+        return sum(1 for _ in response.iter_lines())
+
+
 def test_a_held_call_answers_202_at_once_when_the_api_stops(postgres_server: str, servers_dir: Path) -> None:
     # A restart of the API while it held a call: the server's grace period ended, it cut the call with a 500 and
-    # logged a traceback. Now the call answers 202 (the execution goes on; the same key asks again elsewhere).
+    # logged a traceback. Now the call answers 202 (the execution goes on; the same key asks again elsewhere), and
+    # live event streams end (their clients resume with Last-Event-ID), so the server stops without cutting any.
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = servers_dir / f"{unique('stopping')}-spane.log"
@@ -134,14 +140,19 @@ def test_a_held_call_answers_202_at_once_when_the_api_stops(postgres_server: str
             with httpx.Client(base_url=url, timeout=60.0) as api:
                 wf = unique("held")
                 post_workflow(api, {"id": wf, "nodes": [{"id": "w", "type": "wait", "config": {"signal": "go"}}]})
-                with ThreadPoolExecutor(1) as pool:
+                with ThreadPoolExecutor(3) as pool:
+                    streams = [pool.submit(_read_stream, f"{url}/api/events")]
                     held = pool.submit(api.post, f"/api/workflows/{wf}/execute", json={"waitMs": 60_000})
                     deadline = time.monotonic() + 20
-                    while not api.get("/api/executions", params={"workflowId": wf}).json()["items"]:
+                    while not (listed := api.get("/api/executions", params={"workflowId": wf}).json()["items"]):
                         assert time.monotonic() < deadline
                         time.sleep(0.05)
+                    events = f"{url}/api/executions/{listed[0]['executionId']}/events"
+                    streams.append(pool.submit(_read_stream, events))
+                    time.sleep(0.5)  # the streams are open
                     proc.send_signal(signal.SIGTERM)
                     response = held.result(timeout=30)
+                    assert all(stream.result(timeout=30) > 0 for stream in streams)
             assert response.status_code == 202, response.text
             assert response.json()["status"] == "running"
             proc.wait(30)

@@ -116,7 +116,8 @@ def create_app(
 
 
 def begin_stopping(app: Litestar) -> None:
-    """The server begins to stop (it takes no new connection): calls held for an execution's end answer now, 202."""
+    """The server begins to stop (it takes no new connection): calls held for an execution's end answer now (202)
+    and event streams end."""
     deps = getattr(app.state, "deps", None)
     if deps is not None:
-        deps.hub.stopping.set()
+        deps.hub.stop()

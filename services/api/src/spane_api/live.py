@@ -87,6 +87,10 @@ class Subscription:
             self._items.append((position, envelope))
         self._wake.set()
 
+    def wake(self) -> None:
+        """Let a ``take`` return now (with what there is)."""
+        self._wake.set()
+
     async def take(self, timeout_s: float) -> list[tuple[Position, Envelope]]:
         """What arrived since the last call, waiting up to ``timeout_s`` for something (empty: nothing came)."""
         if not self._items and not self.dropped:
@@ -113,9 +117,16 @@ class EventHub:
         self._cursors: dict[str, str] | None = None  # None: not reading (no one listens)
         self._wanted = asyncio.Event()
         self._cursor_lock = asyncio.Lock()
-        # Set when the server begins to stop: calls held for an execution's end answer at once (202), rather than
-        # be cut when the server's grace period ends (a 500).
+        # Set when the server begins to stop (``stop``): calls held for an execution's end answer at once (202) and
+        # event streams end (their clients resume with Last-Event-ID), rather than be cut when the server's grace
+        # period ends (a 500, an error in the log).
         self.stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """The server begins to stop: every subscription's waiting ends now."""
+        self.stopping.set()
+        for subscription in self._subscriptions:
+            subscription.wake()
 
     @property
     def subscribers(self) -> int:

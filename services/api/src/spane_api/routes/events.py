@@ -90,6 +90,8 @@ async def _execution_stream(deps: Dependencies, execution_id: str, after: int | 
                 if event["type"] in FINAL_EVENTS:
                     return
             items = await subscription.take(HEARTBEAT_S)
+            if deps.hub.stopping.is_set():
+                return  # the server stops: the client resumes with Last-Event-ID
             if subscription.dropped:  # it fell behind: the log has what the buffer dropped
                 subscription.dropped = False
                 events = await _log_after(deps, execution_id, last)
@@ -187,8 +189,9 @@ async def _all_stream(deps: Dependencies, subscription: Subscription, resume: Cu
                 yield _message(event, event_id(position, sent, partitions))
         while True:
             items = await subscription.take(HEARTBEAT_S)
-            if subscription.dropped:
-                return  # too slow: the client reconnects with Last-Event-ID and catches up from the streams
+            if subscription.dropped or deps.hub.stopping.is_set():
+                # Too slow, or the server stops: the client reconnects with Last-Event-ID and catches up.
+                return
             if not items:
                 yield _HEARTBEAT
                 continue
