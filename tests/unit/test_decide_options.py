@@ -17,7 +17,7 @@ from spane_core.commands import (
 from spane_core.effects import effects, timer_command
 from spane_core.errors import InvalidInput, StateConflict
 from spane_core.events import ExecutionStarted, NodeCompleted
-from spane_core.execution_options import ExecutionOptions, Rerun, read_options, start_command
+from spane_core.execution_options import ExecutionOptions, Rerun, read_options, read_wait_ms, start_command
 from spane_core.ids import ExecutionId, NodeId
 from spane_core.rerun import reused_nodes
 from spane_core.state import ExecutionStatus, NodeStatus, fold
@@ -179,3 +179,12 @@ def test_a_definition_timeout_must_be_positive() -> None:
     with pytest.raises(InvalidInput) as raised:
         parse_definition({**raw, "timeoutMs": 0}, BUILTIN_NODE_TYPES)
     assert [e.path for e in raised.value.errors] == ["timeoutMs"]
+
+
+@pytest.mark.parametrize(("value", "shown"), [(True, "a boolean"), ("x" * 10_000, "a string"), (0, "0"), (1.5, "1.5")])
+def test_a_wrong_wait_ms_is_named_by_its_json_type_or_value(value: Any, shown: str) -> None:
+    # It said "got True" (Python's spelling of JSON's true) and wrote a huge string whole into the message.
+    with pytest.raises(InvalidInput) as refused:
+        read_wait_ms(value)
+    (problem,) = refused.value.errors
+    assert problem.path == "waitMs" and problem.message.endswith(f"got {shown}")

@@ -111,6 +111,7 @@ def read_wait_ms(value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WAIT_MS:
-        problem = FieldError("waitMs", f"waitMs must be an integer from 1 to {MAX_WAIT_MS} (ms), got {value!r}")
+        shown = value if isinstance(value, int | float) and not isinstance(value, bool) else json_type(value)
+        problem = FieldError("waitMs", f"waitMs must be an integer from 1 to {MAX_WAIT_MS} (ms), got {shown}")
         raise InvalidInput("invalid waitMs", [problem])
     return value
