@@ -113,6 +113,27 @@ async def test_an_idempotency_key_makes_a_redelivery_start_nothing_new(client: C
     assert other != first
 
 
+async def test_a_get_without_a_body_starts_the_workflow_with_its_query_and_a_secret_signs_the_query(
+    client: Client,
+) -> None:
+    path = unique("clicked")
+    await save_hook(client, hooked(path, method="GET"))
+    response = await client.get(f"/api/webhooks/{path}?order=7&tag=a&tag=b")
+    assert response.status_code == 202, response.text
+    assert await started_input(client, response.json()["executionIds"][0]) == {"order": "7", "tag": ["a", "b"]}
+    bare = await client.get(f"/api/webhooks/{path}")  # a link with no query at all
+    assert await started_input(client, bare.json()["executionIds"][0]) == {}
+    # With a secret, the signature covers the query string: the input a GET carries cannot be changed.
+    signed_path = unique("signed-get")
+    await save_hook(client, hooked(signed_path, method="GET", secret="hush"))
+    good = {"X-Spane-Signature": sign("hush", b"amount=12")}
+    response = await client.get(f"/api/webhooks/{signed_path}?amount=12", headers=good)
+    assert response.status_code == 202, response.text
+    assert await started_input(client, response.json()["executionIds"][0]) == {"amount": "12"}
+    body = problem(await client.get(f"/api/webhooks/{signed_path}?amount=99999", headers=good), 401)
+    assert "HMAC-SHA256 of the query string" in body["detail"]
+
+
 async def test_refusals(client: Client) -> None:
     path = unique("refused")
     await save_hook(client, hooked(path))

@@ -31,6 +31,7 @@ from spane_core.usecases import start_execution
 
 DEFAULT_METHOD = "POST"
 SIGNATURE_PREFIX = "sha256="
+BODYLESS_METHODS = frozenset({"GET", "DELETE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,14 @@ class WebhookCall:
     traceparent: str | None = None  # the caller's W3C traceparent header: their traces hang under its span
     timestamp: str | None = None  # the X-Spane-Timestamp header (Unix seconds), for triggers with maxAgeSeconds
     received_at: float | None = None  # when the call came (Unix seconds); now by default
+    # The query's parameters (a repeated one as a list) and its raw text: the input of a body-less GET or DELETE
+    # call, and what its signature covers.
+    query: dict[str, Any] | None = None
+    raw_query: bytes = b""
+
+    @property
+    def bodyless(self) -> bool:
+        return not self.body.strip() and self.method.upper() in BODYLESS_METHODS
 
 
 def signature_of(secret: str, body: bytes) -> str:
@@ -105,13 +114,18 @@ async def start_from_webhook(
             windowed = True
             if not within_window(call.timestamp, max_age, now_s):
                 raise Unauthenticated(f"'X-Spane-Timestamp: <Unix seconds>' within {max_age} s of now is required")
-        content = signed_content(call.body, call.timestamp, max_age if isinstance(max_age, int) else None)
+        carrier = call.raw_query if call.bodyless else call.body  # what carries the input is what is signed
+        content = signed_content(carrier, call.timestamp, max_age if isinstance(max_age, int) else None)
         if secret and not signature_matches(str(secret), content, call.signature):
-            signed = "<timestamp>.<body>" if windowed else "the body"
+            what = "query string" if call.bodyless else "body"
+            signed = f"<timestamp>.<{what}>" if windowed else f"the {what}"
             raise Unauthenticated(
                 f"a valid 'X-Spane-Signature: {SIGNATURE_PREFIX}<hex HMAC-SHA256 of {signed}>' is required"
             )
-    execution_input = _json_body(call.body)
+    if call.bodyless:
+        execution_input: Any = dict(call.query or {})  # a link, a browser: the query is all a GET carries
+    else:
+        execution_input = _json_body(call.body)
     key = None if not call.idempotency_key else f"webhook:{call.idempotency_key}"
     if key is None and windowed and call.signature:  # a replay within the window starts nothing new
         key = f"webhook-signature:{call.signature.strip().lower()}"

@@ -27,7 +27,10 @@ METHODS = [HttpMethod.GET, HttpMethod.POST, HttpMethod.PUT, HttpMethod.PATCH, Ht
     http_method=METHODS,
     status_code=HTTP_202_ACCEPTED,
     summary="Start every workflow whose webhook trigger matches this path and method, with the JSON body as input",
-    description="A trigger with a `secret` needs `X-Spane-Signature: sha256=<hex HMAC-SHA256 of the raw body>`. "
+    description="A GET or DELETE without a body starts them with its query parameters as input (a parameter given "
+    "twice as a list). "
+    "A trigger with a `secret` needs `X-Spane-Signature: sha256=<hex HMAC-SHA256 of the raw body>` (of the raw "
+    "query string, for a call without a body). "
     "An `Idempotency-Key` header makes a redelivered call start nothing new (the same execution ids answer). "
     "A trigger with `maxAgeSeconds` needs `X-Spane-Timestamp: <Unix seconds>` within that window and signs "
     "`<timestamp>.<raw body>`; a replay within it starts nothing new. "
@@ -48,6 +51,8 @@ async def webhook(path: FromPath[str], request: Request[Any, Any, Any], deps: De
         traced=deps.telemetry.tracing,
         traceparent=request.headers.get("traceparent"),
         timestamp=request.headers.get("x-spane-timestamp"),
+        query=_query(request),
+        raw_query=request.scope.get("query_string", b""),
     )
     started = await start_from_webhook(deps.redis, deps.workflows, deps.executions, deps.payloads, call)
     if started.wait is not None:
@@ -64,3 +69,8 @@ async def webhook(path: FromPath[str], request: Request[Any, Any, Any], deps: De
 
 
 HANDLERS = [webhook]
+
+
+def _query(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The query string as an object: a parameter given once is a string, a repeated one a list of them."""
+    return {k: v[0] if len(v) == 1 else v for k, v in request.query_params.dict().items()}
