@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +160,13 @@ def test_a_held_call_answers_202_at_once_when_the_api_stops(postgres_server: str
         finally:
             stop_process(proc)
     assert "Exception in ASGI application" not in log.read_text()
+
+
+def test_a_wait_for_an_execution_scheduled_after_it_answers_202_at_once(system: System, api: httpx.Client) -> None:
+    wf = unique("wait-later")
+    post_workflow(api, flow(wf, 10))
+    run_at = (datetime.now(UTC) + timedelta(minutes=10)).isoformat()
+    # Held for the whole minute, the call would outlast the client's 30 s timeout.
+    response = api.post(f"/api/workflows/{wf}/execute", json={"runAt": run_at, "waitMs": 60_000})
+    assert response.status_code == 202 and response.json()["status"] == "scheduled"
+    api.post(f"/api/executions/{response.json()['executionId']}/cancel")

@@ -14,7 +14,7 @@ import asyncio
 from spane_core.events import ExecutionCancelled, ExecutionCompleted, ExecutionFailed
 from spane_core.ids import ExecutionId
 from spane_core.state import FINISHED_EXECUTION, ExecutionState
-from spane_core.store.executions import ExecutionStore
+from spane_core.store.executions import ExecutionStore, now_ms
 
 from spane_api.live import EventHub, Subscription
 
@@ -34,6 +34,8 @@ async def finished_within(
             state = await executions.load(execution_id)
             if state is None or state.status in FINISHED_EXECUTION:
                 return state
+            if state.run_at is not None and state.run_at > now_ms() + (deadline - loop.time()) * 1000:
+                return None  # scheduled to start after the wait is over: no use holding the call
             while (remaining := deadline - loop.time()) > 0 and not hub.stopping.is_set():
                 items = await subscription.take(min(remaining, _LOOK_AGAIN_S))
                 if subscription.dropped or not items or any(isinstance(e.event, _ENDS) for _, e in items):
