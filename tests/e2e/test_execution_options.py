@@ -3,16 +3,16 @@ and CPU-bound nodes."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
+
+from tests.http_support import QuietHandler, serving
 
 from .conftest import System
 from .support import execute, post_workflow, unique, wait_final, wait_listed
@@ -134,7 +134,7 @@ def test_a_cancelled_scheduled_execution_never_starts(api: httpx.Client) -> None
 # -- re-run ----------------------------------------------------------------------------------------------------------
 
 
-class Endpoints(BaseHTTPRequestHandler):
+class Endpoints(QuietHandler):
     hits: Counter[str] = Counter()
     failing: set[str] = set()
 
@@ -149,20 +149,11 @@ class Endpoints(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, *args: Any) -> None:
-        pass
-
 
 @pytest.fixture
 def endpoints() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Endpoints)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Endpoints) as url:
+        yield url
 
 
 def test_a_rerun_from_the_failed_node_reuses_earlier_outputs_and_calls_the_failing_endpoint_only(

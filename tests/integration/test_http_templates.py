@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 from spane_core.events import NodeFailed
 from spane_core.state import ExecutionStatus
+
+from tests.http_support import QuietHandler, serving
 
 from .worker_support import engine, running
 
@@ -26,7 +25,7 @@ def api_server() -> Iterator[tuple[str, list[tuple[str, dict[str, str], bytes]]]
     """A local API: ``/users/...`` answers 200 with what it got; anything else 401. Keeps each request."""
     seen: list[tuple[str, dict[str, str], bytes]] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
             seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
@@ -35,17 +34,8 @@ def api_server() -> Iterator[tuple[str, list[tuple[str, dict[str, str], bytes]]]
             self.end_headers()
             self.wfile.write(b'{"ok": true}')
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        yield url, seen
 
 
 async def test_templates_are_filled_in_and_a_secret_is_sent_but_never_recorded(

@@ -10,12 +10,9 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -30,6 +27,8 @@ from spane_core.store.executions import Transition
 from spane_projector import Projector
 from spane_projector.observer import Observer
 
+from tests.http_support import QuietHandler, serving
+
 from .worker_support import engine
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -43,7 +42,7 @@ def header_catcher() -> Iterator[tuple[str, list[dict[str, str]]]]:
     """A local HTTP server that answers 200 and keeps the headers of each request."""
     seen: list[dict[str, str]] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             seen.append({k.lower(): v for k, v in self.headers.items()})
             self.send_response(200)
@@ -51,17 +50,8 @@ def header_catcher() -> Iterator[tuple[str, list[dict[str, str]]]]:
             self.end_headers()
             self.wfile.write(b"{}")
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        yield f"{url}/hook", seen
 
 
 def worker_process(redis_url: str, database_url: str, name: str, log: Path) -> subprocess.Popen[bytes]:
