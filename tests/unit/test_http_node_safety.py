@@ -13,10 +13,10 @@ import pytest
 from spane_core.errors import HttpCallTooSlow, HttpClientError, HttpResponseTooLarge, HttpStatusError
 from spane_core.ids import ExecutionId, NodeId, WorkflowId
 from spane_core.sdk import NodeContext, NonRetryableError
+from spane_core.secrets import Secrets
 from spane_worker.executors.http import HttpLimits, http_executor
 from spane_worker.executors.http_redact import RedactUrls, shown_url
 from spane_worker.executors.templating import Renderer
-from spane_worker.secrets import Secrets
 
 Handler = Callable[[httpx.Request], httpx.Response]
 SECRET_URL = "https://ada:pa55word@api.test/v1/items?api_key=K3Y&page=2"

@@ -15,9 +15,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from spane_core.errors import HttpClientError, NonRetryableError
+from spane_core.secrets import MissingSecret, Secrets
 from spane_worker.executors.http import http_executor
 from spane_worker.executors.templating import hide_secrets_in_span
-from spane_worker.secrets import MissingSecret, Secrets
 
 from .test_executors import Handler, ctx
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -29,6 +30,7 @@ from typing import Any, TypeAlias, TypeVar
 from spane_core.errors import InvalidResult, NonRetryableError, PluginError
 from spane_core.ids import ExecutionId, NodeId, WorkflowId
 from spane_core.node_schemas import NodeTypeSpec
+from spane_core.secrets import Secrets
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -41,6 +43,7 @@ __all__ = [
     "load_plugins",
     "node_result",
     "registry",
+    "secret",
 ]
 
 ENTRY_POINT_GROUP = "spane.executors"
@@ -173,6 +176,14 @@ def executor(name: str, config_schema: NodeTypeSpec | None = None, *, cpu: bool 
         return fn
 
     return decorate
+
+
+def secret(name: str) -> str:
+    """A secret of the worker running the node, as an http node's ``{{ $secrets.NAME }}`` reads it:
+    ``SPANE_SECRET_<NAME>`` in its environment, else the file ``<NAME>`` in ``SPANE_SECRETS_DIR``, read at each call
+    (a rotated one is taken up at once). Raises ``MissingSecret``, which fails the node without retries, when it is
+    not set. Keep it out of what the node returns and raises: outputs and errors are recorded."""
+    return Secrets(os.environ.get("SPANE_SECRETS_DIR", "")).get(name)
 
 
 def load_plugins(

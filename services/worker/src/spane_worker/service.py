@@ -15,6 +15,7 @@ from spane_core.observe.otel import exporter_from_env, tracer_provider
 from spane_core.observe.telemetry import Telemetry
 from spane_core.readmodel import migrate
 from spane_core.sdk import ExecutorRegistry, load_plugins
+from spane_core.secrets import Secrets
 from spane_core.settings import Settings
 from spane_core.store.connection import open_redis
 from spane_core.store.payloads import PayloadStore
@@ -26,7 +27,6 @@ from spane_worker.executors import builtin_executors
 from spane_worker.executors.http import HttpLimits
 from spane_worker.executors.http_guard import AddressGuard, guarded_client, networks
 from spane_worker.executors.templating import hide_secrets_in_span
-from spane_worker.secrets import Secrets
 
 log = logging.getLogger("spane.worker")
 

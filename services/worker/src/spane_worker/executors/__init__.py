@@ -5,11 +5,11 @@ from __future__ import annotations
 import httpx
 from spane_core.node_schemas import BUILTIN_NODE_TYPES
 from spane_core.sdk import ExecutorRegistry
+from spane_core.secrets import Secrets
 
 from spane_worker.executors.condition import condition
 from spane_worker.executors.http import HttpLimits, http_executor
 from spane_worker.executors.transform import transform
-from spane_worker.secrets import Secrets
 
 
 def builtin_executors(

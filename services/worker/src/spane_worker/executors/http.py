@@ -30,11 +30,11 @@ import httpx
 from spane_core.errors import HttpCallTooSlow, HttpClientError, HttpResponseTooLarge, HttpStatusError
 from spane_core.node_schemas import HEADER_NAME
 from spane_core.sdk import Executor, NodeContext, NonRetryableError
+from spane_core.secrets import Secrets
 
 from spane_worker.executors import http_redirects
 from spane_worker.executors.http_redact import shown_url
 from spane_worker.executors.templating import Renderer
-from spane_worker.secrets import Secrets
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 RETRYABLE_4XX = frozenset({408, 429})

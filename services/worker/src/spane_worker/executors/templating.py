@@ -12,11 +12,11 @@ from urllib.parse import quote, quote_plus
 
 from opentelemetry.trace import Span
 from spane_core.errors import NonRetryableError
+from spane_core.secrets import Secrets
 from spane_core.templates import Placeholder, TemplateError, has_placeholders, parse
 
 from spane_worker.executors.http_redact import shown_url
 from spane_worker.executors.transform import search
-from spane_worker.secrets import Secrets
 
 REDACTED = "***"
 
