@@ -605,10 +605,23 @@ def test_webhook_paths_of_url_safe_segments_are_accepted(path: str) -> None:
         ({"path": "a/../b"}, "triggers[0].config.path"),
         ({"path": "a", "method": "HEAD"}, "triggers[0].config.method"),
         ({"path": "a", "secret": ""}, "triggers[0].config.secret"),
+        ({"path": "a", "waitMS": 1000}, "triggers[0].config.waitMS"),
+        ({"path": "a", "max_age_seconds": 60, "secret": "s"}, "triggers[0].config.max_age_seconds"),
+        ({"path": "a", "cron": "* * * * *"}, "triggers[0].config.cron"),
     ],
 )
 def test_webhook_problems(config: Raw, path: str) -> None:
     assert only(workflow(node("a"), triggers=[{"type": "webhook", "config": config}])).path == path
+
+
+def test_a_misspelt_or_misplaced_trigger_key_is_named_not_ignored() -> None:
+    typo = only(workflow(node("a"), triggers=[{"type": "webhook", "config": {"path": "a", "waitMS": 1000}}]))
+    assert typo.message == "unknown key 'waitMS' of a webhook trigger: did you mean 'waitMs'?"
+    schedule = {"type": "schedule", "config": {"cron": "* * * * *", "waitMs": 1000}}
+    misplaced = only(workflow(node("a"), triggers=[schedule]))
+    assert (misplaced.path, misplaced.message) == ("triggers[0].config.waitMs", "'waitMs' is for webhook triggers")
+    # Keys of its own, and others (a comment, a key of a newer version), are the author's business.
+    parse(workflow(node("a"), triggers=[{"type": "webhook", "config": {"path": "a", "note": "from the shop"}}]))
 
 
 @pytest.mark.parametrize(

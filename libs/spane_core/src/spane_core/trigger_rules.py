@@ -32,9 +32,11 @@ def check_trigger(kind: str, config: dict[str, Any], path: str, errors: list[Fie
     match kind:
         case "webhook":
             _check_webhook(reader)
+            _check_keys(reader, config, WEBHOOK_KEYS, "webhook")
             return TriggerDef(type="webhook", config=config)
         case "schedule":
             _check_schedule(reader)
+            _check_keys(reader, config, SCHEDULE_KEYS, "schedule")
             return TriggerDef(type="schedule", config=config)
         case _:
             message = f"unknown trigger type {show(kind)} (known types: schedule, webhook)"
@@ -59,6 +61,28 @@ def is_webhook_path(path: str) -> bool:
     return all(
         _URL_SAFE_SEGMENT.match(segment) is not None and segment not in (".", "..") for segment in path.split("/")
     )
+
+
+WEBHOOK_KEYS = ("path", "method", "secret", "maxAgeSeconds", "waitMs")
+SCHEDULE_KEYS = ("cron", "timezone", "input")
+
+
+def _check_keys(reader: FieldReader, config: dict[str, Any], known: tuple[str, ...], kind: str) -> None:
+    """Refuse a key that is a known one misspelt (``waitMS``) or another trigger type's: either would be ignored
+    without a word, and the trigger would not do what its author meant."""
+    by_form = {_form(key): key for key in known}
+    other = WEBHOOK_KEYS if kind == "schedule" else SCHEDULE_KEYS
+    for key in config:
+        if key in known:
+            continue
+        if (meant := by_form.get(_form(key))) is not None:
+            reader.error(key, f"unknown key {show(key)} of a {kind} trigger: did you mean {show(meant)}?")
+        elif key in other:
+            reader.error(key, f"{show(key)} is for {'webhook' if kind == 'schedule' else 'schedule'} triggers")
+
+
+def _form(key: str) -> str:
+    return key.replace("_", "").replace("-", "").casefold()
 
 
 def _check_schedule(reader: FieldReader) -> None:
